@@ -1,0 +1,101 @@
+/**
+ * The configuration as l4p runs it: every default filled in, every duration in milliseconds,
+ * every address parsed. The YAML file and the ad-hoc `l4p tcp` command both produce this.
+ * Names follow traefik's.
+ */
+import type { HostPort } from "./address.ts";
+
+/** Defaults, as traefik has them. */
+export const DEFAULTS = {
+  dialTimeout: 5_000,
+  terminationDelay: 100,
+  udpTimeout: 3_000,
+  udpMaxSessions: 10_000,
+} as const;
+
+/** A whole configuration. */
+export interface Config {
+  entryPoints: Record<string, EntryPointConfig>;
+  tcp: TcpConfig;
+  udp: UdpConfig;
+}
+
+/** Where l4p listens. */
+export interface EntryPointConfig {
+  address: HostPort;
+  protocol: "tcp" | "udp";
+  /** Share the port with other processes (SO_REUSEPORT). */
+  reusePort: boolean;
+  udp: { timeout: number; maxSessions: number };
+}
+
+/** TCP routers, services and transports. */
+export interface TcpConfig {
+  routers: Record<string, TcpRouterConfig>;
+  services: Record<string, TcpServiceConfig>;
+  serversTransports: Record<string, TcpServersTransportConfig>;
+}
+
+/** Which connections go to which service. */
+export interface TcpRouterConfig {
+  entryPoints: string[];
+  rule: string;
+  service: string;
+  priority?: number;
+}
+
+/** A service: servers behind a balancer, or other services by weight. */
+export type TcpServiceConfig =
+  | { loadBalancer: TcpLoadBalancerConfig; weighted?: undefined }
+  | { weighted: WeightedConfig; loadBalancer?: undefined };
+
+/** Servers and how to reach them. */
+export interface TcpLoadBalancerConfig {
+  servers: ServerConfig[];
+  serversTransport?: string;
+  /** traefik v2's place for it, in ms; a `serversTransport` of its own overrides nothing. */
+  terminationDelay?: number;
+}
+
+/** One backend. */
+export interface ServerConfig {
+  address: HostPort;
+  weight: number;
+}
+
+/** Child services by weight. */
+export interface WeightedConfig {
+  services: { name: string; weight: number }[];
+}
+
+/** How to dial servers (traefik v3's `serversTransports`). */
+export interface TcpServersTransportConfig {
+  dialTimeout: number;
+  terminationDelay: number;
+}
+
+/** UDP routers and services. */
+export interface UdpConfig {
+  routers: Record<string, UdpRouterConfig>;
+  services: Record<string, UdpServiceConfig>;
+}
+
+/** Which entrypoints feed which service. */
+export interface UdpRouterConfig {
+  entryPoints: string[];
+  service: string;
+}
+
+/** A UDP service. */
+export type UdpServiceConfig =
+  | { loadBalancer: { servers: ServerConfig[] }; weighted?: undefined }
+  | { weighted: WeightedConfig; loadBalancer?: undefined };
+
+/** An empty configuration to build on. */
+export function emptyConfig(): Config {
+  return {
+    entryPoints: {},
+    tcp: { routers: {}, services: {}, serversTransports: {} },
+    udp: { routers: {}, services: {} },
+  };
+}

@@ -1,0 +1,298 @@
+/// <reference types="bun-types" />
+/** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
+import {
+  type ConnectOptions,
+  type DatagramOptions,
+  type DatagramSocket,
+  type ListenOptions,
+  type NetAddr,
+  type Runtime,
+  SocketError,
+  type TcpConn,
+  type TcpListener,
+} from "./types.ts";
+
+type BunSocket = Bun.Socket<BunTcpConn>;
+type Settle<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
+
+function socketError(error: unknown): SocketError {
+  if (error instanceof SocketError) return error;
+  const e = error as { code?: string; message?: string };
+  return new SocketError(e.code ?? "EIO", e.message ?? String(error), { cause: error });
+}
+
+/**
+ * Bun pushes bytes through callbacks; this turns them into the pull interface. Bun calls `data`
+ * with a fresh buffer each time, so a chunk can be kept until it is read. While a chunk waits
+ * the socket is paused, so nothing piles up: backpressure reaches the kernel and the peer.
+ */
+class BunTcpConn implements TcpConn {
+  localAddr: NetAddr = { hostname: "", port: 0 };
+  remoteAddr: NetAddr = { hostname: "", port: 0 };
+  #socket: BunSocket | undefined;
+  #queue: Uint8Array[] = [];
+  #reader: Settle<Uint8Array | null> | undefined;
+  #pendingWrite: (Settle<void> & { rest: Uint8Array }) | undefined;
+  #ended = false;
+  #error: SocketError | undefined;
+  #paused = false;
+  #closed = false;
+
+  attach(socket: BunSocket): void {
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    this.localAddr = { hostname: socket.localAddress, port: socket.localPort };
+    this.remoteAddr = { hostname: socket.remoteAddress, port: socket.remotePort };
+    if (this.#queue.length > 0 && !this.#paused) this.#pause();
+  }
+
+  onData(chunk: Uint8Array): void {
+    const reader = this.#reader;
+    if (reader) {
+      this.#reader = undefined;
+      reader.resolve(chunk);
+      return;
+    }
+    this.#queue.push(chunk);
+    if (!this.#paused && this.#socket) this.#pause();
+  }
+
+  onEnd(): void {
+    this.#ended = true;
+    this.#wakeReader();
+  }
+
+  onClose(error?: Error): void {
+    this.#ended = true;
+    if (error && !this.#closed) this.#error = socketError(error);
+    this.#closed = true;
+    this.#wakeReader();
+    const pending = this.#pendingWrite;
+    if (pending) {
+      this.#pendingWrite = undefined;
+      pending.reject(this.#error ?? new SocketError("EPIPE", "connection closed while writing"));
+    }
+  }
+
+  onDrain(): void {
+    const pending = this.#pendingWrite;
+    if (!pending || !this.#socket) return;
+    const n = this.#socket.write(pending.rest);
+    if (n < 0) return this.onClose(new SocketError("EPIPE", "connection closed while writing"));
+    if (n === pending.rest.length) {
+      this.#pendingWrite = undefined;
+      pending.resolve();
+    } else {
+      pending.rest = pending.rest.subarray(n);
+    }
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const chunk = this.#queue.shift();
+    if (chunk) {
+      if (this.#queue.length === 0 && this.#paused) {
+        this.#paused = false;
+        this.#socket?.resume();
+      }
+      return Promise.resolve(chunk);
+    }
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#ended) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      this.#reader = { resolve, reject };
+    });
+  }
+
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    const socket = this.#socket;
+    const n = socket && !this.#closed ? socket.write(chunk) : -1;
+    if (n === chunk.length) return undefined;
+    if (n < 0) {
+      return Promise.reject(this.#error ?? new SocketError("EPIPE", "connection is closed"));
+    }
+    return new Promise((resolve, reject) => {
+      this.#pendingWrite = { rest: chunk.subarray(n), resolve, reject };
+    });
+  }
+
+  closeWrite(): void {
+    // `end()` would close both ways; `shutdown()` sends FIN and keeps reading.
+    if (!this.#closed) this.#socket?.shutdown();
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket?.end();
+    this.#ended = true;
+    this.#wakeReader();
+  }
+
+  #pause(): void {
+    this.#paused = true;
+    this.#socket?.pause();
+  }
+
+  #wakeReader(): void {
+    const reader = this.#reader;
+    if (!reader) return;
+    this.#reader = undefined;
+    if (this.#error) reader.reject(this.#error);
+    else reader.resolve(null);
+  }
+}
+
+const handlers = {
+  binaryType: "uint8array" as const,
+  data(socket: BunSocket, data: Uint8Array) {
+    socket.data.onData(data);
+  },
+  end(socket: BunSocket) {
+    socket.data.onEnd();
+  },
+  close(socket: BunSocket, error?: Error) {
+    socket.data?.onClose(error);
+  },
+  drain(socket: BunSocket) {
+    socket.data.onDrain();
+  },
+  error(socket: BunSocket, error: Error) {
+    socket.data?.onClose(error);
+  },
+};
+
+class BunTcpListener implements TcpListener {
+  readonly addr: NetAddr;
+  #listener: Bun.TCPSocketListener<BunTcpConn>;
+
+  constructor(options: ListenOptions, onConn: (conn: TcpConn) => void) {
+    try {
+      this.#listener = Bun.listen<BunTcpConn>({
+        hostname: options.hostname,
+        port: options.port,
+        allowHalfOpen: true,
+        // Bun honours reusePort on listeners though its typings only name it for connect.
+        ...({ reusePort: options.reusePort ?? false } as object),
+        socket: {
+          ...handlers,
+          open(socket: BunSocket) {
+            const conn = new BunTcpConn();
+            socket.data = conn;
+            conn.attach(socket);
+            onConn(conn);
+          },
+        },
+      });
+    } catch (error) {
+      throw socketError(error);
+    }
+    this.addr = { hostname: this.#listener.hostname, port: this.#listener.port };
+  }
+
+  close(): void {
+    this.#listener.stop(false);
+  }
+}
+
+function connect(options: ConnectOptions): Promise<TcpConn> {
+  const signal = options.signal;
+  if (signal?.aborted) return Promise.reject(abortError(signal));
+  const conn = new BunTcpConn();
+  return new Promise<TcpConn>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      if (settled) return;
+      settled = true;
+      // Bun cannot cancel a pending connect; if it opens later it is closed at once below.
+      reject(abortError(signal!));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    Bun.connect<BunTcpConn>({
+      hostname: options.hostname,
+      port: options.port,
+      allowHalfOpen: true,
+      data: conn,
+      socket: {
+        ...handlers,
+        open(socket: BunSocket) {
+          conn.attach(socket);
+        },
+        connectError(_socket: BunSocket, error: Error) {
+          conn.onClose();
+          signal?.removeEventListener("abort", onAbort);
+          if (settled) return;
+          settled = true;
+          reject(socketError(error));
+        },
+      },
+    }).then(
+      () => {
+        signal?.removeEventListener("abort", onAbort);
+        if (settled) {
+          conn.close();
+          return;
+        }
+        settled = true;
+        resolve(conn);
+      },
+      // connectError above has already rejected; this only keeps the rejection handled.
+      () => {},
+    );
+  });
+}
+
+function abortError(signal: AbortSignal): SocketError {
+  const reason = signal.reason as { name?: string } | undefined;
+  return reason?.name === "TimeoutError"
+    ? new SocketError("ETIMEDOUT", "connect timed out", { cause: reason })
+    : new SocketError("EABORTED", "connect abandoned", { cause: reason });
+}
+
+class BunDatagramSocket implements DatagramSocket {
+  constructor(
+    readonly addr: NetAddr,
+    readonly socket: Bun.udp.Socket<"uint8array">,
+  ) {}
+
+  send(data: Uint8Array, to: NetAddr): boolean {
+    try {
+      return this.socket.send(data, to.port, to.hostname);
+    } catch {
+      // Oversized datagram or unreachable address: the caller counts the drop.
+      return false;
+    }
+  }
+
+  close(): void {
+    if (!this.socket.closed) this.socket.close();
+  }
+}
+
+async function bindDatagram(options: DatagramOptions): Promise<DatagramSocket> {
+  const onMessage = options.onMessage;
+  let socket: Bun.udp.Socket<"uint8array">;
+  try {
+    socket = await Bun.udpSocket({
+      hostname: options.hostname,
+      port: options.port,
+      binaryType: "uint8array",
+      socket: {
+        data(_s, data, port, address) {
+          onMessage(data, { hostname: address, port });
+        },
+      },
+    });
+  } catch (error) {
+    throw socketError(error);
+  }
+  return new BunDatagramSocket({ hostname: socket.hostname, port: socket.port }, socket);
+}
+
+/** The Bun implementation of {@link Runtime}. */
+export const bunRuntime: Runtime = {
+  name: "bun",
+  version: Bun.version,
+  listen: (options, onConn) => new BunTcpListener(options, onConn),
+  connect,
+  bindDatagram,
+};

@@ -1,0 +1,158 @@
+/** Builds the data path from a {@link Config} and runs it. */
+import { formatAddr } from "../config/address.ts";
+import { formatDuration } from "../config/duration.ts";
+import { type Config, DEFAULTS, type TcpLoadBalancerConfig } from "../config/model.ts";
+import type { Logger } from "../log/logger.ts";
+import { TrafficTracker } from "../metrics/tracker.ts";
+import type { NetAddr, Runtime } from "../runtime/types.ts";
+import { TcpEntryPoint } from "../tcp/entrypoint.ts";
+import type { ProxyEnv, TcpHandler } from "../tcp/handler.ts";
+import { TcpLoadBalancer, type TcpTransport } from "../tcp/load_balancer.ts";
+import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
+import { TcpWeighted } from "../tcp/weighted.ts";
+
+/** An entrypoint could not listen. */
+export class ListenError extends Error {
+  constructor(readonly entryPoint: string, readonly address: string, readonly code: string, cause: unknown) {
+    const why = code === "EADDRINUSE"
+      ? "the address is already in use"
+      : code === "EACCES"
+      ? "permission denied (ports below 1024 need privileges)"
+      : code === "EADDRNOTAVAIL"
+      ? "no interface has that address"
+      : (cause as Error)?.message ?? code;
+    super(`entrypoint "${entryPoint}" cannot listen on ${address}: ${why}`, { cause });
+    this.name = "ListenError";
+  }
+}
+
+/** Options for {@link L4pServer}. */
+export interface ServerOptions {
+  runtime: Runtime;
+  logger: Logger;
+  /** Random source for the balancers' shuffle; `null` keeps configuration order. */
+  random?: (() => number) | null;
+}
+
+/** A running l4p: entrypoints, routers and services built from one configuration. */
+export class L4pServer {
+  readonly tracker = new TrafficTracker();
+  readonly env: ProxyEnv;
+  readonly #tcp = new Map<string, TcpEntryPoint>();
+  readonly #random: (() => number) | null;
+
+  constructor(options: ServerOptions) {
+    this.env = { runtime: options.runtime, logger: options.logger, tracker: this.tracker };
+    this.#random = options.random === undefined ? Math.random : options.random;
+  }
+
+  /** Opens every entrypoint of `config`; on failure nothing is left open. */
+  start(config: Config): void {
+    const routers = this.#buildRouters(config);
+    try {
+      for (const [name, ep] of Object.entries(config.entryPoints)) {
+        if (ep.protocol !== "tcp") continue;
+        const handler = routers.get(name) ?? new TcpRouter(name, []);
+        const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, ep.reusePort);
+        try {
+          entryPoint.start();
+        } catch (error) {
+          const code = (error as { code?: string }).code ?? "EIO";
+          throw new ListenError(name, ep.address.text, code, error);
+        }
+        this.#tcp.set(name, entryPoint);
+        this.env.logger.info("listening", {
+          entryPoint: name,
+          protocol: "tcp",
+          address: formatAddr(entryPoint.addr!),
+          forwardsTo: describeRoutes(config, name),
+        });
+      }
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+  }
+
+  /** The bound address of an entrypoint (the real port when 0 was asked for). */
+  addressOf(entryPoint: string): NetAddr | undefined {
+    return this.#tcp.get(entryPoint)?.addr;
+  }
+
+  /** Stops every listener; established connections go on. */
+  close(): void {
+    for (const ep of this.#tcp.values()) ep.close();
+    this.#tcp.clear();
+  }
+
+  #buildRouters(config: Config): Map<string, TcpRouter> {
+    const services = new Map<string, TcpHandler>();
+    const service = (name: string, path: string[] = []): TcpHandler => {
+      const built = services.get(name);
+      if (built) return built;
+      const sc = config.tcp.services[name];
+      if (!sc) throw new Error(`tcp service "${name}" is not defined`);
+      if (path.includes(name)) throw new Error(`tcp service cycle: ${[...path, name].join(" → ")}`);
+      const handler = sc.loadBalancer
+        ? new TcpLoadBalancer(
+          name,
+          sc.loadBalancer.servers.map((s) => ({ item: s.address, weight: s.weight })),
+          transportOf(config, sc.loadBalancer),
+          this.#random,
+        )
+        : new TcpWeighted(
+          name,
+          sc.weighted.services.map((c) => ({ item: service(c.name, [...path, name]), weight: c.weight })),
+          this.#random,
+        );
+      services.set(name, handler);
+      return handler;
+    };
+    const routes = new Map<string, (TcpRoute & { priority: number })[]>();
+    for (const [name, rc] of Object.entries(config.tcp.routers)) {
+      const route = {
+        name,
+        priority: rc.priority ?? rc.rule.length,
+        matches: () => true,
+        handler: service(rc.service),
+      };
+      for (const ep of rc.entryPoints) {
+        let list = routes.get(ep);
+        if (!list) routes.set(ep, list = []);
+        list.push(route);
+      }
+    }
+    const routers = new Map<string, TcpRouter>();
+    for (const [ep, list] of routes) {
+      list.sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
+      routers.set(ep, new TcpRouter(ep, list));
+    }
+    return routers;
+  }
+}
+
+/** The transport a load balancer uses: its serversTransport, then its own v2 settings. */
+export function transportOf(config: Config, lb: TcpLoadBalancerConfig): TcpTransport {
+  const named = lb.serversTransport ? config.tcp.serversTransports[lb.serversTransport] : undefined;
+  return {
+    dialTimeout: named?.dialTimeout ?? DEFAULTS.dialTimeout,
+    terminationDelay: lb.terminationDelay ?? named?.terminationDelay ?? DEFAULTS.terminationDelay,
+  };
+}
+
+function describeRoutes(config: Config, entryPoint: string): string {
+  const parts: string[] = [];
+  for (const [name, rc] of Object.entries(config.tcp.routers)) {
+    if (!rc.entryPoints.includes(entryPoint)) continue;
+    const sc = config.tcp.services[rc.service];
+    const target = sc?.loadBalancer
+      ? sc.loadBalancer.servers.map((s) => s.address.text).join(",")
+      : `service ${rc.service}`;
+    const t = sc?.loadBalancer ? transportOf(config, sc.loadBalancer) : undefined;
+    parts.push(
+      `${name}→${target}` +
+        (t ? ` (dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${formatDuration(t.terminationDelay)})` : ""),
+    );
+  }
+  return parts.join("; ") || "nothing (no router)";
+}

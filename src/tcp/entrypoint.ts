@@ -1,0 +1,49 @@
+/** A TCP entrypoint: a listener whose connections go to a (swappable) handler. */
+import { formatAddr, type HostPort } from "../config/address.ts";
+import type { NetAddr, TcpListener } from "../runtime/types.ts";
+import { type ProxyEnv, TcpContext, type TcpHandler } from "./handler.ts";
+import { errorText } from "./proxy.ts";
+
+/** Listens on one address and hands each accepted connection to `handler`. */
+export class TcpEntryPoint {
+  /** Where new connections go; replacing it affects only connections accepted afterwards. */
+  handler: TcpHandler;
+  #listener: TcpListener | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly address: HostPort,
+    readonly env: ProxyEnv,
+    handler: TcpHandler,
+    readonly reusePort = false,
+  ) {
+    this.handler = handler;
+  }
+
+  /** The bound address (with the real port when 0 was asked for). */
+  get addr(): NetAddr | undefined {
+    return this.#listener?.addr;
+  }
+
+  /** Starts listening; throws a `SocketError` (EADDRINUSE, …) when the address can't be had. */
+  start(): void {
+    const { env, name } = this;
+    this.#listener = env.runtime.listen({
+      hostname: this.address.hostname,
+      port: this.address.port,
+      reusePort: this.reusePort,
+      onAcceptError: (error) =>
+        env.logger.error("accept failed", { entryPoint: name, error: errorText(error) }),
+    }, (conn) => {
+      const record = env.tracker.open(name, conn.remoteAddr);
+      env.logger.debug("accepted", { entryPoint: name, client: formatAddr(conn.remoteAddr) });
+      this.handler.serve(new TcpContext(conn, record, env));
+    });
+  }
+
+  /** Stops accepting; established connections go on. */
+  close(): void {
+    this.#listener?.close();
+    this.#listener = undefined;
+  }
+}

@@ -1,0 +1,38 @@
+/** The one shape of everything on the TCP data path: something that takes a connection. */
+import type { Logger } from "../log/logger.ts";
+import type { ConnRecord, TrafficTracker } from "../metrics/tracker.ts";
+import type { Runtime, TcpConn } from "../runtime/types.ts";
+
+/** What every handler may use: sockets, accounting and the log. */
+export interface ProxyEnv {
+  runtime: Runtime;
+  tracker: TrafficTracker;
+  logger: Logger;
+}
+
+/** An accepted client connection on its way to a backend. */
+export class TcpContext {
+  /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
+  initial: Uint8Array | undefined;
+  #ended = false;
+
+  constructor(readonly conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {}
+
+  /** True once {@link end} has been called. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Closes the client connection and records why; later calls do nothing. */
+  end(reason: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.conn.close();
+    this.env.tracker.close(this.record, reason);
+  }
+}
+
+/** A router, a service, a balancer: each takes a connection and sees it through. */
+export interface TcpHandler {
+  serve(ctx: TcpContext): void;
+}

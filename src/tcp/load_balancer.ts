@@ -1,0 +1,123 @@
+/** A `loadBalancer` service: picks a server by smooth WRR, dials it, retries the next on failure. */
+import { SmoothWeightedRoundRobin, type Weighted } from "../balancer/wrr.ts";
+import { formatAddr } from "../config/address.ts";
+import type { NetAddr, TcpConn } from "../runtime/types.ts";
+import type { TcpContext, TcpHandler } from "./handler.ts";
+import { errorText, pump } from "./proxy.ts";
+
+/** How l4p talks to the servers of a service (traefik's `serversTransport`). */
+export interface TcpTransport {
+  /** Give up a dial after this long, in ms. */
+  dialTimeout: number;
+  /** See {@link PumpOptions.terminationDelay}. */
+  terminationDelay: number;
+}
+
+/** One backend server. */
+export interface TcpServer {
+  address: NetAddr;
+  /** `host:port`, as in logs and metrics. */
+  label: string;
+}
+
+/**
+ * Serves each connection from one of its servers. A server whose dial fails is skipped and the
+ * next one tried, each at most once a connection, so a client sees a failure only when every
+ * server failed. While dialling, the client is watched: its first bytes are held for the
+ * backend, and if it leaves without sending any, the dial is abandoned.
+ */
+export class TcpLoadBalancer implements TcpHandler {
+  readonly #wrr: SmoothWeightedRoundRobin<TcpServer>;
+
+  constructor(
+    readonly name: string,
+    servers: readonly Weighted<NetAddr>[],
+    readonly transport: TcpTransport,
+    random: (() => number) | null = Math.random,
+  ) {
+    this.#wrr = new SmoothWeightedRoundRobin(
+      servers.map((s) => ({ item: { address: s.item, label: formatAddr(s.item) }, weight: s.weight })),
+      random,
+    );
+  }
+
+  serve(ctx: TcpContext): void {
+    this.#connect(ctx).catch((error) => {
+      ctx.env.logger.error("unexpected failure serving a connection", {
+        service: this.name,
+        client: formatAddr(ctx.record.client),
+        error: errorText(error),
+      });
+      ctx.end("internal error");
+    });
+  }
+
+  async #connect(ctx: TcpContext): Promise<void> {
+    const { env, record } = ctx;
+    const abort = new AbortController();
+    let dialling = true;
+    let pendingRead: Promise<Uint8Array | null> | undefined;
+    if (!ctx.initial) {
+      // An end of stream before any byte means the client is gone: nothing would reach the
+      // backend but a connect and a close. A half-close after some bytes is not that.
+      pendingRead = ctx.conn.read();
+      pendingRead.then((chunk) => {
+        if (chunk === null && dialling) abort.abort();
+      }, () => {
+        if (dialling) abort.abort();
+      });
+    }
+    const tried = new Set<TcpServer>();
+    for (;;) {
+      const server = this.#wrr.next((s) => tried.has(s));
+      if (!server) {
+        dialling = false;
+        env.logger.warn("no server could be reached", {
+          service: this.name,
+          client: formatAddr(record.client),
+          tried: tried.size,
+        });
+        ctx.end("no server reachable");
+        return;
+      }
+      tried.add(server);
+      let backend: TcpConn;
+      try {
+        backend = await env.runtime.connect({
+          hostname: server.address.hostname,
+          port: server.address.port,
+          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(this.transport.dialTimeout)]),
+        });
+      } catch (error) {
+        if (abort.signal.aborted) {
+          dialling = false;
+          env.logger.debug("client left while its backend was being dialled", {
+            service: this.name,
+            client: formatAddr(record.client),
+            server: server.label,
+          });
+          ctx.end("client left during dial");
+          return;
+        }
+        env.tracker.dialFailed(this.name, server.label);
+        env.logger.warn("dial failed", {
+          service: this.name,
+          client: formatAddr(record.client),
+          server: server.label,
+          error: errorText(error),
+        });
+        continue;
+      }
+      dialling = false;
+      if (ctx.ended || abort.signal.aborted) {
+        backend.close();
+        ctx.end("client left during dial");
+        return;
+      }
+      env.tracker.connected(record, this.name, server.label);
+      const prefix = ctx.initial ? [ctx.initial] : undefined;
+      pump(ctx, backend, { terminationDelay: this.transport.terminationDelay, pendingRead, prefix });
+      return;
+    }
+  }
+}

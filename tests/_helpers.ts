@@ -1,0 +1,302 @@
+/**
+ * Test helpers. Peers (echo servers, clients) use `node:net`, which both runtimes implement
+ * independently of l4p's own runtime layer, so a bug there cannot hide itself.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import type { Config } from "../src/config/model.ts";
+import { Logger } from "../src/log/logger.ts";
+import { loadRuntime } from "../src/runtime/mod.ts";
+import { L4pServer } from "../src/server/server.ts";
+
+/** The repository root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
+
+/** Which runtime runs the tests. */
+export const RUNTIME = process.versions.bun ? "bun" : "deno";
+
+/** Fails with `what` if `promise` has not settled within `ms`. */
+export function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Polls `check` (every 10 ms) until it returns true; fails after `ms`. */
+export async function waitFor(check: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A `node:net` server on loopback, port 0. */
+export interface NetServer {
+  port: number;
+  server: net.Server;
+  /** Every connection accepted so far. */
+  sockets: net.Socket[];
+  close(): Promise<void>;
+}
+
+/** Starts a `node:net` server with half-open sockets allowed. */
+export function netServer(onConn: (socket: net.Socket) => void): Promise<NetServer> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.push(socket);
+    onConn(socket);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      resolve({
+        port,
+        server,
+        sockets,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}
+
+/** An echo server: every byte comes back; a half-close is answered with a half-close. */
+export function echoServer(): Promise<NetServer> {
+  return netServer((socket) => {
+    socket.on("error", () => {});
+    socket.pipe(socket);
+  });
+}
+
+/** Connects a `node:net` client with half-open allowed. */
+export function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port, host, allowHalfOpen: true });
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
+/** Reads until the peer ends its writes; resolves to everything received. */
+export function readToEnd(socket: net.Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.once("end", () => resolve(Buffer.concat(chunks)));
+    socket.once("error", reject);
+  });
+}
+
+/** Reads until the peer ends its writes, hashing as it goes; resolves to the count and hash. */
+export function hashToEnd(socket: net.Socket): Promise<{ length: number; sha256: string }> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash("sha256");
+    let length = 0;
+    socket.on("data", (c: Buffer) => {
+      hash.update(c);
+      length += c.length;
+    });
+    socket.once("end", () => resolve({ length, sha256: hash.digest("hex") }));
+    socket.once("error", reject);
+  });
+}
+
+/** Resolves once `socket` is fully closed. */
+export function closed(socket: net.Socket): Promise<void> {
+  if (socket.destroyed) return Promise.resolve();
+  return new Promise((resolve) => socket.once("close", () => resolve()));
+}
+
+/**
+ * Resolves once the peer has ended its writes or the socket has closed or failed: what a client
+ * sees when l4p closes its connection (with half-open allowed, `close` alone would wait for our
+ * own end too).
+ */
+export function ended(socket: net.Socket): Promise<void> {
+  if (socket.destroyed || socket.readableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    socket.once("end", () => resolve());
+    socket.once("close", () => resolve());
+    socket.once("error", () => resolve());
+  });
+}
+
+/** Reads exactly `n` bytes (or fails at end of stream). */
+export function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const onData = (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      if (got >= n) {
+        socket.off("data", onData);
+        socket.off("end", onEnd);
+        const all = Buffer.concat(chunks);
+        if (all.length > n) socket.unshift(all.subarray(n));
+        resolve(all.subarray(0, n));
+      }
+    };
+    const onEnd = () => reject(new Error(`stream ended after ${got} of ${n} bytes`));
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+  });
+}
+
+/** Deterministic pseudo-random bytes, so large payloads are cheap to make and check. */
+export function pattern(size: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(size);
+  const words = new Uint32Array(out.buffer, 0, size >>> 2);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    words[i] = x >>> 0;
+  }
+  for (let i = words.length * 4; i < size; i++) out[i] = i & 0xff;
+  return out;
+}
+
+/** SHA-256 of some bytes, as hex. */
+export function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** An in-process l4p with a quiet logger whose lines are kept for assertions. */
+export interface TestProxy {
+  server: L4pServer;
+  /** The port of entrypoint `name`. */
+  port(name: string): number;
+  lines: string[];
+  close(): void;
+}
+
+/** Starts an in-process l4p on the runtime running the tests. */
+export async function startProxy(config: Config): Promise<TestProxy> {
+  const lines: string[] = [];
+  const logger = new Logger({ level: "debug", write: (line) => lines.push(line) });
+  const server = new L4pServer({ runtime: await loadRuntime(), logger, random: null });
+  server.start(config);
+  return {
+    server,
+    lines,
+    port: (name) => server.addressOf(name)!.port,
+    close: () => server.close(),
+  };
+}
+
+/** A running l4p command in a child process. */
+export interface L4pProcess {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** Resolves to the exit code. */
+  exited: Promise<number | null>;
+  /** Resolves once stderr has a line matching `re`, to its match. */
+  waitForLine(re: RegExp, ms?: number): Promise<RegExpMatchArray>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** The command line that runs l4p's CLI from source on the current runtime. */
+export function cliCommand(args: string[]): [string, string[]] {
+  const cli = `${ROOT}cli.ts`;
+  return RUNTIME === "bun"
+    ? [process.execPath, [cli, ...args]]
+    : [process.execPath, ["run", "-A", "--quiet", cli, ...args]];
+}
+
+/** Starts an l4p process; `command` defaults to the CLI from source on this runtime. */
+export function runL4p(args: string[], command?: string): L4pProcess {
+  const [file, argv] = command ? [command, args] : cliCommand(args);
+  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+  let out = "";
+  let err = "";
+  const waiters: (() => void)[] = [];
+  child.stdout!.on("data", (c: Buffer) => {
+    out += c.toString();
+    for (const w of waiters) w();
+  });
+  child.stderr!.on("data", (c: Buffer) => {
+    err += c.toString();
+    for (const w of waiters) w();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => {
+    for (const w of waiters) w();
+    resolve(code);
+  }));
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForLine(re, ms = 15_000) {
+      return deadline(
+        new Promise((resolve, reject) => {
+          const check = () => {
+            const m = err.match(re) ?? out.match(re);
+            if (m) resolve(m);
+            else if (child.exitCode !== null) {
+              reject(new Error(`l4p exited (${child.exitCode}) before ${re}:\n${err}${out}`));
+            }
+          };
+          waiters.push(check);
+          check();
+        }),
+        ms,
+        `l4p output matching ${re}; got:\n${err}${out}`,
+      );
+    },
+    kill: (signal = "SIGTERM") => child.kill(signal),
+  };
+}
+
+/** Resident set size of a process, in bytes, from /proc. */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const m = status.match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * A port whose handshakes never complete: a listener with backlog 0 that never accepts, its
+ * queue filled by two idle connections, so the kernel drops further SYNs. Made with python3
+ * (on every machine of ours) because both runtimes accept on their own.
+ */
+export async function blackhole(): Promise<{ port: number; close(): void }> {
+  const script = `
+import socket, sys
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+fill = []
+for _ in range(2):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(s.getsockname())
+    fill.append(c)
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+`;
+  const child = spawn("python3", ["-c", script], { stdio: ["pipe", "pipe", "inherit"] });
+  const port = await deadline(
+    new Promise<number>((resolve) => child.stdout!.once("data", (c: Buffer) => resolve(Number(c.toString())))),
+    5000,
+    "python3 blackhole listener",
+  );
+  return { port, close: () => child.kill() };
+}

@@ -29,8 +29,9 @@ TARGET is host:port. Several targets are balanced by smooth weighted round robin
 
 Flags:
   --dial-timeout DURATION       give up dialling a backend after this long (default 5s)
-  --termination-delay DURATION  once one direction has ended, close the other after this long
-                                (default 100ms; negative waits forever)
+  --termination-delay DURATION  once one direction has ended, close the connection when the
+                                other has been silent this long (default 100ms;
+                                --termination-delay=-1s never closes it)
   --reuse-port                  share the port with other l4p processes (SO_REUSEPORT)
   --log-level LEVEL             debug, info, warn or error (default info)
   --log-format FORMAT           text or json (default text)
@@ -132,23 +133,31 @@ async function serve(
   banner?: (server: L4pServer) => string,
 ): Promise<number> {
   const server = new L4pServer({ runtime: await loadRuntime(), logger });
-  try {
-    server.start(config);
-  } catch (error) {
-    onStop?.();
-    throw error;
-  }
-  if (banner) io.out(banner(server));
-  return await new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
+  // Signal handlers go in before the first "listening" line, so that whoever waits for that
+  // line can stop l4p cleanly at once.
+  let stopped: (signal: string) => void = () => {};
+  const done = new Promise<number>((resolve) => {
+    stopped = (signal) => {
       logger.info("stopping", { signal });
       server.close();
       onStop?.();
       resolve(0);
     };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
   });
+  const onSigint = () => stopped("SIGINT");
+  const onSigterm = () => stopped("SIGTERM");
+  process.once("SIGINT", onSigint);
+  process.once("SIGTERM", onSigterm);
+  try {
+    server.start(config);
+  } catch (error) {
+    process.off("SIGINT", onSigint);
+    process.off("SIGTERM", onSigterm);
+    onStop?.();
+    throw error;
+  }
+  if (banner) io.out(banner(server));
+  return await done;
 }
 
 function duration(flag: string, value: string | undefined): number | undefined {

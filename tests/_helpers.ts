@@ -261,7 +261,11 @@ export function runL4p(args: string[], command?: string): L4pProcess {
         `l4p output matching ${re}; got:\n${err}${out}`,
       );
     },
-    kill: (signal = "SIGTERM") => child.kill(signal),
+    // process.kill rather than child.kill: Deno's child.kill reports the exit as killed by that
+    // signal even when the child handled it and exited 0.
+    kill: (signal = "SIGTERM") => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
+    },
   };
 }
 

@@ -37,6 +37,8 @@ class BunTcpConn implements TcpConn {
   #error: SocketError | undefined;
   #paused = false;
   #closed = false;
+  /** Set by `connect` while the connection is being made. */
+  onConnectError: (error: Error) => void = () => {};
 
   attach(socket: BunSocket): void {
     this.#socket = socket;
@@ -194,6 +196,17 @@ class BunTcpListener implements TcpListener {
   }
 }
 
+/** Handlers shared by every outgoing socket: a handler object per connection costs memory. */
+const connectHandlers = {
+  ...handlers,
+  open(socket: BunSocket) {
+    socket.data.attach(socket);
+  },
+  connectError(socket: BunSocket, error: Error) {
+    socket.data.onConnectError(error);
+  },
+};
+
 function connect(options: ConnectOptions): Promise<TcpConn> {
   const signal = options.signal;
   if (signal?.aborted) return Promise.reject(abortError(signal));
@@ -207,24 +220,19 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
       reject(abortError(signal!));
     };
     signal?.addEventListener("abort", onAbort, { once: true });
+    conn.onConnectError = (error) => {
+      conn.onClose();
+      signal?.removeEventListener("abort", onAbort);
+      if (settled) return;
+      settled = true;
+      reject(socketError(error));
+    };
     Bun.connect<BunTcpConn>({
       hostname: options.hostname,
       port: options.port,
       allowHalfOpen: true,
       data: conn,
-      socket: {
-        ...handlers,
-        open(socket: BunSocket) {
-          conn.attach(socket);
-        },
-        connectError(_socket: BunSocket, error: Error) {
-          conn.onClose();
-          signal?.removeEventListener("abort", onAbort);
-          if (settled) return;
-          settled = true;
-          reject(socketError(error));
-        },
-      },
+      socket: connectHandlers,
     }).then(
       () => {
         signal?.removeEventListener("abort", onAbort);
@@ -235,7 +243,7 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
         settled = true;
         resolve(conn);
       },
-      // connectError above has already rejected; this only keeps the rejection handled.
+      // onConnectError has already rejected; this only keeps the rejection handled.
       () => {},
     );
   });

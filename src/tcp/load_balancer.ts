@@ -54,24 +54,23 @@ export class TcpLoadBalancer implements TcpHandler {
 
   async #connect(ctx: TcpContext): Promise<void> {
     const { env, record } = ctx;
-    const abort = new AbortController();
-    let dialling = true;
+    let clientGone = false;
+    let attempt: AbortController | undefined;
     let pendingRead: Promise<Uint8Array | null> | undefined;
     if (!ctx.initial) {
       // An end of stream before any byte means the client is gone: nothing would reach the
       // backend but a connect and a close. A half-close after some bytes is not that.
+      const leave = () => {
+        clientGone = true;
+        attempt?.abort();
+      };
       pendingRead = ctx.conn.read();
-      pendingRead.then((chunk) => {
-        if (chunk === null && dialling) abort.abort();
-      }, () => {
-        if (dialling) abort.abort();
-      });
+      pendingRead.then((chunk) => chunk === null && leave(), leave);
     }
     const tried = new Set<TcpServer>();
     for (;;) {
       const server = this.#wrr.next((s) => tried.has(s));
       if (!server) {
-        dialling = false;
         env.logger.warn("no server could be reached", {
           service: this.name,
           client: formatAddr(record.client),
@@ -81,43 +80,51 @@ export class TcpLoadBalancer implements TcpHandler {
         return;
       }
       tried.add(server);
-      let backend: TcpConn;
-      try {
-        backend = await env.runtime.connect({
-          hostname: server.address.hostname,
-          port: server.address.port,
-          signal: AbortSignal.any([abort.signal, AbortSignal.timeout(this.transport.dialTimeout)]),
-        });
-      } catch (error) {
-        if (abort.signal.aborted) {
-          dialling = false;
-          env.logger.debug("client left while its backend was being dialled", {
-            service: this.name,
-            client: formatAddr(record.client),
-            server: server.label,
-          });
-          ctx.end("client left during dial");
-          return;
-        }
-        env.tracker.dialFailed(this.name, server.label);
-        env.logger.warn("dial failed", {
+      const backend = await this.#dial(ctx, server, attempt = new AbortController());
+      attempt = undefined;
+      if (clientGone) {
+        backend?.close();
+        env.logger.debug("client left while its backend was being dialled", {
           service: this.name,
           client: formatAddr(record.client),
           server: server.label,
-          error: errorText(error),
         });
-        continue;
-      }
-      dialling = false;
-      if (ctx.ended || abort.signal.aborted) {
-        backend.close();
         ctx.end("client left during dial");
         return;
       }
+      if (!backend) continue;
       env.tracker.connected(record, this.name, server.label);
       const prefix = ctx.initial ? [ctx.initial] : undefined;
       pump(ctx, backend, { terminationDelay: this.transport.terminationDelay, pendingRead, prefix });
       return;
+    }
+  }
+
+  /** Dials `server`; a failure is logged and counted, and gives `undefined`. */
+  async #dial(ctx: TcpContext, server: TcpServer, abort: AbortController): Promise<TcpConn | undefined> {
+    // A plain timer, cleared as soon as the dial settles: AbortSignal.timeout's would outlive it.
+    const timer = setTimeout(
+      () => abort.abort(new DOMException("dial timed out", "TimeoutError")),
+      this.transport.dialTimeout,
+    );
+    try {
+      return await ctx.env.runtime.connect({
+        hostname: server.address.hostname,
+        port: server.address.port,
+        signal: abort.signal,
+      });
+    } catch (error) {
+      if ((error as { code?: string }).code === "EABORTED") return undefined;
+      ctx.env.tracker.dialFailed(this.name, server.label);
+      ctx.env.logger.warn("dial failed", {
+        service: this.name,
+        client: formatAddr(ctx.record.client),
+        server: server.label,
+        error: errorText(error),
+      });
+      return undefined;
+    } finally {
+      clearTimeout(timer);
     }
   }
 }

@@ -1,0 +1,52 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import process from "node:process";
+import { test } from "node:test";
+import { connect, deadline, echoServer, readToEnd, ROOT, runL4p } from "./_helpers.ts";
+
+const BUN = `${ROOT}node_modules/.bin/bun`;
+
+test("the compiled binary (bun build --compile) forwards real bytes", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-bin-`);
+  const echo = await echoServer();
+  let l4p;
+  try {
+    const build = spawnSync(BUN, ["scripts/build.ts", "--outdir", dir], { cwd: ROOT, encoding: "utf8" });
+    assert.equal(build.status, 0, build.stderr);
+    l4p = runL4p(["tcp", "127.0.0.1:0", `127.0.0.1:${echo.port}`], `${dir}/l4p`);
+    const [, port] = await l4p.waitForLine(/listening .* address=127\.0\.0\.1:(\d+)/);
+    const client = await connect(Number(port));
+    const got = readToEnd(client);
+    const payload = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
+    client.end(payload);
+    assert.deepEqual(new Uint8Array(await deadline(got, 10_000, "echo through the binary")), payload);
+    l4p.kill("SIGTERM");
+    assert.equal(await deadline(l4p.exited, 10_000, "binary exits on SIGTERM"), 0);
+  } finally {
+    l4p?.kill("SIGKILL");
+    await echo.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the deno compile path builds, or says in one line why it cannot", () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-bin-`);
+  try {
+    const build = spawnSync(BUN, ["scripts/build.ts", "--runtime", "deno", "--outdir", dir], {
+      cwd: ROOT,
+      encoding: "utf8",
+      env: { ...process.env, DENORT_BIN: "" },
+    });
+    if (build.status === 0) {
+      const version = spawnSync(`${dir}/l4p-deno`, ["--version"], { encoding: "utf8" });
+      assert.match(version.stdout, /^l4p .* \(deno /);
+    } else {
+      assert.equal(build.status, 1);
+      assert.match(build.stderr, /^build: deno compile needs to download its runtime \(denort\)[^\n]*\n$/);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

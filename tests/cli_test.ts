@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { connect, deadline, echoServer, netServer, readToEnd, runL4p } from "./_helpers.ts";
+
+test("l4p --help prints usage with examples and exits 0", async () => {
+  const l4p = runL4p(["--help"]);
+  assert.equal(await deadline(l4p.exited, 15_000, "exit"), 0);
+  assert.match(l4p.stdout(), /Usage:/);
+  assert.match(l4p.stdout(), /l4p tcp :8080 10\.0\.0\.5:80/);
+});
+
+test("l4p --version names l4p and the runtime", async () => {
+  const l4p = runL4p(["--version"]);
+  assert.equal(await deadline(l4p.exited, 15_000, "exit"), 0);
+  assert.match(l4p.stdout(), /^l4p \d+\.\d+\.\d+ \((deno|bun) [\d.]+/);
+});
+
+for (
+  const [args, message] of [
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [[], /no command given/],
+    [["tcp", ":8080"], /tcp needs LISTEN and at least one TARGET/],
+    [["tcp", ":8080", "nohost"], /target "nohost" has no port/],
+    [["tcp", ":99999", "127.0.0.1:80"], /listen address ":99999" has a bad port/],
+    [["tcp", ":8080", "127.0.0.1:80", "--bogus"], /Unknown option '--bogus'/],
+    [["tcp", ":8080", "127.0.0.1:80", "--dial-timeout", "5 parsecs"], /--dial-timeout: invalid duration/],
+    [["tcp", ":8080", "127.0.0.1:80", "--log-level", "loud"], /--log-level must be one of/],
+  ] as const
+) {
+  test(`bad arguments exit 2 with one clear line: ${args.join(" ") || "(none)"}`, async () => {
+    const l4p = runL4p([...args]);
+    assert.equal(await deadline(l4p.exited, 15_000, "exit"), 2);
+    const first = l4p.stderr().split("\n")[0];
+    assert.match(first, /^l4p: /);
+    assert.match(first, message);
+    assert.match(l4p.stderr(), /Usage:/);
+  });
+}
+
+test("a port already in use prints a clear error and exits 1", async () => {
+  const taken = await netServer(() => {});
+  try {
+    const l4p = runL4p(["tcp", `127.0.0.1:${taken.port}`, "127.0.0.1:9"]);
+    assert.equal(await deadline(l4p.exited, 15_000, "exit"), 1);
+    assert.equal(
+      l4p.stderr().trim(),
+      `l4p: entrypoint "tcp" cannot listen on 127.0.0.1:${taken.port}: the address is already in use`,
+    );
+  } finally {
+    await taken.close();
+  }
+});
+
+test("l4p tcp forwards, logs one line per listener, and stops cleanly on SIGTERM", async () => {
+  const echo = await echoServer();
+  const l4p = runL4p(["tcp", "127.0.0.1:0", `127.0.0.1:${echo.port}`]);
+  try {
+    const [, port] = await l4p.waitForLine(/listening entryPoint=tcp protocol=tcp address=127\.0\.0\.1:(\d+)/);
+    assert.match(l4p.stderr(), new RegExp(`forwardsTo="tcp→127\\.0\\.0\\.1:${echo.port} `));
+    const client = await connect(Number(port));
+    const got = readToEnd(client);
+    client.end("through the command");
+    assert.equal((await deadline(got, 5000, "echo")).toString(), "through the command");
+    l4p.kill("SIGTERM");
+    assert.equal(await deadline(l4p.exited, 10_000, "exit after SIGTERM"), 0);
+  } finally {
+    l4p.kill("SIGKILL");
+    await echo.close();
+  }
+});
+
+test("l4p demo serves its built-in backends, alternating between them", async () => {
+  const l4p = runL4p(["demo", "--listen", "127.0.0.1:0"]);
+  try {
+    const [, port] = await l4p.waitForLine(/nc 127\.0\.0\.1 (\d+)/);
+    const names = [];
+    for (let i = 0; i < 2; i++) {
+      const client = await connect(Number(port));
+      const got = readToEnd(client);
+      client.end("hi\n");
+      const text = (await deadline(got, 5000, "demo answer")).toString();
+      const m = text.match(/^hello from demo backend (A|B); type a line\n\1: HI\n$/);
+      assert.ok(m, text);
+      names.push(m[1]);
+    }
+    assert.deepEqual([...names].sort(), ["A", "B"]);
+  } finally {
+    l4p.kill("SIGKILL");
+  }
+});

@@ -103,7 +103,11 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       }
       case "demo": {
         noExtra(command, rest);
-        const demo = await startDemo(await loadRuntime(), logger, values.listen ?? "127.0.0.1:8080");
+        const demo = await startDemo(
+          await loadRuntime(),
+          logger,
+          values.listen ?? "127.0.0.1:8080",
+        );
         return await serve(demo.config, logger, io, () => demo.close(), demo.banner);
       }
       case undefined:

@@ -16,7 +16,7 @@ export { formatDuration, parseDuration } from "./src/config/duration.ts";
 export { DEFAULTS, emptyConfig } from "./src/config/model.ts";
 export type * from "./src/config/model.ts";
 export { Logger } from "./src/log/logger.ts";
-export type { LogFormat, LogLevel, LoggerOptions } from "./src/log/logger.ts";
+export type { LogFormat, LoggerOptions, LogLevel } from "./src/log/logger.ts";
 export { Totals, TrafficTracker } from "./src/metrics/tracker.ts";
 export type { ClosedConn, ConnRecord } from "./src/metrics/tracker.ts";
 export { loadRuntime, SocketError } from "./src/runtime/mod.ts";

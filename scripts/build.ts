@@ -30,7 +30,10 @@ function tool(name: string): string {
 
 function run(cmd: string, args: string[]): { ok: boolean; output: string } {
   const r = spawnSync(cmd, args, { cwd: root, encoding: "utf8" });
-  return { ok: r.status === 0, output: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error?.message ?? ""}` };
+  return {
+    ok: r.status === 0,
+    output: `${r.stdout ?? ""}${r.stderr ?? ""}${r.error?.message ?? ""}`,
+  };
 }
 
 function buildBun(outdir: string): boolean {

@@ -235,10 +235,12 @@ export function runL4p(args: string[], command?: string): L4pProcess {
     err += c.toString();
     for (const w of waiters) w();
   });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => {
-    for (const w of waiters) w();
-    resolve(code);
-  }));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => {
+      for (const w of waiters) w();
+      resolve(code);
+    })
+  );
   return {
     child,
     stdout: () => out,
@@ -298,7 +300,9 @@ sys.stdin.read()
 `;
   const child = spawn("python3", ["-c", script], { stdio: ["pipe", "pipe", "inherit"] });
   const port = await deadline(
-    new Promise<number>((resolve) => child.stdout!.once("data", (c: Buffer) => resolve(Number(c.toString())))),
+    new Promise<number>((resolve) =>
+      child.stdout!.once("data", (c: Buffer) => resolve(Number(c.toString())))
+    ),
     5000,
     "python3 blackhole listener",
   );

@@ -13,7 +13,10 @@ test("the compiled binary (bun build --compile) forwards real bytes", async () =
   const echo = await echoServer();
   let l4p;
   try {
-    const build = spawnSync(BUN, ["scripts/build.ts", "--outdir", dir], { cwd: ROOT, encoding: "utf8" });
+    const build = spawnSync(BUN, ["scripts/build.ts", "--outdir", dir], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
     assert.equal(build.status, 0, build.stderr);
     l4p = runL4p(["tcp", "127.0.0.1:0", `127.0.0.1:${echo.port}`], `${dir}/l4p`);
     const [, port] = await l4p.waitForLine(/listening .* address=127\.0\.0\.1:(\d+)/);
@@ -21,7 +24,10 @@ test("the compiled binary (bun build --compile) forwards real bytes", async () =
     const got = readToEnd(client);
     const payload = new Uint8Array(1024 * 1024).map((_, i) => i * 7);
     client.end(payload);
-    assert.deepEqual(new Uint8Array(await deadline(got, 10_000, "echo through the binary")), payload);
+    assert.deepEqual(
+      new Uint8Array(await deadline(got, 10_000, "echo through the binary")),
+      payload,
+    );
     l4p.kill("SIGTERM");
     assert.equal(await deadline(l4p.exited, 10_000, "binary exits on SIGTERM"), 0);
   } finally {
@@ -44,7 +50,10 @@ test("the deno compile path builds, or says in one line why it cannot", () => {
       assert.match(version.stdout, /^l4p .* \(deno /);
     } else {
       assert.equal(build.status, 1);
-      assert.match(build.stderr, /^build: deno compile needs to download its runtime \(denort\)[^\n]*\n$/);
+      assert.match(
+        build.stderr,
+        /^build: deno compile needs to download its runtime \(denort\)[^\n]*\n$/,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

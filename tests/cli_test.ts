@@ -23,7 +23,10 @@ for (
     [["tcp", ":8080", "nohost"], /target "nohost" has no port/],
     [["tcp", ":99999", "127.0.0.1:80"], /listen address ":99999" has a bad port/],
     [["tcp", ":8080", "127.0.0.1:80", "--bogus"], /Unknown option '--bogus'/],
-    [["tcp", ":8080", "127.0.0.1:80", "--dial-timeout", "5 parsecs"], /--dial-timeout: invalid duration/],
+    [
+      ["tcp", ":8080", "127.0.0.1:80", "--dial-timeout", "5 parsecs"],
+      /--dial-timeout: invalid duration/,
+    ],
     [["tcp", ":8080", "127.0.0.1:80", "--log-level", "loud"], /--log-level must be one of/],
   ] as const
 ) {
@@ -55,7 +58,9 @@ test("l4p tcp forwards, logs one line per listener, and stops cleanly on SIGTERM
   const echo = await echoServer();
   const l4p = runL4p(["tcp", "127.0.0.1:0", `127.0.0.1:${echo.port}`]);
   try {
-    const [, port] = await l4p.waitForLine(/listening entryPoint=tcp protocol=tcp address=127\.0\.0\.1:(\d+)/);
+    const [, port] = await l4p.waitForLine(
+      /listening entryPoint=tcp protocol=tcp address=127\.0\.0\.1:(\d+)/,
+    );
     assert.match(l4p.stderr(), new RegExp(`forwardsTo="tcp→127\\.0\\.0\\.1:${echo.port} `));
     const client = await connect(Number(port));
     const got = readToEnd(client);

@@ -46,7 +46,9 @@ test("slow reader: 256 MiB pass to a slow client while l4p's memory stays bounde
       client.once("end", resolve);
       client.once("error", reject);
     });
-    await deadline(done, 120_000, "256 MiB through a slow reader").finally(() => clearInterval(sampler));
+    await deadline(done, 120_000, "256 MiB through a slow reader").finally(() =>
+      clearInterval(sampler)
+    );
     assert.equal(received, total);
     const growth = peak - baseline;
     // Without backpressure l4p would hold most of the 256 MiB; with it, a few chunks.
@@ -70,7 +72,11 @@ test("idle connections cost l4p little memory each", async () => {
     const before = rssOf(pid);
     const n = 1000;
     for (let i = 0; i < n; i++) clients.push(await connect(Number(port)));
-    await waitFor(() => backend.sockets.length === 50 + n, 20_000, "idle connections reach the backend");
+    await waitFor(
+      () => backend.sockets.length === 50 + n,
+      20_000,
+      "idle connections reach the backend",
+    );
     const perConn = (rssOf(pid) - before) / n;
     // Reported for the record; the bound is loose so that GC timing cannot make it flaky.
     console.log(`idle proxied connection: ${(perConn / 1024).toFixed(1)} KiB`);

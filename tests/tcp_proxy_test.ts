@@ -3,11 +3,11 @@ import { test } from "node:test";
 import { adHocTcpConfig } from "../src/config/adhoc.ts";
 import {
   blackhole,
-  ended,
-  hashToEnd,
   connect,
   deadline,
   echoServer,
+  ended,
+  hashToEnd,
   netServer,
   pattern,
   readBytes,
@@ -60,9 +60,15 @@ test("64 MiB each way arrive byte-exact", async () => {
     const client = await connect(proxy.port("tcp"));
     const got = hashToEnd(client);
     client.end(up);
-    assert.deepEqual(await deadline(got, 60_000, "64 MiB down"), { length: size, sha256: sha256(down) });
+    assert.deepEqual(await deadline(got, 60_000, "64 MiB down"), {
+      length: size,
+      sha256: sha256(down),
+    });
     await waitFor(() => received !== undefined, 5000, "backend connection");
-    assert.deepEqual(await deadline(received!, 10_000, "64 MiB up"), { length: size, sha256: sha256(up) });
+    assert.deepEqual(await deadline(received!, 10_000, "64 MiB up"), {
+      length: size,
+      sha256: sha256(up),
+    });
     await waitFor(() => proxy.server.tracker.live.size === 0, 5000, "connection closed");
     const t = proxy.server.tracker.services.get("targets")!;
     assert.equal(t.bytesIn, size);
@@ -103,14 +109,20 @@ test("half-close: backend answer after client EOF reaches the client", async () 
   const backend = await netServer((socket) => {
     const chunks: Buffer[] = [];
     socket.on("data", (c: Buffer) => chunks.push(c));
-    socket.on("end", () => socket.end(`got ${Buffer.concat(chunks).length} bytes: ${Buffer.concat(chunks)}`));
+    socket.on(
+      "end",
+      () => socket.end(`got ${Buffer.concat(chunks).length} bytes: ${Buffer.concat(chunks)}`),
+    );
   });
   const proxy = await proxyTo([backend.port], { terminationDelay: -1 });
   try {
     const client = await connect(proxy.port("tcp"));
     const got = readToEnd(client);
     client.end("question");
-    assert.equal((await deadline(got, 5000, "answer after EOF")).toString(), "got 8 bytes: question");
+    assert.equal(
+      (await deadline(got, 5000, "answer after EOF")).toString(),
+      "got 8 bytes: question",
+    );
   } finally {
     proxy.close();
     await backend.close();
@@ -203,7 +215,11 @@ test("early bytes: a client that writes at once loses nothing", async () => {
       const payload = pattern(100_000, i + 3);
       const net = await import("node:net");
       // Written before the connect completes: node queues it and sends it with the handshake.
-      const client = net.connect({ port: proxy.port("tcp"), host: "127.0.0.1", allowHalfOpen: true });
+      const client = net.connect({
+        port: proxy.port("tcp"),
+        host: "127.0.0.1",
+        allowHalfOpen: true,
+      });
       client.end(payload);
       const got = await deadline(readToEnd(client), 10_000, "echo of early bytes");
       return sha256(got) === sha256(payload);
@@ -223,7 +239,10 @@ test("a backend that speaks first is heard before the client says anything", asy
   const proxy = await proxyTo([backend.port]);
   try {
     const client = await connect(proxy.port("tcp"));
-    assert.equal((await deadline(readBytes(client, 11), 5000, "banner")).toString(), "220 ready\r\n");
+    assert.equal(
+      (await deadline(readBytes(client, 11), 5000, "banner")).toString(),
+      "220 ready\r\n",
+    );
     const rest = readToEnd(client);
     client.write("x");
     assert.equal((await deadline(rest, 5000, "echo")).toString(), "echo x");
@@ -243,7 +262,9 @@ test("dial failure: the client is closed promptly and the next connection is ser
     const client = await connect(proxy.port("tcp"));
     client.on("error", () => {});
     await deadline(ended(client), 5000, "client closed after refused dial");
-    assert.ok(proxy.lines.some((l) => l.includes("dial failed") && l.includes(`127.0.0.1:${deadPort}`)));
+    assert.ok(
+      proxy.lines.some((l) => l.includes("dial failed") && l.includes(`127.0.0.1:${deadPort}`)),
+    );
     assert.ok(proxy.lines.some((l) => /client=127\.0\.0\.1:\d+/.test(l)));
     assert.equal(proxy.server.tracker.services.get("targets")!.dialErrors, 1);
     // The listener still works.
@@ -262,7 +283,10 @@ test("dial timeout: a backend that never answers costs the client only the timeo
     const client = await connect(proxy.port("tcp"));
     client.on("error", () => {});
     await deadline(ended(client), 5000, "client closed after dial timeout");
-    assert.ok(proxy.lines.some((l) => l.includes("dial failed") && l.includes("ETIMEDOUT")), proxy.lines.join(""));
+    assert.ok(
+      proxy.lines.some((l) => l.includes("dial failed") && l.includes("ETIMEDOUT")),
+      proxy.lines.join(""),
+    );
     assert.equal(proxy.server.tracker.services.get("targets")!.dialErrors, 1);
   } finally {
     proxy.close();

@@ -27,7 +27,9 @@ export function parseHostPort(text: string, listen = false): HostPort | string {
     if (colon < 0) return `"${text}" has no port (write host:port)`;
     host = s.slice(0, colon);
     port = s.slice(colon + 1);
-    if (host.includes(":")) return `"${text}": write an IPv6 address in brackets, [${host}]:${port}`;
+    if (host.includes(":")) {
+      return `"${text}": write an IPv6 address in brackets, [${host}]:${port}`;
+    }
   }
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
     return `"${text}" has a bad port "${port}" (0-65535)`;

@@ -23,7 +23,9 @@ export class UsageError extends Error {
 export function adHocTcpConfig(options: AdHocTcp): Config {
   const listen = parseHostPort(options.listen, true);
   if (typeof listen === "string") throw new UsageError(`listen address ${listen}`);
-  if (options.targets.length === 0) throw new UsageError("no TARGET given (host:port to forward to)");
+  if (options.targets.length === 0) {
+    throw new UsageError("no TARGET given (host:port to forward to)");
+  }
   const servers = options.targets.map((t) => {
     const address = parseHostPort(t);
     if (typeof address === "string") throw new UsageError(`target ${address}`);

@@ -52,7 +52,10 @@ export function startDemo(runtime: Runtime, logger: Logger, listen: string): Pro
     reusePort: false,
     udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
   };
-  const server = (l: TcpListener) => ({ address: { ...l.addr, text: formatAddr(l.addr) }, weight: 1 });
+  const server = (l: TcpListener) => ({
+    address: { ...l.addr, text: formatAddr(l.addr) },
+    weight: 1,
+  });
   config.tcp.services.demo = { loadBalancer: { servers: [server(a), server(b)] } };
   config.tcp.routers.demo = { entryPoints: ["demo-tcp"], rule: "HostSNI(`*`)", service: "demo" };
   return Promise.resolve({
@@ -60,7 +63,10 @@ export function startDemo(runtime: Runtime, logger: Logger, listen: string): Pro
     banner(l4p) {
       const at = l4p.addressOf("demo-tcp");
       const where = at ? formatAddr(at).replace(/^0\.0\.0\.0:/, "127.0.0.1:") : listen;
-      const [host, port] = [where.slice(0, where.lastIndexOf(":")), where.slice(where.lastIndexOf(":") + 1)];
+      const [host, port] = [
+        where.slice(0, where.lastIndexOf(":")),
+        where.slice(where.lastIndexOf(":") + 1),
+      ];
       return `
 l4p demo: two backends (A and B) behind l4p on ${where}, balanced round robin.
 Try it from another terminal; each connection lands on the next backend:

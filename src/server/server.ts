@@ -13,7 +13,12 @@ import { TcpWeighted } from "../tcp/weighted.ts";
 
 /** An entrypoint could not listen. */
 export class ListenError extends Error {
-  constructor(readonly entryPoint: string, readonly address: string, readonly code: string, cause: unknown) {
+  constructor(
+    readonly entryPoint: string,
+    readonly address: string,
+    readonly code: string,
+    cause: unknown,
+  ) {
     const why = code === "EADDRINUSE"
       ? "the address is already in use"
       : code === "EACCES"
@@ -102,7 +107,10 @@ export class L4pServer {
         )
         : new TcpWeighted(
           name,
-          sc.weighted.services.map((c) => ({ item: service(c.name, [...path, name]), weight: c.weight })),
+          sc.weighted.services.map((c) => ({
+            item: service(c.name, [...path, name]),
+            weight: c.weight,
+          })),
           this.#random,
         );
       services.set(name, handler);
@@ -151,7 +159,11 @@ function describeRoutes(config: Config, entryPoint: string): string {
     const t = sc?.loadBalancer ? transportOf(config, sc.loadBalancer) : undefined;
     parts.push(
       `${name}→${target}` +
-        (t ? ` (dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${formatDuration(t.terminationDelay)})` : ""),
+        (t
+          ? ` (dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${
+            formatDuration(t.terminationDelay)
+          })`
+          : ""),
     );
   }
   return parts.join("; ") || "nothing (no router)";

@@ -36,7 +36,10 @@ export class TcpLoadBalancer implements TcpHandler {
     random: (() => number) | null = Math.random,
   ) {
     this.#wrr = new SmoothWeightedRoundRobin(
-      servers.map((s) => ({ item: { address: s.item, label: formatAddr(s.item) }, weight: s.weight })),
+      servers.map((s) => ({
+        item: { address: s.item, label: formatAddr(s.item) },
+        weight: s.weight,
+      })),
       random,
     );
   }
@@ -95,13 +98,21 @@ export class TcpLoadBalancer implements TcpHandler {
       if (!backend) continue;
       env.tracker.connected(record, this.name, server.label);
       const prefix = ctx.initial ? [ctx.initial] : undefined;
-      pump(ctx, backend, { terminationDelay: this.transport.terminationDelay, pendingRead, prefix });
+      pump(ctx, backend, {
+        terminationDelay: this.transport.terminationDelay,
+        pendingRead,
+        prefix,
+      });
       return;
     }
   }
 
   /** Dials `server`; a failure is logged and counted, and gives `undefined`. */
-  async #dial(ctx: TcpContext, server: TcpServer, abort: AbortController): Promise<TcpConn | undefined> {
+  async #dial(
+    ctx: TcpContext,
+    server: TcpServer,
+    abort: AbortController,
+  ): Promise<TcpConn | undefined> {
     // A plain timer, cleared as soon as the dial settles: AbortSignal.timeout's would outlive it.
     const timer = setTimeout(
       () => abort.abort(new DOMException("dial timed out", "TimeoutError")),

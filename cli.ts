@@ -7,12 +7,14 @@ import process from "node:process";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
 import { adHocTcpConfig, UsageError } from "./src/config/adhoc.ts";
+import { parseHostPort } from "./src/config/address.ts";
+import { ConfigError, formatProblem, loadConfigFile } from "./src/config/load.ts";
 import type { Config } from "./src/config/model.ts";
 import { parseDuration } from "./src/config/duration.ts";
 import { startDemo } from "./src/demo/demo.ts";
 import { LOG_LEVELS, Logger } from "./src/log/logger.ts";
 import { loadRuntime } from "./src/runtime/mod.ts";
-import { L4pServer, ListenError } from "./src/server/server.ts";
+import { describeConfig, L4pServer, ListenError } from "./src/server/server.ts";
 
 /** The version printed by `l4p --version`. */
 export const VERSION: string = pkg.version;
@@ -20,14 +22,17 @@ export const VERSION: string = pkg.version;
 const USAGE = `l4p ${VERSION} — layer-4 (TCP and UDP) reverse proxy and load balancer
 
 Usage:
+  l4p run -c FILE [flags]                     run what the configuration FILE describes
+  l4p check FILE                              validate FILE: exit 0, or list every problem and exit 1
   l4p tcp LISTEN TARGET [TARGET...] [flags]   forward TCP from LISTEN to the TARGETs
-  l4p demo [flags]                            run demo backends with l4p in front of them
+  l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
   l4p --help | --version
 
 LISTEN is [host]:port (":8080" listens on every IPv4 interface, "[::]:8080" on IPv6 too);
 TARGET is host:port. Several targets are balanced by smooth weighted round robin.
 
 Flags:
+  -c, --config FILE             the configuration file (YAML, traefik's names)
   --dial-timeout DURATION       give up dialling a backend after this long (default 5s)
   --termination-delay DURATION  once one direction has ended, close the connection when the
                                 other has been silent this long (default 100ms;
@@ -41,18 +46,21 @@ Durations: 100ms, 5s, 1m30s, 1h.
 Examples:
   l4p tcp :8080 10.0.0.5:80 10.0.0.6:80
   l4p tcp 127.0.0.1:6380 127.0.0.1:6379 --termination-delay 1s
+  l4p check l4p.yaml && l4p run -c l4p.yaml
   l4p demo
 `;
 
 const FLAGS = {
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
+  config: { type: "string", short: "c" },
   "dial-timeout": { type: "string" },
   "termination-delay": { type: "string" },
   "reuse-port": { type: "boolean" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   listen: { type: "string" },
+  "print-config": { type: "boolean" },
 } as const;
 
 /** Where the command writes; tests swap these. */
@@ -68,13 +76,16 @@ const stdio: Io = {
 
 /**
  * Runs the command and resolves to the exit code: 0 after a clean stop, 1 when l4p could not
- * start, 2 on a usage error.
+ * start (a bad configuration, a busy port), 2 on a usage error.
  */
 export async function main(args: string[], io: Io = stdio): Promise<number> {
-  let parsed;
   try {
-    parsed = parseArgs({ args, options: FLAGS, allowPositionals: true, strict: true });
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseArgs({
+      args,
+      options: FLAGS,
+      allowPositionals: true,
+      strict: true,
+    });
     if (values.help) {
       io.out(USAGE);
       return 0;
@@ -85,11 +96,28 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       return 0;
     }
     const [command, ...rest] = positionals;
-    const logger = new Logger({
-      level: oneOf("--log-level", values["log-level"], LOG_LEVELS, "info"),
-      format: oneOf("--log-format", values["log-format"], ["text", "json"] as const, "text"),
+    const logOptions = () => ({
+      level: oneOf("--log-level", values["log-level"], LOG_LEVELS),
+      format: oneOf("--log-format", values["log-format"], ["text", "json"] as const),
     });
     switch (command) {
+      case "run": {
+        noExtra(command, rest);
+        if (!values.config) throw new UsageError("run needs -c FILE");
+        const log = logOptions();
+        const { config } = await loadConfigFile(values.config);
+        const logger = new Logger({
+          level: log.level ?? config.log.level,
+          format: log.format ?? config.log.format,
+        });
+        return await serve(config, logger, io);
+      }
+      case "check": {
+        const file = rest[0] ?? values.config;
+        if (!file) throw new UsageError("check needs FILE");
+        noExtra(command, rest.slice(1));
+        return await check(file, io);
+      }
       case "tcp": {
         if (rest.length < 2) throw new UsageError("tcp needs LISTEN and at least one TARGET");
         const config = adHocTcpConfig({
@@ -99,15 +127,20 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           terminationDelay: duration("--termination-delay", values["termination-delay"]),
           reusePort: values["reuse-port"],
         });
-        return await serve(config, logger, io);
+        return await serve(config, new Logger(logOptions()), io);
       }
       case "demo": {
         noExtra(command, rest);
-        const demo = await startDemo(
-          await loadRuntime(),
-          logger,
-          values.listen ?? "127.0.0.1:8080",
-        );
+        const listen = values.listen ?? "127.0.0.1:8080";
+        const bad = parseHostPort(listen, true);
+        if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);
+        const logger = new Logger(logOptions());
+        const demo = startDemo(await loadRuntime(), logger, listen);
+        if (values["print-config"]) {
+          demo.close();
+          io.out(demo.text);
+          return 0;
+        }
         return await serve(demo.config, logger, io, () => demo.close(), demo.banner);
       }
       case undefined:
@@ -120,12 +153,34 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       io.err(`l4p: ${(error as Error).message}\n\n${USAGE}`);
       return 2;
     }
+    if (error instanceof ConfigError) {
+      io.err(`${error.message}\n`);
+      return 1;
+    }
     if (error instanceof ListenError) {
       io.err(`l4p: ${error.message}\n`);
       return 1;
     }
     throw error;
   }
+}
+
+/** `l4p check FILE`: every problem, or what the file sets up. */
+async function check(file: string, io: Io): Promise<number> {
+  let loaded;
+  try {
+    loaded = await loadConfigFile(file);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    io.err(`${error.message}\n`);
+    const n = error.problems.length;
+    io.err(`${file}: ${n} problem${n === 1 ? "" : "s"}\n`);
+    return 1;
+  }
+  for (const note of loaded.notes) io.out(`note: ${formatProblem(note)}\n`);
+  io.out(describeConfig(loaded.config));
+  io.out(`${file}: ok\n`);
+  return 0;
 }
 
 /** Runs `config` until SIGINT or SIGTERM. */
@@ -175,9 +230,8 @@ function oneOf<T extends string>(
   flag: string,
   value: string | undefined,
   allowed: readonly T[],
-  fallback: T,
-): T {
-  if (value === undefined) return fallback;
+): T | undefined {
+  if (value === undefined) return undefined;
   if (!(allowed as readonly string[]).includes(value)) {
     throw new UsageError(`${flag} must be one of ${allowed.join(", ")}, not "${value}"`);
   }

@@ -187,10 +187,13 @@ export interface TestProxy {
 }
 
 /** Starts an in-process l4p on the runtime running the tests. */
-export async function startProxy(config: Config): Promise<TestProxy> {
+export async function startProxy(
+  config: Config,
+  random: (() => number) | null = null,
+): Promise<TestProxy> {
   const lines: string[] = [];
   const logger = new Logger({ level: "debug", write: (line) => lines.push(line) });
-  const server = new L4pServer({ runtime: await loadRuntime(), logger, random: null });
+  const server = new L4pServer({ runtime: await loadRuntime(), logger, random });
   server.start(config);
   return {
     server,
@@ -307,4 +310,12 @@ sys.stdin.read()
     "python3 blackhole listener",
   );
   return { port, close: () => child.kill() };
+}
+
+/** The example configuration from README.md, exactly as printed there. */
+export function readmeExample(): string {
+  const readme = readFileSync(`${ROOT}README.md`, "utf8");
+  const m = readme.match(/<!-- example-config -->\s*```yaml\n([\s\S]*?)```/);
+  if (!m) throw new Error("README.md has no example configuration after <!-- example-config -->");
+  return m[1];
 }

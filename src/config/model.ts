@@ -3,6 +3,7 @@
  * every address parsed. The YAML file and the ad-hoc `l4p tcp` command both produce this.
  * Names follow traefik's.
  */
+import type { LogFormat, LogLevel } from "../log/logger.ts";
 import type { HostPort } from "./address.ts";
 
 /** Defaults, as traefik has them. */
@@ -18,6 +19,8 @@ export interface Config {
   entryPoints: Record<string, EntryPointConfig>;
   tcp: TcpConfig;
   udp: UdpConfig;
+  /** Command-line flags override these. */
+  log: { level?: LogLevel; format?: LogFormat };
 }
 
 /** Where l4p listens. */
@@ -97,5 +100,6 @@ export function emptyConfig(): Config {
     entryPoints: {},
     tcp: { routers: {}, services: {}, serversTransports: {} },
     udp: { routers: {}, services: {} },
+    log: {},
   };
 }

@@ -1,13 +1,42 @@
 /** `l4p demo`: two small backends on loopback and l4p in front, so a newcomer sees traffic flow. */
-import { formatAddr, parseHostPort } from "../config/address.ts";
-import { type Config, DEFAULTS, emptyConfig } from "../config/model.ts";
+import { formatAddr } from "../config/address.ts";
+import { parseConfig } from "../config/load.ts";
+import type { Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Runtime, TcpConn, TcpListener } from "../runtime/types.ts";
 import type { L4pServer } from "../server/server.ts";
-import { UsageError } from "../config/adhoc.ts";
+
+/**
+ * The configuration the demo runs, an ordinary l4p file: `DEMO_A` and `DEMO_B` stand for the
+ * ports the built-in backends get, `DEMO_LISTEN` for `--listen`.
+ */
+export const DEMO_CONFIG = `# l4p demo: one entrypoint, one router, one service with two servers.
+entryPoints:
+  demo-tcp:
+    address: "DEMO_LISTEN"
+tcp:
+  routers:
+    demo:
+      entryPoints: [demo-tcp]
+      rule: "HostSNI(\`*\`)"
+      service: demo
+  services:
+    demo:
+      loadBalancer:
+        servers:
+          - address: "127.0.0.1:DEMO_A"   # built-in backend A
+          - address: "127.0.0.1:DEMO_B"   # built-in backend B
+        serversTransport: demo
+  serversTransports:
+    demo:
+      dialTimeout: 2s
+      terminationDelay: 100ms
+`;
 
 /** The running demo backends and the configuration that fronts them. */
 export interface Demo {
+  /** The demo's configuration file, with the real ports filled in. */
+  text: string;
   config: Config;
   banner(server: L4pServer): string;
   close(): void;
@@ -40,40 +69,35 @@ async function serveBackend(conn: TcpConn, name: string): Promise<void> {
 }
 
 /** Starts the demo backends and returns the configuration to run in front of them. */
-export function startDemo(runtime: Runtime, logger: Logger, listen: string): Promise<Demo> {
-  const address = parseHostPort(listen, true);
-  if (typeof address === "string") throw new UsageError(`--listen ${address}`);
+export function startDemo(runtime: Runtime, logger: Logger, listen: string): Demo {
   const a = startBackend(runtime, "A", logger);
   const b = startBackend(runtime, "B", logger);
-  const config = emptyConfig();
-  config.entryPoints["demo-tcp"] = {
-    address,
-    protocol: "tcp",
-    reusePort: false,
-    udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
-  };
-  const server = (l: TcpListener) => ({
-    address: { ...l.addr, text: formatAddr(l.addr) },
-    weight: 1,
-  });
-  config.tcp.services.demo = { loadBalancer: { servers: [server(a), server(b)] } };
-  config.tcp.routers.demo = { entryPoints: ["demo-tcp"], rule: "HostSNI(`*`)", service: "demo" };
-  return Promise.resolve({
+  const text = DEMO_CONFIG.replace("DEMO_LISTEN", listen)
+    .replace("DEMO_A", String(a.addr.port))
+    .replace("DEMO_B", String(b.addr.port));
+  let config: Config;
+  try {
+    config = parseConfig(text, "(demo)").config;
+  } catch (error) {
+    a.close();
+    b.close();
+    throw error;
+  }
+  return {
+    text,
     config,
     banner(l4p) {
       const at = l4p.addressOf("demo-tcp");
       const where = at ? formatAddr(at).replace(/^0\.0\.0\.0:/, "127.0.0.1:") : listen;
-      const [host, port] = [
-        where.slice(0, where.lastIndexOf(":")),
-        where.slice(where.lastIndexOf(":") + 1),
-      ];
+      const colon = where.lastIndexOf(":");
       return `
 l4p demo: two backends (A and B) behind l4p on ${where}, balanced round robin.
 Try it from another terminal; each connection lands on the next backend:
 
-  nc ${host} ${port}
+  nc ${where.slice(0, colon)} ${where.slice(colon + 1)}
 
 Type a line and the backend echoes it back in upper case. Ctrl-C stops the demo.
+This is an ordinary l4p configuration: \`l4p demo --print-config\` shows it.
 
 `;
     },
@@ -81,5 +105,5 @@ Type a line and the backend echoes it back in upper case. Ctrl-C stops the demo.
       a.close();
       b.close();
     },
-  });
+  };
 }

@@ -116,27 +116,60 @@ export class L4pServer {
       services.set(name, handler);
       return handler;
     };
-    const routes = new Map<string, (TcpRoute & { priority: number })[]>();
-    for (const [name, rc] of Object.entries(config.tcp.routers)) {
-      const route = {
-        name,
-        priority: rc.priority ?? rc.rule.length,
-        matches: () => true,
-        handler: service(rc.service),
-      };
-      for (const ep of rc.entryPoints) {
-        let list = routes.get(ep);
-        if (!list) routes.set(ep, list = []);
-        list.push(route);
-      }
-    }
     const routers = new Map<string, TcpRouter>();
-    for (const [ep, list] of routes) {
-      list.sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name));
-      routers.set(ep, new TcpRouter(ep, list));
+    for (const [ep, epc] of Object.entries(config.entryPoints)) {
+      if (epc.protocol !== "tcp") continue;
+      const routes: TcpRoute[] = routerOrder(config, ep).map((name) => ({
+        name,
+        matches: () => true,
+        handler: service(config.tcp.routers[name].service),
+      }));
+      routers.set(ep, new TcpRouter(ep, routes));
     }
     return routers;
   }
+}
+
+/**
+ * The TCP routers of an entrypoint in match order: highest priority first, where a router's
+ * priority is its own `priority` or else its rule's length (the longest rule wins, as in
+ * traefik); names break ties.
+ */
+export function routerOrder(config: Config, entryPoint: string): string[] {
+  const priority = (name: string) => {
+    const r = config.tcp.routers[name];
+    return r.priority ?? r.rule.length;
+  };
+  return Object.keys(config.tcp.routers)
+    .filter((name) => config.tcp.routers[name].entryPoints.includes(entryPoint))
+    .sort((a, b) => priority(b) - priority(a) || a.localeCompare(b));
+}
+
+/** What a configuration sets up, one entrypoint a line with its routers in match order. */
+export function describeConfig(config: Config): string {
+  let out = "";
+  for (const [name, ep] of Object.entries(config.entryPoints)) {
+    out += `entrypoint ${name} (${ep.protocol} ${ep.address.text})`;
+    if (ep.protocol === "tcp") {
+      const order = routerOrder(config, name);
+      out += order.length
+        ? `: routers in match order: ${
+          order.map((r) =>
+            `${r} [${config.tcp.routers[r].rule} → ${config.tcp.routers[r].service}]`
+          ).join(", ")
+        }`
+        : ": no router";
+    } else {
+      const routers = Object.keys(config.udp.routers).filter((r) =>
+        config.udp.routers[r].entryPoints.includes(name)
+      );
+      out += routers.length
+        ? `: routers: ${routers.map((r) => `${r} [→ ${config.udp.routers[r].service}]`).join(", ")}`
+        : ": no router";
+    }
+    out += "\n";
+  }
+  return out;
 }
 
 /** The transport a load balancer uses: its serversTransport, then its own v2 settings. */

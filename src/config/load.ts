@@ -1,0 +1,391 @@
+/**
+ * Reads a YAML configuration file into a {@link Config}, or into a list of problems, each
+ * located by file, line, column and key path.
+ */
+import { readFile } from "node:fs/promises";
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
+import type { z } from "zod";
+import { formatAddr } from "./address.ts";
+import { type Config, DEFAULTS, emptyConfig, type ServerConfig } from "./model.ts";
+import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
+
+/** One thing wrong (or worth saying) about a configuration, with where it is. */
+export interface ConfigProblem {
+  file: string;
+  line: number;
+  column: number;
+  /** The key path, `tcp.services.app.loadBalancer.servers[1].address`; "" for the file. */
+  path: string;
+  message: string;
+}
+
+/** The configuration could not be used; `problems` says every reason. */
+export class ConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+    this.name = "ConfigError";
+  }
+}
+
+/** `file:line:column: path: message`. */
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
+}
+
+/** A valid configuration, with remarks that are not errors (traefik v2 forms, say). */
+export interface LoadedConfig {
+  config: Config;
+  notes: ConfigProblem[];
+}
+
+type Path = (string | number)[];
+
+/** Reads and validates `file`; throws {@link ConfigError} listing every problem. */
+export async function loadConfigFile(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const why = code === "ENOENT" ? "no such file" : (error as Error).message;
+    throw new ConfigError([{ file, line: 1, column: 1, path: "", message: `cannot read: ${why}` }]);
+  }
+  return parseConfig(text, file);
+}
+
+/** Validates configuration `text` (YAML) read from `file`. */
+export function parseConfig(text: string, file: string): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number) => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { line, column: col };
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(doc.errors.map((e) => ({
+      file,
+      ...at(e.pos[0]),
+      path: "",
+      message: `YAML: ${e.message.split("\n")[0]}`,
+    })));
+  }
+  const problem = (path: Path, message: string, key?: string): ConfigProblem => ({
+    file,
+    ...at(locate(doc.contents as Node | null, path, key)),
+    path: formatPath(key === undefined ? path : [...path, key]),
+    message,
+  });
+
+  const result = fileSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+  if (!result.success) {
+    throw new ConfigError(
+      sortProblems(result.error.issues.flatMap((issue) => issueProblems(issue, problem))),
+    );
+  }
+  const problems: ConfigProblem[] = [];
+  const notes: ConfigProblem[] = [];
+  crossCheck(
+    result.data,
+    (path, message) => problems.push(problem(path, message)),
+    (path, message) => notes.push(problem(path, message)),
+  );
+  if (problems.length > 0) throw new ConfigError(sortProblems(problems));
+  return { config: toModel(result.data), notes };
+}
+
+function issueProblems(
+  issue: z.core.$ZodIssue,
+  problem: (path: Path, message: string, key?: string) => ConfigProblem,
+): ConfigProblem[] {
+  const path = issue.path as Path;
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys.map((key) => {
+      const hint = didYouMean(key, knownKeys(path));
+      return problem(path, `unknown key${hint ? `; did you mean "${hint}"?` : ""}`, key);
+    });
+  }
+  if (issue.code === "invalid_type") {
+    if (issue.input === undefined) return [problem(path, `missing (expected ${issue.expected})`)];
+    return [problem(path, `expected ${issue.expected}, got ${describe(issue.input)}`)];
+  }
+  if (issue.code === "invalid_union") {
+    return [problem(path, `expected a duration like 100ms or 5s, got ${describe(issue.input)}`)];
+  }
+  if (issue.code === "invalid_value") {
+    const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");
+    return [problem(path, `expected one of ${allowed}, got ${describe(issue.input)}`)];
+  }
+  return [problem(path, issue.message)];
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
+  return problems.sort((a, b) => a.line - b.line || a.column - b.column);
+}
+
+/** The offset of the node at `path` (or of its key `key`), else of its nearest ancestor. */
+function locate(root: Node | null, path: Path, key?: string): number {
+  let node: Node | null = root;
+  let offset = node?.range?.[0] ?? 0;
+  for (const seg of path) {
+    let next: Node | null = null;
+    let keyOffset: number | undefined;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (pair) {
+        next = pair.value as Node | null;
+        keyOffset = (pair.key as Node).range?.[0];
+      }
+    } else if (isSeq(node) && typeof seg === "number") {
+      next = node.items[seg] as Node | null;
+    }
+    if (!next && keyOffset === undefined) return offset;
+    // A block mapping or list is pointed at by its key; a scalar or flow value by itself.
+    const block = (isMap(next) || isSeq(next)) && !next.flow;
+    offset = (block ? keyOffset : undefined) ?? next?.range?.[0] ?? keyOffset ?? offset;
+    node = next;
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    if (pair) return (pair.key as Node).range?.[0] ?? offset;
+  }
+  return offset;
+}
+
+function formatPath(path: Path): string {
+  let s = "";
+  for (const seg of path) s += typeof seg === "number" ? `[${seg}]` : s ? `.${seg}` : String(seg);
+  return s;
+}
+
+let schemaCache: Record<string, unknown> | undefined;
+
+/** The keys the schema allows at `path`, read from the JSON Schema so the two cannot drift. */
+function knownKeys(path: Path): string[] {
+  // deno-lint-ignore no-explicit-any
+  let node: any = schemaCache ??= jsonSchema();
+  for (const seg of path) {
+    if (!node) return [];
+    if (typeof seg === "number") node = node.items;
+    else node = node.properties?.[seg] ?? node.additionalProperties;
+  }
+  return Object.keys(node?.properties ?? {});
+}
+
+/** The closest allowed key, if close enough to be a typo. */
+export function didYouMean(key: string, allowed: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of allowed) {
+    const d = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+type Report = (path: Path, message: string) => void;
+
+/** Checks what the schema cannot: references, cycles, addresses shared by entrypoints. */
+function crossCheck(file: ParsedFile, error: Report, note: Report): void {
+  const entryPoints = file.entryPoints ?? {};
+  const seen: { name: string; protocol: string; hostname: string; port: number }[] = [];
+  for (const [name, ep] of Object.entries(entryPoints)) {
+    const { address, protocol } = ep.address;
+    const clash = seen.find((s) =>
+      s.protocol === protocol && s.port === address.port && address.port !== 0 &&
+      (s.hostname === address.hostname || isWildcard(s.hostname) || isWildcard(address.hostname))
+    );
+    if (clash) {
+      error(
+        ["entryPoints", name, "address"],
+        `entrypoint "${clash.name}" already listens on ${protocol} ${formatAddr(address)}`,
+      );
+    }
+    seen.push({ name, protocol, hostname: address.hostname, port: address.port });
+  }
+  const epOf = (protocol: string) =>
+    Object.keys(entryPoints).filter((n) => entryPoints[n].address.protocol === protocol);
+
+  for (const protocol of ["tcp", "udp"] as const) {
+    const section = file[protocol];
+    const services = section?.services ?? {};
+    for (const [name, router] of Object.entries(section?.routers ?? {})) {
+      const base = [protocol, "routers", name];
+      (router.entryPoints ?? []).forEach((ep, i) => {
+        if (!entryPoints[ep]) {
+          error(
+            [...base, "entryPoints", i],
+            `entrypoint "${ep}" is not defined${suggest(ep, Object.keys(entryPoints))}`,
+          );
+        } else if (entryPoints[ep].address.protocol !== protocol) {
+          error([...base, "entryPoints", i], `entrypoint "${ep}" is not a ${protocol} entrypoint`);
+        }
+      });
+      if (!router.entryPoints && epOf(protocol).length === 0) {
+        error([...base], `there is no ${protocol} entrypoint for this router`);
+      }
+      if (!services[router.service]) {
+        error(
+          [...base, "service"],
+          `${protocol} service "${router.service}" is not defined${
+            suggest(router.service, Object.keys(services))
+          }`,
+        );
+      }
+    }
+    for (const [name, service] of Object.entries(services)) {
+      service.weighted?.services.forEach((child, i) => {
+        if (!services[child.name]) {
+          error(
+            [protocol, "services", name, "weighted", "services", i, "name"],
+            `${protocol} service "${child.name}" is not defined${
+              suggest(child.name, Object.keys(services))
+            }`,
+          );
+        }
+      });
+    }
+    const cycle = findCycle(services);
+    if (cycle) {
+      error(
+        [protocol, "services", cycle[0], "weighted"],
+        `weighted services form a cycle: ${cycle.join(" → ")}`,
+      );
+    }
+  }
+
+  const transports = file.tcp?.serversTransports ?? {};
+  for (const [name, service] of Object.entries(file.tcp?.services ?? {})) {
+    const lb = service.loadBalancer;
+    if (!lb) continue;
+    if (lb.serversTransport && !transports[lb.serversTransport]) {
+      error(
+        ["tcp", "services", name, "loadBalancer", "serversTransport"],
+        `serversTransport "${lb.serversTransport}" is not defined${
+          suggest(lb.serversTransport, Object.keys(transports))
+        }`,
+      );
+    }
+    if (lb.terminationDelay !== undefined) {
+      note(
+        ["tcp", "services", name, "loadBalancer", "terminationDelay"],
+        "traefik v2 form (milliseconds), accepted; v3 puts it in serversTransports, and this one wins",
+      );
+    }
+  }
+  for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
+    if (router.rule.replace(/\s+/g, "") !== "HostSNI(`*`)") {
+      error(
+        ["tcp", "routers", name, "rule"],
+        "only the catch-all rule HostSNI(`*`) is supported so far",
+      );
+    }
+  }
+}
+
+function suggest(name: string, known: string[]): string {
+  const hint = didYouMean(name, known);
+  return hint ? `; did you mean "${hint}"?` : "";
+}
+
+function isWildcard(hostname: string): boolean {
+  return hostname === "0.0.0.0" || hostname === "::";
+}
+
+function findCycle(
+  services: Record<string, { weighted?: { services: { name: string }[] } }>,
+): string[] | undefined {
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (name: string, path: string[]): string[] | undefined => {
+    if (state.get(name) === "visiting") return [...path.slice(path.indexOf(name)), name];
+    if (state.get(name) === "done" || !services[name]) return undefined;
+    state.set(name, "visiting");
+    for (const child of services[name].weighted?.services ?? []) {
+      const found = visit(child.name, [...path, name]);
+      if (found) return found;
+    }
+    state.set(name, "done");
+    return undefined;
+  };
+  for (const name of Object.keys(services)) {
+    const found = visit(name, []);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** Fills in defaults: the model l4p runs. */
+function toModel(file: ParsedFile): Config {
+  const config = emptyConfig();
+  const servers = (list: { address: ServerConfig["address"]; weight?: number }[]) =>
+    list.map((s) => ({ address: s.address, weight: s.weight ?? 1 }));
+  const weightedOf = (w: { services: { name: string; weight?: number }[] }) => ({
+    services: w.services.map((c) => ({ name: c.name, weight: c.weight ?? 1 })),
+  });
+  config.log = { level: file.log?.level, format: file.log?.format };
+  for (const [name, ep] of Object.entries(file.entryPoints ?? {})) {
+    config.entryPoints[name] = {
+      address: ep.address.address,
+      protocol: ep.address.protocol,
+      reusePort: ep.reusePort ?? false,
+      udp: {
+        timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
+        maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,
+      },
+    };
+  }
+  const all = (protocol: string) =>
+    Object.keys(config.entryPoints).filter((n) => config.entryPoints[n].protocol === protocol);
+  for (const [name, t] of Object.entries(file.tcp?.serversTransports ?? {})) {
+    config.tcp.serversTransports[name] = {
+      dialTimeout: t.dialTimeout ?? DEFAULTS.dialTimeout,
+      terminationDelay: t.terminationDelay ?? DEFAULTS.terminationDelay,
+    };
+  }
+  for (const [name, s] of Object.entries(file.tcp?.services ?? {})) {
+    config.tcp.services[name] = s.loadBalancer
+      ? {
+        loadBalancer: {
+          servers: servers(s.loadBalancer.servers),
+          serversTransport: s.loadBalancer.serversTransport,
+          terminationDelay: s.loadBalancer.terminationDelay,
+        },
+      }
+      : { weighted: weightedOf(s.weighted!) };
+  }
+  for (const [name, r] of Object.entries(file.tcp?.routers ?? {})) {
+    config.tcp.routers[name] = {
+      entryPoints: r.entryPoints ?? all("tcp"),
+      rule: r.rule,
+      service: r.service,
+      priority: r.priority,
+    };
+  }
+  for (const [name, s] of Object.entries(file.udp?.services ?? {})) {
+    config.udp.services[name] = s.loadBalancer
+      ? { loadBalancer: { servers: servers(s.loadBalancer.servers) } }
+      : { weighted: weightedOf(s.weighted!) };
+  }
+  for (const [name, r] of Object.entries(file.udp?.routers ?? {})) {
+    config.udp.routers[name] = { entryPoints: r.entryPoints ?? all("udp"), service: r.service };
+  }
+  return config;
+}

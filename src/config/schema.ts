@@ -1,0 +1,163 @@
+/**
+ * The configuration file's schema (zod 4), in traefik's names. It checks shapes and values;
+ * {@link crossCheck} then checks what spans the file (references, cycles, shared addresses).
+ * `schema/l4p.schema.json` is generated from it for editors (`scripts/schema.ts`).
+ */
+import { z } from "zod";
+import { type HostPort, parseHostPort } from "./address.ts";
+import { parseDuration } from "./duration.ts";
+import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
+
+const durationText = "a duration: 100ms, 5s, 1m30s; a bare number means seconds";
+
+/** A duration, to milliseconds. */
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = typeof value === "number" ? value * 1000 : parseDuration(value);
+  if (typeof ms === "string") {
+    ctx.addIssue({ code: "custom", message: ms });
+    return z.NEVER;
+  }
+  return ms;
+}).meta({ description: durationText });
+
+/** A dialable `host:port`. */
+const serverAddress = z.string().transform((value, ctx): HostPort => {
+  const a = parseHostPort(value);
+  if (typeof a === "string") {
+    ctx.addIssue({ code: "custom", message: a.replace(/^"[^"]*" /, "") });
+    return z.NEVER;
+  }
+  return a;
+}).meta({ description: "host:port of a backend server", examples: ["127.0.0.1:9001"] });
+
+/** `[host]:port`, with an optional `/tcp` or `/udp` suffix. */
+const entryPointAddress = z.string().transform((value, ctx) => {
+  const m = value.match(/^(.*?)(?:\/(tcp|udp))?$/)!;
+  const a = parseHostPort(m[1], true);
+  if (typeof a === "string") {
+    ctx.addIssue({ code: "custom", message: a.replace(/^"[^"]*" /, "") });
+    return z.NEVER;
+  }
+  return { address: { ...a, text: value }, protocol: (m[2] ?? "tcp") as "tcp" | "udp" };
+}).meta({
+  description: "[host]:port to listen on; a /udp suffix makes a UDP entrypoint",
+  examples: ["127.0.0.1:8080", ":8053/udp"],
+});
+
+const weight = z.number().int().min(0).meta({ description: "share of the traffic; default 1" });
+const names = z.array(z.string().min(1));
+
+const entryPoint = z.strictObject({
+  address: entryPointAddress,
+  reusePort: z.boolean().optional().meta({
+    description: "SO_REUSEPORT, so several l4p processes can share the port",
+  }),
+  udp: z.strictObject({
+    timeout: duration.optional().meta({
+      description: "idle time before a UDP session ends; default 3s",
+    }),
+    maxSessions: z.number().int().min(1).optional().meta({
+      description:
+        "most UDP sessions at once; the least recently used idle one is evicted; default 10000",
+    }),
+  }).optional(),
+});
+
+const server = z.strictObject({ address: serverAddress, weight: weight.optional() });
+
+const weighted = z.strictObject({
+  services: z.array(z.strictObject({ name: z.string().min(1), weight: weight.optional() })).min(1, {
+    message: "a weighted service needs at least one service",
+  }),
+});
+
+const tcpLoadBalancer = z.strictObject({
+  servers: z.array(server).min(1, { message: "the server list is empty" }),
+  serversTransport: z.string().min(1).optional(),
+  terminationDelay: z.number().int().optional().meta({
+    description: "traefik v2 form: milliseconds; prefer serversTransports.NAME.terminationDelay",
+  }),
+});
+
+const tcpService = z.strictObject({
+  loadBalancer: tcpLoadBalancer.optional(),
+  weighted: weighted.optional(),
+}).superRefine((s, ctx) => {
+  if (!s.loadBalancer === !s.weighted) {
+    ctx.addIssue({
+      code: "custom",
+      message: "a service needs exactly one of loadBalancer or weighted",
+    });
+  }
+});
+
+const tcpRouter = z.strictObject({
+  entryPoints: names.optional().meta({ description: "default: every TCP entrypoint" }),
+  rule: z.string().min(1),
+  service: z.string().min(1),
+  priority: z.number().int().optional(),
+  tls: z.strictObject({
+    passthrough: z.literal(true).meta({ description: "TLS is passed through, never terminated" }),
+  }).optional(),
+});
+
+const serversTransport = z.strictObject({
+  dialTimeout: duration.optional().meta({ description: "default 5s" }),
+  terminationDelay: duration.optional().meta({
+    description:
+      "once one direction has ended, close when the other is silent this long; default 100ms; negative: never",
+  }),
+});
+
+const udpService = z.strictObject({
+  loadBalancer: z.strictObject({
+    servers: z.array(server).min(1, { message: "the server list is empty" }),
+  }).optional(),
+  weighted: weighted.optional(),
+}).superRefine((s, ctx) => {
+  if (!s.loadBalancer === !s.weighted) {
+    ctx.addIssue({
+      code: "custom",
+      message: "a service needs exactly one of loadBalancer or weighted",
+    });
+  }
+});
+
+const udpRouter = z.strictObject({
+  entryPoints: names.optional().meta({ description: "default: every UDP entrypoint" }),
+  service: z.string().min(1),
+});
+
+const record = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
+
+/** The whole file. */
+export const fileSchema = z.strictObject({
+  entryPoints: record(entryPoint).optional(),
+  tcp: z.strictObject({
+    routers: record(tcpRouter).optional(),
+    services: record(tcpService).optional(),
+    serversTransports: record(serversTransport).optional(),
+  }).optional(),
+  udp: z.strictObject({
+    routers: record(udpRouter).optional(),
+    services: record(udpService).optional(),
+  }).optional(),
+  log: z.strictObject({
+    level: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]).optional(),
+    format: z.enum(["text", "json"]).optional(),
+  }).optional(),
+}).meta({
+  title: "l4p configuration",
+  description: "entrypoints, routers, services and transports, in traefik's names",
+});
+
+/** The file after the schema: types checked, addresses and durations parsed. */
+export type ParsedFile = z.output<typeof fileSchema>;
+
+/** The JSON Schema of the file, for editors. */
+export function jsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(fileSchema, { io: "input", unrepresentable: "any" }) as Record<
+    string,
+    unknown
+  >;
+}

@@ -1,0 +1,211 @@
+import { Ajv2020 } from "ajv/dist/2020.js";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { test } from "node:test";
+import { parse as parseYaml } from "yaml";
+import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
+import { schemaText } from "../scripts/schema.ts";
+import { deadline, readmeExample, ROOT, runL4p } from "./_helpers.ts";
+
+/** The problems `parseConfig` finds, formatted as `l4p check` prints them. */
+function problems(yaml: string): string[] {
+  try {
+    parseConfig(yaml, "l4p.yaml");
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems.map(formatProblem);
+    throw error;
+  }
+  return [];
+}
+
+const VALID = `entryPoints:
+  web:
+    address: "127.0.0.1:8080"
+tcp:
+  routers:
+    to-app:
+      entryPoints: [web]
+      rule: "HostSNI(\`*\`)"
+      service: app
+  services:
+    app:
+      loadBalancer:
+        servers:
+          - address: "127.0.0.1:9001"
+`;
+
+test("a valid file passes and fills in traefik's defaults", () => {
+  const { config, notes } = parseConfig(VALID, "l4p.yaml");
+  assert.deepEqual(notes, []);
+  assert.equal(config.entryPoints.web.address.port, 8080);
+  assert.equal(config.entryPoints.web.protocol, "tcp");
+  assert.deepEqual(config.tcp.services.app.loadBalancer!.servers.map((s) => s.weight), [1]);
+  assert.deepEqual(config.tcp.routers["to-app"].entryPoints, ["web"]);
+});
+
+const BAD: [string, string, string[]][] = [
+  ["YAML syntax", "entryPoints:\n  web:\n    address: [unclosed\n", [
+    /^l4p\.yaml:4:1: YAML: Flow sequence in block collection must be sufficiently indented/.source,
+  ]],
+  ["an unknown key, with a did-you-mean", VALID.replace("    address:", "    adress:"), [
+    "l4p.yaml:2:3: entryPoints.web.address: missing (expected string)",
+    'l4p.yaml:3:5: entryPoints.web.adress: unknown key; did you mean "address"?',
+  ]],
+  ["a wrong type", VALID.replace("- address:", "- weight: lots\n            address:"), [
+    'l4p.yaml:14:21: tcp.services.app.loadBalancer.servers[0].weight: expected number, got string "lots"',
+  ]],
+  ["a bad address", VALID.replace('"127.0.0.1:9001"', '"127.0.0.1"'), [
+    "l4p.yaml:14:22: tcp.services.app.loadBalancer.servers[0].address: has no port (write host:port)",
+  ]],
+  ["a bad duration", VALID + "  serversTransports:\n    t:\n      dialTimeout: 5 parsecs\n", [
+    'l4p.yaml:17:20: tcp.serversTransports.t.dialTimeout: invalid duration "5 parsecs": use a number with a unit, like 100ms, 5s, 1m or 1h30m',
+  ]],
+  ["a router pointing at an undefined service", VALID.replace("service: app", "service: ap"), [
+    'l4p.yaml:9:16: tcp.routers.to-app.service: tcp service "ap" is not defined; did you mean "app"?',
+  ]],
+  ["a router pointing at an undefined entrypoint", VALID.replace("[web]", "[web, websecure]"), [
+    'l4p.yaml:7:26: tcp.routers.to-app.entryPoints[1]: entrypoint "websecure" is not defined',
+  ]],
+  [
+    "a weighted service cycle",
+    VALID +
+    "    a:\n      weighted:\n        services: [{ name: b }]\n    b:\n      weighted:\n        services: [{ name: a }]\n",
+    ["l4p.yaml:16:7: tcp.services.a.weighted: weighted services form a cycle: a → b → a"],
+  ],
+  ["an empty server list", VALID.replace(/servers:\n.*\n/, "servers: []\n"), [
+    "l4p.yaml:13:18: tcp.services.app.loadBalancer.servers: the server list is empty",
+  ]],
+  [
+    "two entrypoints on one address",
+    VALID.replace("tcp:\n", '  also:\n    address: ":8080"\ntcp:\n'),
+    ['l4p.yaml:5:14: entryPoints.also.address: entrypoint "web" already listens on tcp 0.0.0.0:8080'],
+  ],
+  ["a service with neither loadBalancer nor weighted", VALID + "    empty: {}\n", [
+    "l4p.yaml:15:12: tcp.services.empty: a service needs exactly one of loadBalancer or weighted",
+  ]],
+  [
+    "a serversTransport that is not defined",
+    VALID.replace("        servers:", "        serversTransport: fast\n        servers:"),
+    [
+      'l4p.yaml:13:27: tcp.services.app.loadBalancer.serversTransport: serversTransport "fast" is not defined',
+    ],
+  ],
+];
+
+for (const [kind, yaml, expected] of BAD) {
+  test(`config error is located: ${kind}`, () => {
+    const got = problems(yaml);
+    assert.equal(got.length, expected.length, got.join("\n"));
+    expected.forEach((e, i) => {
+      if (e.startsWith("^")) assert.match(got[i], new RegExp(e));
+      else assert.equal(got[i], e);
+    });
+  });
+}
+
+test("every problem is reported, not just the first", () => {
+  const yaml = VALID.replace("    address:", "    adress:").replace('"127.0.0.1:9001"', '"nope"');
+  assert.equal(problems(yaml).length, 3);
+});
+
+test("traefik v2's loadBalancer.terminationDelay is accepted, noted, and wins over the transport", () => {
+  const yaml = VALID.replace(
+    "        servers:",
+    "        terminationDelay: 250\n        serversTransport: t\n        servers:",
+  ) + "  serversTransports:\n    t:\n      terminationDelay: 1s\n";
+  const { config, notes } = parseConfig(yaml, "l4p.yaml");
+  assert.equal(notes.length, 1);
+  assert.match(
+    formatProblem(notes[0]),
+    /^l4p\.yaml:13:27: tcp\.services\.app\.loadBalancer\.terminationDelay: traefik v2 form/,
+  );
+  assert.equal(config.tcp.services.app.loadBalancer!.terminationDelay, 250);
+});
+
+test("the published JSON Schema is the validator's own", () => {
+  assert.equal(
+    readFileSync(`${ROOT}schema/l4p.schema.json`, "utf8"),
+    schemaText(),
+    "schema/l4p.schema.json is stale: run deno run -A scripts/schema.ts",
+  );
+});
+
+test("the JSON Schema and the validator agree on shapes, file by file", () => {
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  const validate = ajv.compile(JSON.parse(schemaText()));
+  // Shape-level documents only: cross-references are beyond what a JSON Schema can say.
+  const docs = [
+    VALID,
+    readmeExample(),
+    VALID.replace("    address:", "    adress:"),
+    VALID.replace("- address:", "- weight: lots\n            address:"),
+    VALID.replace(/servers:\n.*\n/, "servers: []\n"),
+    VALID + "log:\n  level: loud\n",
+    VALID + "log:\n  level: debug\n  format: json\n",
+    VALID.replace("tcp:\n", "bogus: 1\ntcp:\n"),
+  ];
+  for (const doc of docs) {
+    const byZod = problems(doc).length === 0;
+    const bySchema = validate(parseYaml(doc)) as boolean;
+    assert.equal(bySchema, byZod, `disagree on:\n${doc}\n${JSON.stringify(validate.errors)}`);
+  }
+});
+
+test("the README's example configuration is valid as printed", () => {
+  const { config } = parseConfig(readmeExample(), "README.md");
+  assert.deepEqual(Object.keys(config.tcp.services).sort(), ["app", "app-v2", "canary"]);
+});
+
+test("l4p check prints every problem with file:line:column and exits 1", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
+  try {
+    const file = `${dir}/l4p.yaml`;
+    writeFileSync(file, VALID.replace("service: app", "service: ap"));
+    const l4p = runL4p(["check", file]);
+    assert.equal(await deadline(l4p.exited, 15_000, "check exits"), 1);
+    assert.equal(
+      l4p.stderr(),
+      `${file}:9:16: tcp.routers.to-app.service: tcp service "ap" is not defined; did you mean "app"?\n` +
+        `${file}: 1 problem\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("l4p check on a valid file lists routers per entrypoint and exits 0", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
+  try {
+    const file = `${dir}/l4p.yaml`;
+    writeFileSync(file, VALID);
+    const l4p = runL4p(["check", file]);
+    assert.equal(await deadline(l4p.exited, 15_000, "check exits"), 0);
+    assert.equal(
+      l4p.stdout(),
+      "entrypoint web (tcp 127.0.0.1:8080): routers in match order: to-app [HostSNI(`*`) → app]\n" +
+        `${file}: ok\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("l4p run refuses a bad file with the same messages and exit 1", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
+  try {
+    const file = `${dir}/l4p.yaml`;
+    writeFileSync(file, VALID.replace('"127.0.0.1:9001"', '"127.0.0.1"'));
+    const l4p = runL4p(["run", "-c", file]);
+    assert.equal(await deadline(l4p.exited, 15_000, "run exits"), 1);
+    assert.equal(
+      l4p.stderr(),
+      `${file}:14:22: tcp.services.app.loadBalancer.servers[0].address: has no port (write host:port)\n`,
+    );
+    const missing = runL4p(["run", "-c", `${dir}/nope.yaml`]);
+    assert.equal(await deadline(missing.exited, 15_000, "run exits"), 1);
+    assert.equal(missing.stderr(), `${dir}/nope.yaml:1:1: cannot read: no such file\n`);
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});

@@ -6,7 +6,7 @@
 import process from "node:process";
 import { parseArgs } from "node:util";
 import pkg from "./package.json" with { type: "json" };
-import { adHocTcpConfig, UsageError } from "./src/config/adhoc.ts";
+import { adHocTcpConfig, adHocUdpConfig, UsageError } from "./src/config/adhoc.ts";
 import { parseHostPort } from "./src/config/address.ts";
 import { ConfigError, formatProblem, loadConfigFile } from "./src/config/load.ts";
 import type { Config } from "./src/config/model.ts";
@@ -25,6 +25,7 @@ Usage:
   l4p run -c FILE [flags]                     run what the configuration FILE describes
   l4p check FILE                              validate FILE: exit 0, or list every problem and exit 1
   l4p tcp LISTEN TARGET [TARGET...] [flags]   forward TCP from LISTEN to the TARGETs
+  l4p udp LISTEN TARGET [TARGET...] [flags]   forward UDP from LISTEN to the TARGETs
   l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
   l4p --help | --version
 
@@ -38,6 +39,9 @@ Flags:
                                 other has been silent this long (default 100ms;
                                 --termination-delay=-1s never closes it)
   --reuse-port                  share the port with other l4p processes (SO_REUSEPORT)
+  --timeout DURATION            UDP: end a session after it has been idle this long (default 3s)
+  --max-sessions N              UDP: most sessions at once; when full, the least recently used
+                                is evicted (default 10000)
   --log-level LEVEL             debug, info, warn or error (default info)
   --log-format FORMAT           text or json (default text)
 
@@ -46,6 +50,7 @@ Durations: 100ms, 5s, 1m30s, 1h.
 Examples:
   l4p tcp :8080 10.0.0.5:80 10.0.0.6:80
   l4p tcp 127.0.0.1:6380 127.0.0.1:6379 --termination-delay 1s
+  l4p udp :5353 10.0.0.53:53 --timeout 10s
   l4p check l4p.yaml && l4p run -c l4p.yaml
   l4p demo
 `;
@@ -57,6 +62,8 @@ const FLAGS = {
   "dial-timeout": { type: "string" },
   "termination-delay": { type: "string" },
   "reuse-port": { type: "boolean" },
+  timeout: { type: "string" },
+  "max-sessions": { type: "string" },
   "log-level": { type: "string" },
   "log-format": { type: "string" },
   listen: { type: "string" },
@@ -129,13 +136,23 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         });
         return await serve(config, new Logger(logOptions()), io);
       }
+      case "udp": {
+        if (rest.length < 2) throw new UsageError("udp needs LISTEN and at least one TARGET");
+        const config = adHocUdpConfig({
+          listen: rest[0],
+          targets: rest.slice(1),
+          timeout: duration("--timeout", values.timeout),
+          maxSessions: count("--max-sessions", values["max-sessions"]),
+        });
+        return await serve(config, new Logger(logOptions()), io);
+      }
       case "demo": {
         noExtra(command, rest);
         const listen = values.listen ?? "127.0.0.1:8080";
         const bad = parseHostPort(listen, true);
         if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);
         const logger = new Logger(logOptions());
-        const demo = startDemo(await loadRuntime(), logger, listen);
+        const demo = await startDemo(await loadRuntime(), logger, listen);
         if (values["print-config"]) {
           demo.close();
           io.out(demo.text);
@@ -208,7 +225,7 @@ async function serve(
   process.once("SIGINT", onSigint);
   process.once("SIGTERM", onSigterm);
   try {
-    server.start(config);
+    await server.start(config);
   } catch (error) {
     process.off("SIGINT", onSigint);
     process.off("SIGTERM", onSigterm);
@@ -224,6 +241,14 @@ function duration(flag: string, value: string | undefined): number | undefined {
   const ms = parseDuration(value);
   if (typeof ms === "string") throw new UsageError(`${flag}: ${ms}`);
   return ms;
+}
+
+function count(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(value)) {
+    throw new UsageError(`${flag} must be a whole number above 0, not "${value}"`);
+  }
+  return Number(value);
 }
 
 function oneOf<T extends string>(

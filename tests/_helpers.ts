@@ -4,7 +4,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import dgram from "node:dgram";
 import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -194,7 +195,7 @@ export async function startProxy(
   const lines: string[] = [];
   const logger = new Logger({ level: "debug", write: (line) => lines.push(line) });
   const server = new L4pServer({ runtime: await loadRuntime(), logger, random });
-  server.start(config);
+  await server.start(config);
   return {
     server,
     lines,
@@ -318,4 +319,99 @@ export function readmeExample(): string {
   const m = readme.match(/<!-- example-config -->\s*```yaml\n([\s\S]*?)```/);
   if (!m) throw new Error("README.md has no example configuration after <!-- example-config -->");
   return m[1];
+}
+
+/** A UDP socket on loopback that queues what it receives. */
+export interface UdpPeer {
+  socket: dgram.Socket;
+  port: number;
+  send(data: Uint8Array | string, port: number): Promise<void>;
+  /** The next datagram received (and its sender's port), within `ms`. */
+  next(ms?: number): Promise<{ data: Buffer; port: number }>;
+  received: { data: Buffer; port: number }[];
+  close(): void;
+}
+
+/** Binds a `node:dgram` socket on 127.0.0.1, port 0. */
+export async function udpPeer(
+  onMessage?: (peer: UdpPeer, data: Buffer, port: number) => void,
+): Promise<UdpPeer> {
+  const socket = dgram.createSocket("udp4");
+  const received: { data: Buffer; port: number }[] = [];
+  const waiters: (() => void)[] = [];
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));
+  const peer: UdpPeer = {
+    socket,
+    port: (socket.address() as { port: number }).port,
+    received,
+    send: (data, port) =>
+      new Promise((resolve, reject) =>
+        socket.send(data, port, "127.0.0.1", (e) => e ? reject(e) : resolve())
+      ),
+    next(ms = 5000) {
+      return deadline(
+        new Promise((resolve) => {
+          const check = () => {
+            if (received.length > 0) resolve(received.shift()!);
+            else waiters.push(check);
+          };
+          check();
+        }),
+        ms,
+        `a datagram on port ${peer.port}`,
+      );
+    },
+    close: () => socket.close(),
+  };
+  socket.on("message", (data: Buffer, rinfo: dgram.RemoteInfo) => {
+    if (onMessage) return onMessage(peer, data, rinfo.port);
+    received.push({ data, port: rinfo.port });
+    waiters.splice(0).forEach((w) => w());
+  });
+  return peer;
+}
+
+/** The path of an installed program, or undefined. */
+export function which(name: string): string | undefined {
+  const dirs = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+  return dirs.map((d) => `${d}/${name}`).find((path) => existsSync(path));
+}
+
+/**
+ * Whether a test that needs real peer `program` can run. In CI (`CI` set) the peer is required:
+ * `.ci/run` installs it, so its absence fails the test instead of skipping it.
+ */
+export function peerOrSkip(program: string): string | false {
+  const path = which(program);
+  if (path) return path;
+  if (process.env.CI) {
+    throw new Error(`${program} is not installed; .ci/run should have installed it`);
+  }
+  return false;
+}
+
+/**
+ * A port free on loopback for both TCP and UDP, for a peer that must be told its port. It is
+ * chosen below the kernel's ephemeral range, so no socket bound to port 0 can take it before
+ * the peer binds it (a freed ephemeral port is handed out again soon).
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const udp = dgram.createSocket("udp4");
+    const udpFree = await new Promise<boolean>((resolve) => {
+      udp.once("error", () => resolve(false));
+      udp.bind(port, "127.0.0.1", () => resolve(true));
+    });
+    if (!udpFree) continue;
+    await new Promise<void>((r) => udp.close(() => r()));
+    const server = net.createServer();
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => resolve(true));
+    });
+    if (!tcpFree) continue;
+    await new Promise<void>((r) => server.close(() => r()));
+    return port;
+  }
 }

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { connect, deadline, echoServer, netServer, readToEnd, runL4p } from "./_helpers.ts";
+import {
+  connect,
+  deadline,
+  echoServer,
+  netServer,
+  readToEnd,
+  runL4p,
+  udpPeer,
+} from "./_helpers.ts";
 
 test("l4p --help prints usage with examples and exits 0", async () => {
   const l4p = runL4p(["--help"]);
@@ -28,6 +36,11 @@ for (
       /--dial-timeout: invalid duration/,
     ],
     [["tcp", ":8080", "127.0.0.1:80", "--log-level", "loud"], /--log-level must be one of/],
+    [["udp", ":5353"], /udp needs LISTEN and at least one TARGET/],
+    [
+      ["udp", ":5353", "127.0.0.1:53", "--max-sessions", "0"],
+      /--max-sessions must be a whole number/,
+    ],
   ] as const
 ) {
   test(`bad arguments exit 2 with one clear line: ${args.join(" ") || "(none)"}`, async () => {
@@ -89,7 +102,41 @@ test("l4p demo serves its built-in backends, alternating between them", async ()
       names.push(m[1]);
     }
     assert.deepEqual([...names].sort(), ["A", "B"]);
+    const [, udpPort] = await l4p.waitForLine(/nc -u 127\.0\.0\.1 (\d+)/);
+    const client = await udpPeer();
+    try {
+      await client.send("hi", Number(udpPort));
+      assert.match((await client.next()).data.toString(), /^(A|B): HI$/);
+    } finally {
+      client.close();
+    }
   } finally {
+    l4p.kill("SIGKILL");
+  }
+});
+
+test("l4p udp forwards datagrams with --timeout and --max-sessions", async () => {
+  const backend = await udpPeer((peer, data, port) => peer.send(data, port));
+  const l4p = runL4p([
+    "udp",
+    "127.0.0.1:0",
+    `127.0.0.1:${backend.port}`,
+    "--timeout",
+    "5s",
+    "--max-sessions",
+    "7",
+  ]);
+  const client = await udpPeer();
+  try {
+    const [, port] = await l4p.waitForLine(
+      /listening entryPoint=udp protocol=udp address=127\.0\.0\.1:(\d+)/,
+    );
+    assert.match(l4p.stderr(), /\(timeout 5s, maxSessions 7\)/);
+    await client.send("datagram", Number(port));
+    assert.equal((await client.next()).data.toString(), "datagram");
+  } finally {
+    client.close();
+    backend.close();
     l4p.kill("SIGKILL");
   }
 });

@@ -1,14 +1,32 @@
-/** The ad-hoc commands (`l4p tcp :8080 host:80`) as a {@link Config}, so both paths run one code. */
-import { parseHostPort } from "./address.ts";
-import { type Config, DEFAULTS, emptyConfig } from "./model.ts";
+/**
+ * The ad-hoc commands (`l4p tcp :8080 host:80`, `l4p udp :53 host:53`) as a {@link Config}, so
+ * both paths run the same code.
+ */
+import { type HostPort, parseHostPort } from "./address.ts";
+import {
+  type Config,
+  DEFAULTS,
+  emptyConfig,
+  type EntryPointConfig,
+  type ServerConfig,
+} from "./model.ts";
 
-/** Flags of the ad-hoc TCP command, already parsed. */
+/** Arguments of `l4p tcp`, already parsed. */
 export interface AdHocTcp {
   listen: string;
   targets: string[];
   dialTimeout?: number;
   terminationDelay?: number;
   reusePort?: boolean;
+}
+
+/** Arguments of `l4p udp`, already parsed. */
+export interface AdHocUdp {
+  listen: string;
+  targets: string[];
+  /** Idle time after which a session ends, in ms. */
+  timeout?: number;
+  maxSessions?: number;
 }
 
 /** A usage error: bad address or missing argument. The CLI prints it and exits 2. */
@@ -19,30 +37,54 @@ export class UsageError extends Error {
   }
 }
 
-/** Translates `l4p tcp LISTEN TARGET...` into an entrypoint `tcp`, a router and a service. */
-export function adHocTcpConfig(options: AdHocTcp): Config {
-  const listen = parseHostPort(options.listen, true);
-  if (typeof listen === "string") throw new UsageError(`listen address ${listen}`);
-  if (options.targets.length === 0) {
-    throw new UsageError("no TARGET given (host:port to forward to)");
-  }
-  const servers = options.targets.map((t) => {
-    const address = parseHostPort(t);
+function entryPoint(listen: string, protocol: "tcp" | "udp"): EntryPointConfig {
+  const address = parseHostPort(listen, true);
+  if (typeof address === "string") throw new UsageError(`listen address ${address}`);
+  return {
+    address: protocol === "udp" ? { ...address, text: `${address.text}/udp` } : address,
+    protocol,
+    reusePort: false,
+    udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
+  };
+}
+
+function servers(targets: string[]): ServerConfig[] {
+  if (targets.length === 0) throw new UsageError("no TARGET given (host:port to forward to)");
+  return targets.map((t) => {
+    const address: HostPort | string = parseHostPort(t);
     if (typeof address === "string") throw new UsageError(`target ${address}`);
     return { address, weight: 1 };
   });
+}
+
+/** Translates `l4p tcp LISTEN TARGET...` into an entrypoint `tcp`, a router and a service. */
+export function adHocTcpConfig(options: AdHocTcp): Config {
   const config = emptyConfig();
   config.entryPoints.tcp = {
-    address: listen,
-    protocol: "tcp",
+    ...entryPoint(options.listen, "tcp"),
     reusePort: options.reusePort ?? false,
-    udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
   };
   config.tcp.serversTransports.adhoc = {
     dialTimeout: options.dialTimeout ?? DEFAULTS.dialTimeout,
     terminationDelay: options.terminationDelay ?? DEFAULTS.terminationDelay,
   };
-  config.tcp.services.targets = { loadBalancer: { servers, serversTransport: "adhoc" } };
+  config.tcp.services.targets = {
+    loadBalancer: { servers: servers(options.targets), serversTransport: "adhoc" },
+  };
   config.tcp.routers.tcp = { entryPoints: ["tcp"], rule: "HostSNI(`*`)", service: "targets" };
+  return config;
+}
+
+/** Translates `l4p udp LISTEN TARGET...` into an entrypoint `udp`, a router and a service. */
+export function adHocUdpConfig(options: AdHocUdp): Config {
+  const config = emptyConfig();
+  const ep = entryPoint(options.listen, "udp");
+  ep.udp = {
+    timeout: options.timeout ?? DEFAULTS.udpTimeout,
+    maxSessions: options.maxSessions ?? DEFAULTS.udpMaxSessions,
+  };
+  config.entryPoints.udp = ep;
+  config.udp.services.targets = { loadBalancer: { servers: servers(options.targets) } };
+  config.udp.routers.udp = { entryPoints: ["udp"], service: "targets" };
   return config;
 }

@@ -272,6 +272,23 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
     }
   }
 
+  const udpRouterOf = new Map<string, string>();
+  for (const [name, router] of Object.entries(file.udp?.routers ?? {})) {
+    const eps = router.entryPoints ?? epOf("udp");
+    eps.forEach((ep, i) => {
+      const other = udpRouterOf.get(ep);
+      if (other) {
+        error(
+          router.entryPoints
+            ? ["udp", "routers", name, "entryPoints", i]
+            : ["udp", "routers", name],
+          `entrypoint "${ep}" already has UDP router "${other}"; a UDP entrypoint takes one router`,
+        );
+      }
+      udpRouterOf.set(ep, name);
+    });
+  }
+
   const transports = file.tcp?.serversTransports ?? {};
   for (const [name, service] of Object.entries(file.tcp?.services ?? {})) {
     const lb = service.loadBalancer;

@@ -288,6 +288,9 @@ async function bindDatagram(options: DatagramOptions): Promise<DatagramSocket> {
         data(_s, data, port, address) {
           onMessage(data, { hostname: address, port });
         },
+        // An ICMP error (port unreachable: the backend is not there yet, or has gone) surfaces
+        // here; it concerns one earlier datagram, which is lost as UDP allows.
+        error() {},
       },
     });
   } catch (error) {

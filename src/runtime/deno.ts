@@ -221,7 +221,8 @@ class DenoDatagramSocket implements DatagramSocket {
   }
 
   async #receiveLoop(onMessage: DatagramOptions["onMessage"]): Promise<void> {
-    // One buffer for the socket's life: the handler copies what it keeps.
+    // One receive buffer for the socket's life; each datagram is copied out at its own size,
+    // because the handler may keep it (queued, or in an asynchronous send).
     const buf = new Uint8Array(65536);
     while (!this.#closed) {
       let data: Uint8Array;
@@ -234,7 +235,7 @@ class DenoDatagramSocket implements DatagramSocket {
         if (this.#closed) return;
         continue;
       }
-      onMessage(data, netAddr(from));
+      onMessage(data.slice(), netAddr(from));
     }
   }
 

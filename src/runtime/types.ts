@@ -84,10 +84,7 @@ export interface DatagramSocket {
 export interface DatagramOptions {
   hostname: string;
   port: number;
-  /**
-   * Called once per received datagram. `data` is valid only during the call: a handler that
-   * keeps it must copy it.
-   */
+  /** Called once per received datagram; `data` is the handler's to keep. */
   onMessage(data: Uint8Array, from: NetAddr): void;
 }
 

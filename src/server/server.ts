@@ -10,6 +10,8 @@ import type { ProxyEnv, TcpHandler } from "../tcp/handler.ts";
 import { TcpLoadBalancer, type TcpTransport } from "../tcp/load_balancer.ts";
 import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
 import { TcpWeighted } from "../tcp/weighted.ts";
+import { UdpEntryPoint, type UdpRoute } from "../udp/entrypoint.ts";
+import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
 
 /** An entrypoint could not listen. */
 export class ListenError extends Error {
@@ -44,6 +46,7 @@ export class L4pServer {
   readonly tracker = new TrafficTracker();
   readonly env: ProxyEnv;
   readonly #tcp = new Map<string, TcpEntryPoint>();
+  readonly #udp = new Map<string, UdpEntryPoint>();
   readonly #random: (() => number) | null;
 
   constructor(options: ServerOptions) {
@@ -52,24 +55,39 @@ export class L4pServer {
   }
 
   /** Opens every entrypoint of `config`; on failure nothing is left open. */
-  start(config: Config): void {
+  async start(config: Config): Promise<void> {
     const routers = this.#buildRouters(config);
+    const udpRoutes = this.#buildUdpRoutes(config);
     try {
       for (const [name, ep] of Object.entries(config.entryPoints)) {
-        if (ep.protocol !== "tcp") continue;
-        const handler = routers.get(name) ?? new TcpRouter(name, []);
-        const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, ep.reusePort);
+        let bound: NetAddr;
         try {
-          entryPoint.start();
+          if (ep.protocol === "tcp") {
+            const handler = routers.get(name) ?? new TcpRouter(name, []);
+            const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, ep.reusePort);
+            entryPoint.start();
+            this.#tcp.set(name, entryPoint);
+            bound = entryPoint.addr!;
+          } else {
+            const entryPoint = new UdpEntryPoint(
+              name,
+              ep.address,
+              this.env,
+              udpRoutes.get(name),
+              ep.udp,
+            );
+            await entryPoint.start();
+            this.#udp.set(name, entryPoint);
+            bound = entryPoint.addr!;
+          }
         } catch (error) {
           const code = (error as { code?: string }).code ?? "EIO";
           throw new ListenError(name, ep.address.text, code, error);
         }
-        this.#tcp.set(name, entryPoint);
         this.env.logger.info("listening", {
           entryPoint: name,
-          protocol: "tcp",
-          address: formatAddr(entryPoint.addr!),
+          protocol: ep.protocol,
+          address: formatAddr(bound),
           forwardsTo: describeRoutes(config, name),
         });
       }
@@ -81,13 +99,52 @@ export class L4pServer {
 
   /** The bound address of an entrypoint (the real port when 0 was asked for). */
   addressOf(entryPoint: string): NetAddr | undefined {
-    return this.#tcp.get(entryPoint)?.addr;
+    return this.#tcp.get(entryPoint)?.addr ?? this.#udp.get(entryPoint)?.addr;
   }
 
-  /** Stops every listener; established connections go on. */
+  /** The number of live UDP sessions of an entrypoint. */
+  udpSessions(entryPoint: string): number {
+    return this.#udp.get(entryPoint)?.sessions ?? 0;
+  }
+
+  /** Stops every listener; established TCP connections go on, UDP sessions end. */
   close(): void {
     for (const ep of this.#tcp.values()) ep.close();
     this.#tcp.clear();
+    for (const ep of this.#udp.values()) ep.close();
+    this.#udp.clear();
+  }
+
+  #buildUdpRoutes(config: Config): Map<string, UdpRoute> {
+    const services = new Map<string, UdpService>();
+    const service = (name: string, path: string[] = []): UdpService => {
+      const built = services.get(name);
+      if (built) return built;
+      const sc = config.udp.services[name];
+      if (!sc) throw new Error(`udp service "${name}" is not defined`);
+      if (path.includes(name)) throw new Error(`udp service cycle: ${[...path, name].join(" → ")}`);
+      const handler = sc.loadBalancer
+        ? new UdpLoadBalancer(
+          name,
+          sc.loadBalancer.servers.map((s) => ({ item: s.address, weight: s.weight })),
+          this.#random,
+        )
+        : new UdpWeighted(
+          name,
+          sc.weighted.services.map((c) => ({
+            item: service(c.name, [...path, name]),
+            weight: c.weight,
+          })),
+          this.#random,
+        );
+      services.set(name, handler);
+      return handler;
+    };
+    const routes = new Map<string, UdpRoute>();
+    for (const [router, rc] of Object.entries(config.udp.routers)) {
+      for (const ep of rc.entryPoints) routes.set(ep, { router, service: service(rc.service) });
+    }
+    return routes;
   }
 
   #buildRouters(config: Config): Map<string, TcpRouter> {
@@ -183,20 +240,28 @@ export function transportOf(config: Config, lb: TcpLoadBalancerConfig): TcpTrans
 
 function describeRoutes(config: Config, entryPoint: string): string {
   const parts: string[] = [];
+  const servers = (lb?: { servers: { address: { text: string } }[] }) =>
+    lb?.servers.map((s) => s.address.text).join(",");
   for (const [name, rc] of Object.entries(config.tcp.routers)) {
     if (!rc.entryPoints.includes(entryPoint)) continue;
     const sc = config.tcp.services[rc.service];
-    const target = sc?.loadBalancer
-      ? sc.loadBalancer.servers.map((s) => s.address.text).join(",")
-      : `service ${rc.service}`;
     const t = sc?.loadBalancer ? transportOf(config, sc.loadBalancer) : undefined;
     parts.push(
-      `${name}→${target}` +
+      `${name}→${servers(sc?.loadBalancer) ?? `service ${rc.service}`}` +
         (t
           ? ` (dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${
             formatDuration(t.terminationDelay)
           })`
           : ""),
+    );
+  }
+  for (const [name, rc] of Object.entries(config.udp.routers)) {
+    if (!rc.entryPoints.includes(entryPoint)) continue;
+    const ep = config.entryPoints[entryPoint];
+    const sc = config.udp.services[rc.service];
+    parts.push(
+      `${name}→${servers(sc?.loadBalancer) ?? `service ${rc.service}`}` +
+        ` (timeout ${formatDuration(ep.udp.timeout)}, maxSessions ${ep.udp.maxSessions})`,
     );
   }
   return parts.join("; ") || "nothing (no router)";

@@ -1,0 +1,226 @@
+/**
+ * A UDP entrypoint. UDP has no accept, so this makes one: the first datagram from a client
+ * address opens a session bound to one backend through a socket of its own; replies from that
+ * socket go back to the client from the listening socket, so the client hears the address it
+ * spoke to. Sessions end after an idle timeout; the table is bounded.
+ */
+import { formatAddr, type HostPort } from "../config/address.ts";
+import type { UdpSessionRecord } from "../metrics/tracker.ts";
+import type { DatagramSocket, NetAddr } from "../runtime/types.ts";
+import type { ProxyEnv } from "../tcp/handler.ts";
+import type { UdpService, UdpTarget } from "./service.ts";
+import { SessionTable } from "./session_table.ts";
+
+/** Idle expiry is checked this many times per timeout. */
+const TICKS_PER_TIMEOUT = 8;
+/** Datagrams held per session while its backend socket is being opened. */
+const MAX_PENDING = 64;
+
+/** Where an entrypoint's sessions go: the router's name and its service. */
+export interface UdpRoute {
+  router: string;
+  service: UdpService;
+}
+
+/** Settings of a UDP entrypoint. */
+export interface UdpEntryPointOptions {
+  /** Idle time after which a session ends, in ms. */
+  timeout: number;
+  /** Most sessions at once. */
+  maxSessions: number;
+}
+
+interface Session {
+  key: string;
+  client: NetAddr;
+  target: UdpTarget;
+  /** Set once the backend socket is open; datagrams wait in `pending` until then. */
+  socket: DatagramSocket | undefined;
+  pending: Uint8Array[] | undefined;
+  record: UdpSessionRecord;
+  closed: boolean;
+}
+
+/** Listens on one UDP address and proxies sessions to the route's service. */
+export class UdpEntryPoint {
+  /** Where new sessions go; replacing it affects only sessions created afterwards. */
+  route: UdpRoute | undefined;
+  readonly #table: SessionTable<Session>;
+  readonly #tickMs: number;
+  #tick = 0;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #socket: DatagramSocket | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly address: HostPort,
+    readonly env: ProxyEnv,
+    route: UdpRoute | undefined,
+    readonly options: UdpEntryPointOptions,
+  ) {
+    this.route = route;
+    this.#table = new SessionTable(options.maxSessions);
+    this.#tickMs = Math.max(10, Math.floor(options.timeout / TICKS_PER_TIMEOUT));
+  }
+
+  /** The bound address (with the real port when 0 was asked for). */
+  get addr(): NetAddr | undefined {
+    return this.#socket?.addr;
+  }
+
+  /** The number of live sessions. */
+  get sessions(): number {
+    return this.#table.size;
+  }
+
+  /** Binds the listening socket; throws a `SocketError` when the address can't be had. */
+  async start(): Promise<void> {
+    this.#socket = await this.env.runtime.bindDatagram({
+      hostname: this.address.hostname,
+      port: this.address.port,
+      onMessage: (data, from) => this.#fromClient(data, from),
+    });
+    this.#sweeper = setInterval(() => this.#sweep(), this.#tickMs);
+  }
+
+  /** Closes the listening socket and ends every session. */
+  close(): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#socket?.close();
+    this.#socket = undefined;
+    for (const s of [...this.#table.values()]) {
+      this.#table.delete(s.key);
+      this.#end(s, "closed");
+    }
+  }
+
+  #fromClient(data: Uint8Array, from: NetAddr): void {
+    const key = `${from.hostname}|${from.port}`;
+    const session = this.#table.get(key, this.#tick) ?? this.#open(key, from);
+    if (!session) return;
+    session.record.datagramsIn++;
+    session.record.bytesIn += data.length;
+    if (session.socket) {
+      this.#send(session.socket, data, session.target.address);
+    } else if (session.pending!.length < MAX_PENDING) {
+      session.pending!.push(data);
+    } else {
+      this.env.tracker.dropped(this.name);
+    }
+  }
+
+  #open(key: string, client: NetAddr): Session | undefined {
+    const { env, name } = this;
+    const target = this.route?.service.next();
+    if (!this.route || !target) {
+      env.tracker.dropped(name);
+      env.logger.debug("no UDP service for a new session; datagram dropped", {
+        entryPoint: name,
+        client: formatAddr(client),
+      });
+      return undefined;
+    }
+    const record = env.tracker.openSession(
+      name,
+      client,
+      this.route.router,
+      target.service,
+      target.label,
+    );
+    const session: Session = {
+      key,
+      client,
+      target,
+      socket: undefined,
+      pending: [],
+      record,
+      closed: false,
+    };
+    const evicted = this.#table.add(key, session, this.#tick);
+    if (evicted) {
+      env.logger.warn("UDP session table full; least recently used session evicted", {
+        entryPoint: name,
+        maxSessions: this.options.maxSessions,
+        evicted: formatAddr(evicted.client),
+      });
+      this.#end(evicted, "evicted");
+    }
+    const family = target.address.hostname.includes(":") ? "::" : "0.0.0.0";
+    env.runtime.bindDatagram({
+      hostname: family,
+      port: 0,
+      onMessage: (data, from) => this.#fromBackend(session, data, from),
+    }).then((socket) => {
+      if (session.closed) return socket.close();
+      session.socket = socket;
+      for (const data of session.pending!) this.#send(socket, data, target.address);
+      session.pending = undefined;
+    }, (error) => {
+      env.logger.error("cannot open a UDP socket for a session", {
+        entryPoint: name,
+        client: formatAddr(client),
+        error: String(error),
+      });
+      this.#table.delete(key);
+      this.#end(session, "closed");
+    });
+    env.logger.debug("UDP session opened", {
+      entryPoint: name,
+      client: formatAddr(client),
+      server: target.label,
+    });
+    return session;
+  }
+
+  #fromBackend(session: Session, data: Uint8Array, from: NetAddr): void {
+    const server = session.target.address;
+    // Only the session's backend may answer through it.
+    if (from.port !== server.port || (isIp(server.hostname) && from.hostname !== server.hostname)) {
+      this.env.tracker.dropped(this.name);
+      return;
+    }
+    const listener = this.#socket;
+    if (!listener || session.closed) return;
+    session.record.datagramsOut++;
+    session.record.bytesOut += data.length;
+    this.#table.touch(session.key, this.#tick);
+    this.#send(listener, data, session.client);
+  }
+
+  #send(socket: DatagramSocket, data: Uint8Array, to: NetAddr): void {
+    const sent = socket.send(data, to);
+    if (sent === true) return;
+    if (sent === false) return this.#sendFailed(data, to);
+    sent.then((ok) => ok || this.#sendFailed(data, to));
+  }
+
+  #sendFailed(data: Uint8Array, to: NetAddr): void {
+    this.env.tracker.dropped(this.name);
+    this.env.logger.debug("UDP send failed; datagram dropped", {
+      entryPoint: this.name,
+      to: formatAddr(to),
+      bytes: data.length,
+    });
+  }
+
+  #sweep(): void {
+    this.#tick++;
+    for (const s of this.#table.expire(this.#tick - TICKS_PER_TIMEOUT)) this.#end(s, "expired");
+  }
+
+  #end(session: Session, reason: "expired" | "evicted" | "closed"): void {
+    if (session.closed) return;
+    session.closed = true;
+    session.socket?.close();
+    this.env.tracker.closeSession(session.record, reason);
+    this.env.logger.debug("UDP session ended", {
+      entryPoint: this.name,
+      client: formatAddr(session.client),
+      reason,
+    });
+  }
+}
+
+function isIp(hostname: string): boolean {
+  return hostname.includes(":") || /^\d+\.\d+\.\d+\.\d+$/.test(hostname);
+}

@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { adHocUdpConfig } from "../src/config/adhoc.ts";
+import { parseConfig } from "../src/config/load.ts";
+import { pattern, startProxy, udpPeer, waitFor } from "./_helpers.ts";
+
+/** A UDP echo backend that prefixes each answer with its name. */
+function echoBackend(name = "") {
+  return udpPeer((peer, data, port) => peer.send(Buffer.concat([Buffer.from(name), data]), port));
+}
+
+function proxyTo(ports: number[], extra: { timeout?: number; maxSessions?: number } = {}) {
+  return startProxy(adHocUdpConfig({
+    listen: "127.0.0.1:0",
+    targets: ports.map((p) => `127.0.0.1:${p}`),
+    ...extra,
+  }));
+}
+
+test("udp: request/response with exact bytes and datagram boundaries kept", async () => {
+  const backend = await echoBackend();
+  const proxy = await proxyTo([backend.port]);
+  const client = await udpPeer();
+  try {
+    const port = proxy.port("udp");
+    for (const size of [1, 100, 1400, 9000, 60_000]) {
+      const payload = pattern(size, size);
+      await client.send(payload, port);
+      const reply = await client.next();
+      assert.equal(reply.port, port, "the answer comes from the address the client spoke to");
+      assert.deepEqual(new Uint8Array(reply.data), payload);
+    }
+    const t = proxy.server.tracker;
+    const record = [...t.udpLive][0];
+    assert.equal(record.datagramsIn, 5);
+    assert.equal(record.datagramsOut, 5);
+    assert.equal(record.bytesIn, 1 + 100 + 1400 + 9000 + 60_000);
+    assert.equal(t.udpEntryPoints.get("udp")!.sessionsCreated, 1);
+  } finally {
+    client.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: many clients at once each get only their own replies", async () => {
+  const backend = await echoBackend();
+  const proxy = await proxyTo([backend.port]);
+  const clients = await Promise.all(Array.from({ length: 40 }, () => udpPeer()));
+  try {
+    const port = proxy.port("udp");
+    await Promise.all(clients.map(async (c, i) => {
+      for (let j = 0; j < 10; j++) {
+        const msg = `client ${i} message ${j}`;
+        await c.send(msg, port);
+        assert.equal((await c.next()).data.toString(), msg);
+      }
+    }));
+    assert.equal(proxy.server.udpSessions("udp"), 40);
+    for (const c of clients) assert.equal(c.received.length, 0, "no stray datagrams");
+  } finally {
+    for (const c of clients) c.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: several replies per request and unsolicited ones reach the right client", async () => {
+  // The backend answers "n" with n datagrams and remembers each session's port for pushes.
+  const sessions = new Map<string, number>();
+  const backend = await udpPeer((peer, data, port) => {
+    const [who, n] = data.toString().split(" ");
+    sessions.set(who, port);
+    for (let i = 0; i < Number(n); i++) peer.send(`${who} part ${i}`, port);
+  });
+  const proxy = await proxyTo([backend.port]);
+  const alice = await udpPeer();
+  const bob = await udpPeer();
+  try {
+    const port = proxy.port("udp");
+    await alice.send("alice 3", port);
+    await bob.send("bob 2", port);
+    const got = async (peer: typeof alice, n: number) => {
+      const out = [];
+      for (let i = 0; i < n; i++) out.push((await peer.next()).data.toString());
+      return out.sort();
+    };
+    assert.deepEqual(await got(alice, 3), ["alice part 0", "alice part 1", "alice part 2"]);
+    assert.deepEqual(await got(bob, 2), ["bob part 0", "bob part 1"]);
+    // Unsolicited, while the sessions live.
+    await backend.send("push for bob", sessions.get("bob")!);
+    await backend.send("push for alice", sessions.get("alice")!);
+    assert.equal((await bob.next()).data.toString(), "push for bob");
+    assert.equal((await alice.next()).data.toString(), "push for alice");
+  } finally {
+    alice.close();
+    bob.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: an idle session expires, and the next datagram opens a new one", async () => {
+  const seenPorts: number[] = [];
+  const backend = await udpPeer((peer, data, port) => {
+    seenPorts.push(port);
+    peer.send(data, port);
+  });
+  const proxy = await proxyTo([backend.port], { timeout: 200 });
+  const client = await udpPeer();
+  try {
+    const port = proxy.port("udp");
+    await client.send("one", port);
+    assert.equal((await client.next()).data.toString(), "one");
+    assert.equal(proxy.server.udpSessions("udp"), 1);
+    await waitFor(() => proxy.server.udpSessions("udp") === 0, 5000, "session expiry");
+    const t = proxy.server.tracker.udpEntryPoints.get("udp")!;
+    assert.equal(t.sessionsExpired, 1);
+    assert.equal(proxy.server.tracker.udpLive.size, 0);
+    await client.send("two", port);
+    assert.equal((await client.next()).data.toString(), "two");
+    assert.equal(t.sessionsCreated, 2);
+    assert.equal(seenPorts.length, 2);
+    assert.notEqual(seenPorts[0], seenPorts[1], "a new session has a new backend socket");
+  } finally {
+    client.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: the table bound holds under a flood of new source ports; active sessions keep working", async () => {
+  const backend = await echoBackend();
+  const proxy = await proxyTo([backend.port], { maxSessions: 20 });
+  const active = await udpPeer();
+  const flood = await Promise.all(Array.from({ length: 200 }, () => udpPeer()));
+  try {
+    const port = proxy.port("udp");
+    let maxSeen = 0;
+    for (let i = 0; i < flood.length; i++) {
+      await flood[i].send("x", port);
+      if (i % 10 === 0) {
+        // The active client keeps talking through the flood, and is always answered.
+        await active.send(`still here ${i}`, port);
+        assert.equal((await active.next()).data.toString(), `still here ${i}`);
+      }
+      maxSeen = Math.max(maxSeen, proxy.server.udpSessions("udp"));
+    }
+    assert.equal(maxSeen, 20);
+    const t = proxy.server.tracker.udpEntryPoints.get("udp")!;
+    await waitFor(
+      () => t.sessionsCreated === t.sessionsEvicted + proxy.server.udpSessions("udp"),
+      5000,
+      "counts settle",
+    );
+    assert.ok(t.sessionsEvicted >= 180, `evicted ${t.sessionsEvicted}`);
+    assert.ok(proxy.lines.some((l) => l.includes("UDP session table full")));
+  } finally {
+    active.close();
+    for (const f of flood) f.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: sessions are balanced across servers and stick to theirs", async () => {
+  const a = await echoBackend("A:");
+  const b = await echoBackend("B:");
+  const proxy = await proxyTo([a.port, b.port]);
+  const clients = await Promise.all(Array.from({ length: 10 }, () => udpPeer()));
+  try {
+    const port = proxy.port("udp");
+    const perClient = await Promise.all(clients.map(async (c) => {
+      const names = new Set<string>();
+      for (let j = 0; j < 5; j++) {
+        await c.send(`m${j}`, port);
+        names.add((await c.next()).data.toString().slice(0, 2));
+      }
+      return [...names];
+    }));
+    for (const names of perClient) assert.equal(names.length, 1, "a session sticks to one backend");
+    const counts = perClient.flat().reduce(
+      (m, n) => ({ ...m, [n]: (m[n] ?? 0) + 1 }),
+      {} as Record<string, number>,
+    );
+    assert.deepEqual(counts, { "A:": 5, "B:": 5 });
+  } finally {
+    for (const c of clients) c.close();
+    proxy.close();
+    a.close();
+    b.close();
+  }
+});
+
+test("udp: routers and weighted services from a configuration file", async () => {
+  const a = await echoBackend("A:");
+  const b = await echoBackend("B:");
+  const { config } = parseConfig(
+    `entryPoints:
+  dns:
+    address: "127.0.0.1:0/udp"
+    udp: { timeout: 10s, maxSessions: 100 }
+udp:
+  routers:
+    r: { entryPoints: [dns], service: split }
+  services:
+    split:
+      weighted:
+        services: [{ name: sa, weight: 3 }, { name: sb }]
+    sa: { loadBalancer: { servers: [{ address: "127.0.0.1:${a.port}" }] } }
+    sb: { loadBalancer: { servers: [{ address: "127.0.0.1:${b.port}" }] } }
+`,
+    "udp.yaml",
+  );
+  const proxy = await startProxy(config, Math.random);
+  const clients = await Promise.all(Array.from({ length: 40 }, () => udpPeer()));
+  try {
+    const port = proxy.port("dns");
+    const counts: Record<string, number> = {};
+    for (const c of clients) {
+      await c.send("q", port);
+      const name = (await c.next()).data.toString().slice(0, 2);
+      counts[name] = (counts[name] ?? 0) + 1;
+    }
+    assert.deepEqual(counts, { "A:": 30, "B:": 10 });
+    assert.equal(proxy.server.tracker.udpServices.get("sa")!.sessionsCreated, 30);
+  } finally {
+    for (const c of clients) c.close();
+    proxy.close();
+    a.close();
+    b.close();
+  }
+});

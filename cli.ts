@@ -38,6 +38,9 @@ Flags:
   --termination-delay DURATION  once one direction has ended, close the connection when the
                                 other has been silent this long (default 100ms;
                                 --termination-delay=-1s never closes it)
+  --proxy-protocol 1|2          TCP: send a PROXY header of that version to the targets
+  --accept-proxy CIDR           TCP: take PROXY headers from these sources (repeatable); from
+                                any other source, a connection that starts with one is closed
   --reuse-port                  share the port with other l4p processes (SO_REUSEPORT)
   --timeout DURATION            UDP: end a session after it has been idle this long (default 3s)
   --max-sessions N              UDP: most sessions at once; when full, the least recently used
@@ -51,6 +54,7 @@ Examples:
   l4p tcp :8080 10.0.0.5:80 10.0.0.6:80
   l4p tcp 127.0.0.1:6380 127.0.0.1:6379 --termination-delay 1s
   l4p udp :5353 10.0.0.53:53 --timeout 10s
+  l4p tcp :443 10.0.0.5:443 --proxy-protocol 2 --accept-proxy 10.0.0.0/8
   l4p check l4p.yaml && l4p run -c l4p.yaml
   l4p demo
 `;
@@ -62,6 +66,8 @@ const FLAGS = {
   "dial-timeout": { type: "string" },
   "termination-delay": { type: "string" },
   "reuse-port": { type: "boolean" },
+  "proxy-protocol": { type: "string" },
+  "accept-proxy": { type: "string", multiple: true },
   timeout: { type: "string" },
   "max-sessions": { type: "string" },
   "log-level": { type: "string" },
@@ -133,6 +139,8 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           dialTimeout: duration("--dial-timeout", values["dial-timeout"]),
           terminationDelay: duration("--termination-delay", values["termination-delay"]),
           reusePort: values["reuse-port"],
+          proxyProtocol: ppVersion(values["proxy-protocol"]),
+          acceptProxy: values["accept-proxy"],
         });
         return await serve(config, new Logger(logOptions()), io);
       }
@@ -241,6 +249,14 @@ function duration(flag: string, value: string | undefined): number | undefined {
   const ms = parseDuration(value);
   if (typeof ms === "string") throw new UsageError(`${flag}: ${ms}`);
   return ms;
+}
+
+function ppVersion(value: string | undefined): 1 | 2 | undefined {
+  if (value === undefined) return undefined;
+  if (value !== "1" && value !== "2") {
+    throw new UsageError(`--proxy-protocol must be 1 or 2, not "${value}"`);
+  }
+  return Number(value) as 1 | 2;
 }
 
 function count(flag: string, value: string | undefined): number | undefined {

@@ -37,6 +37,11 @@ for (
     ],
     [["tcp", ":8080", "127.0.0.1:80", "--log-level", "loud"], /--log-level must be one of/],
     [["udp", ":5353"], /udp needs LISTEN and at least one TARGET/],
+    [["tcp", ":8080", "127.0.0.1:80", "--proxy-protocol", "3"], /--proxy-protocol must be 1 or 2/],
+    [
+      ["tcp", ":8080", "127.0.0.1:80", "--accept-proxy", "10.0.0.0/99"],
+      /--accept-proxy "10\.0\.0\.0\/99" has a bad prefix/,
+    ],
     [
       ["udp", ":5353", "127.0.0.1:53", "--max-sessions", "0"],
       /--max-sessions must be a whole number/,

@@ -2,6 +2,7 @@
  * The ad-hoc commands (`l4p tcp :8080 host:80`, `l4p udp :53 host:53`) as a {@link Config}, so
  * both paths run the same code.
  */
+import { parseCidr } from "../net/ip.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
 import {
   type Config,
@@ -18,6 +19,10 @@ export interface AdHocTcp {
   dialTimeout?: number;
   terminationDelay?: number;
   reusePort?: boolean;
+  /** Send PROXY headers of this version to the targets. */
+  proxyProtocol?: 1 | 2;
+  /** Take PROXY headers from these sources (CIDR ranges). */
+  acceptProxy?: string[];
 }
 
 /** Arguments of `l4p udp`, already parsed. */
@@ -64,9 +69,21 @@ export function adHocTcpConfig(options: AdHocTcp): Config {
     ...entryPoint(options.listen, "tcp"),
     reusePort: options.reusePort ?? false,
   };
+  if (options.acceptProxy?.length) {
+    for (const range of options.acceptProxy) {
+      const c = parseCidr(range);
+      if (typeof c === "string") throw new UsageError(`--accept-proxy ${c}`);
+    }
+    config.entryPoints.tcp.proxyProtocol = {
+      trustedIPs: options.acceptProxy,
+      insecure: false,
+      headerTimeout: DEFAULTS.proxyProtocolHeaderTimeout,
+    };
+  }
   config.tcp.serversTransports.adhoc = {
     dialTimeout: options.dialTimeout ?? DEFAULTS.dialTimeout,
     terminationDelay: options.terminationDelay ?? DEFAULTS.terminationDelay,
+    proxyProtocol: options.proxyProtocol ? { version: options.proxyProtocol } : undefined,
   };
   config.tcp.services.targets = {
     loadBalancer: { servers: servers(options.targets), serversTransport: "adhoc" },

@@ -307,6 +307,12 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
         "traefik v2 form (milliseconds), accepted; v3 puts it in serversTransports, and this one wins",
       );
     }
+    if (lb.proxyProtocol !== undefined) {
+      note(
+        ["tcp", "services", name, "loadBalancer", "proxyProtocol"],
+        "traefik v2 form, accepted; v3 puts it in serversTransports, and this one wins",
+      );
+    }
   }
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
     if (router.rule.replace(/\s+/g, "") !== "HostSNI(`*`)") {
@@ -367,6 +373,11 @@ function toModel(file: ParsedFile): Config {
         timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
         maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,
       },
+      proxyProtocol: ep.proxyProtocol && {
+        trustedIPs: ep.proxyProtocol.trustedIPs ?? [],
+        insecure: ep.proxyProtocol.insecure ?? false,
+        headerTimeout: ep.proxyProtocol.headerTimeout ?? DEFAULTS.proxyProtocolHeaderTimeout,
+      },
     };
   }
   const all = (protocol: string) =>
@@ -375,6 +386,7 @@ function toModel(file: ParsedFile): Config {
     config.tcp.serversTransports[name] = {
       dialTimeout: t.dialTimeout ?? DEFAULTS.dialTimeout,
       terminationDelay: t.terminationDelay ?? DEFAULTS.terminationDelay,
+      proxyProtocol: t.proxyProtocol,
     };
   }
   for (const [name, s] of Object.entries(file.tcp?.services ?? {})) {
@@ -384,6 +396,7 @@ function toModel(file: ParsedFile): Config {
           servers: servers(s.loadBalancer.servers),
           serversTransport: s.loadBalancer.serversTransport,
           terminationDelay: s.loadBalancer.terminationDelay,
+          proxyProtocol: s.loadBalancer.proxyProtocol,
         },
       }
       : { weighted: weightedOf(s.weighted!) };

@@ -10,6 +10,7 @@ import type { HostPort } from "./address.ts";
 export const DEFAULTS = {
   dialTimeout: 5_000,
   terminationDelay: 100,
+  proxyProtocolHeaderTimeout: 5_000,
   udpTimeout: 3_000,
   udpMaxSessions: 10_000,
 } as const;
@@ -30,6 +31,18 @@ export interface EntryPointConfig {
   /** Share the port with other processes (SO_REUSEPORT). */
   reusePort: boolean;
   udp: { timeout: number; maxSessions: number };
+  /** Take PROXY headers from these sources; absent: no PROXY protocol on this entrypoint. */
+  proxyProtocol?: EntryPointProxyProtocol;
+}
+
+/** Who may send PROXY headers to an entrypoint. */
+export interface EntryPointProxyProtocol {
+  /** CIDR ranges or addresses whose headers are believed. */
+  trustedIPs: string[];
+  /** Believe everyone (traefik's `insecure`). */
+  insecure: boolean;
+  /** How long a trusted source may take to send its header, in ms. */
+  headerTimeout: number;
 }
 
 /** TCP routers, services and transports. */
@@ -56,8 +69,10 @@ export type TcpServiceConfig =
 export interface TcpLoadBalancerConfig {
   servers: ServerConfig[];
   serversTransport?: string;
-  /** traefik v2's place for it, in ms; a `serversTransport` of its own overrides nothing. */
+  /** traefik v2's place for it, in ms; more specific than the `serversTransport`, so it wins. */
   terminationDelay?: number;
+  /** traefik v2's place for it; wins over the `serversTransport`'s. */
+  proxyProtocol?: { version: 1 | 2 };
 }
 
 /** One backend. */
@@ -75,6 +90,8 @@ export interface WeightedConfig {
 export interface TcpServersTransportConfig {
   dialTimeout: number;
   terminationDelay: number;
+  /** Send a PROXY header of this version to the servers. */
+  proxyProtocol?: { version: 1 | 2 };
 }
 
 /** UDP routers and services. */

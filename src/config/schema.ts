@@ -4,6 +4,7 @@
  * `schema/l4p.schema.json` is generated from it for editors (`scripts/schema.ts`).
  */
 import { z } from "zod";
+import { parseCidr } from "../net/ip.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
 import { parseDuration } from "./duration.ts";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
@@ -47,6 +48,20 @@ const entryPointAddress = z.string().transform((value, ctx) => {
 const weight = z.number().int().min(0).meta({ description: "share of the traffic; default 1" });
 const names = z.array(z.string().min(1));
 
+const proxyProtocolVersion = z.strictObject({
+  version: z.union([z.literal(1), z.literal(2)]).meta({
+    description: "PROXY protocol version: 1 (text) or 2 (binary)",
+  }),
+});
+
+const trustedIP = z.string().superRefine((value, ctx) => {
+  const c = parseCidr(value);
+  if (typeof c === "string") ctx.addIssue({ code: "custom", message: c.replace(/^"[^"]*" /, "") });
+}).meta({
+  description: "an address or CIDR range",
+  examples: ["127.0.0.1/32", "10.0.0.0/8", "::1"],
+});
+
 const entryPoint = z.strictObject({
   address: entryPointAddress,
   reusePort: z.boolean().optional().meta({
@@ -59,6 +74,16 @@ const entryPoint = z.strictObject({
     maxSessions: z.number().int().min(1).optional().meta({
       description:
         "most UDP sessions at once; the least recently used idle one is evicted; default 10000",
+    }),
+  }).optional(),
+  proxyProtocol: z.strictObject({
+    trustedIPs: z.array(trustedIP).optional().meta({
+      description:
+        "sources whose PROXY headers are believed; from others a header closes the connection",
+    }),
+    insecure: z.boolean().optional().meta({ description: "believe PROXY headers from everyone" }),
+    headerTimeout: duration.optional().meta({
+      description: "l4p's own: how long a trusted source may take to send its header; default 5s",
     }),
   }).optional(),
 });
@@ -76,6 +101,9 @@ const tcpLoadBalancer = z.strictObject({
   serversTransport: z.string().min(1).optional(),
   terminationDelay: z.number().int().optional().meta({
     description: "traefik v2 form: milliseconds; prefer serversTransports.NAME.terminationDelay",
+  }),
+  proxyProtocol: proxyProtocolVersion.optional().meta({
+    description: "traefik v2 form; prefer serversTransports.NAME.proxyProtocol",
   }),
 });
 
@@ -106,6 +134,9 @@ const serversTransport = z.strictObject({
   terminationDelay: duration.optional().meta({
     description:
       "once one direction has ended, close when the other is silent this long; default 100ms; negative: never",
+  }),
+  proxyProtocol: proxyProtocolVersion.optional().meta({
+    description: "send a PROXY header to the servers",
   }),
 });
 

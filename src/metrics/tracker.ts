@@ -10,7 +10,8 @@ import type { NetAddr } from "../runtime/types.ts";
 export interface ConnRecord {
   readonly id: number;
   readonly entryPoint: string;
-  readonly client: NetAddr;
+  /** The client: the socket's peer, or the original client a trusted PROXY header named. */
+  client: NetAddr;
   readonly startedAt: number;
   router: string;
   service: string;

@@ -1,7 +1,14 @@
 /** Builds the data path from a {@link Config} and runs it. */
 import { formatAddr } from "../config/address.ts";
 import { formatDuration } from "../config/duration.ts";
-import { type Config, DEFAULTS, type TcpLoadBalancerConfig } from "../config/model.ts";
+import {
+  type Config,
+  DEFAULTS,
+  type EntryPointProxyProtocol,
+  type TcpLoadBalancerConfig,
+} from "../config/model.ts";
+import { type Cidr, CidrSet, parseCidr } from "../net/ip.ts";
+import type { AcceptProxyOptions } from "../proxy_protocol/accept.ts";
 import type { Logger } from "../log/logger.ts";
 import { TrafficTracker } from "../metrics/tracker.ts";
 import type { NetAddr, Runtime } from "../runtime/types.ts";
@@ -64,7 +71,10 @@ export class L4pServer {
         try {
           if (ep.protocol === "tcp") {
             const handler = routers.get(name) ?? new TcpRouter(name, []);
-            const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, ep.reusePort);
+            const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, {
+              reusePort: ep.reusePort,
+              proxyProtocol: acceptOptions(ep.proxyProtocol),
+            });
             entryPoint.start();
             this.#tcp.set(name, entryPoint);
             bound = entryPoint.addr!;
@@ -229,13 +239,28 @@ export function describeConfig(config: Config): string {
   return out;
 }
 
+function acceptOptions(pp: EntryPointProxyProtocol | undefined): AcceptProxyOptions | undefined {
+  if (!pp) return undefined;
+  const ranges = pp.trustedIPs.map((t) => parseCidr(t)).filter((c): c is Cidr =>
+    typeof c !== "string"
+  );
+  return { trusted: pp.insecure ? "all" : new CidrSet(ranges), headerTimeout: pp.headerTimeout };
+}
+
 /** The transport a load balancer uses: its serversTransport, then its own v2 settings. */
 export function transportOf(config: Config, lb: TcpLoadBalancerConfig): TcpTransport {
   const named = lb.serversTransport ? config.tcp.serversTransports[lb.serversTransport] : undefined;
   return {
     dialTimeout: named?.dialTimeout ?? DEFAULTS.dialTimeout,
     terminationDelay: lb.terminationDelay ?? named?.terminationDelay ?? DEFAULTS.terminationDelay,
+    proxyProtocol: (lb.proxyProtocol ?? named?.proxyProtocol)?.version,
   };
+}
+
+function describeTransport(t: TcpTransport): string {
+  const pp = t.proxyProtocol ? `, proxyProtocol v${t.proxyProtocol}` : "";
+  const delay = formatDuration(t.terminationDelay);
+  return `dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${delay}${pp}`;
 }
 
 function describeRoutes(config: Config, entryPoint: string): string {
@@ -248,11 +273,7 @@ function describeRoutes(config: Config, entryPoint: string): string {
     const t = sc?.loadBalancer ? transportOf(config, sc.loadBalancer) : undefined;
     parts.push(
       `${name}→${servers(sc?.loadBalancer) ?? `service ${rc.service}`}` +
-        (t
-          ? ` (dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${
-            formatDuration(t.terminationDelay)
-          })`
-          : ""),
+        (t ? ` (${describeTransport(t)})` : ""),
     );
   }
   for (const [name, rc] of Object.entries(config.udp.routers)) {

@@ -1,8 +1,22 @@
 /** A TCP entrypoint: a listener whose connections go to a (swappable) handler. */
 import { formatAddr, type HostPort } from "../config/address.ts";
 import type { NetAddr, TcpListener } from "../runtime/types.ts";
+import {
+  type AcceptProxyOptions,
+  guardAgainstProxyHeader,
+  isTrusted,
+  readProxyHeader,
+} from "../proxy_protocol/accept.ts";
 import { type ProxyEnv, TcpContext, type TcpHandler } from "./handler.ts";
 import { errorText } from "./proxy.ts";
+
+/** Settings of a TCP entrypoint. */
+export interface TcpEntryPointOptions {
+  /** SO_REUSEPORT, so that several processes can share the port. */
+  reusePort?: boolean;
+  /** Take PROXY headers from these sources (and refuse them from others). */
+  proxyProtocol?: AcceptProxyOptions;
+}
 
 /** Listens on one address and hands each accepted connection to `handler`. */
 export class TcpEntryPoint {
@@ -15,7 +29,7 @@ export class TcpEntryPoint {
     readonly address: HostPort,
     readonly env: ProxyEnv,
     handler: TcpHandler,
-    readonly reusePort = false,
+    readonly options: TcpEntryPointOptions = {},
   ) {
     this.handler = handler;
   }
@@ -31,13 +45,25 @@ export class TcpEntryPoint {
     this.#listener = env.runtime.listen({
       hostname: this.address.hostname,
       port: this.address.port,
-      reusePort: this.reusePort,
+      reusePort: this.options.reusePort,
       onAcceptError: (error) =>
         env.logger.error("accept failed", { entryPoint: name, error: errorText(error) }),
     }, (conn) => {
       const record = env.tracker.open(name, conn.remoteAddr);
       env.logger.debug("accepted", { entryPoint: name, client: formatAddr(conn.remoteAddr) });
-      this.handler.serve(new TcpContext(conn, record, env));
+      this.#accepted(new TcpContext(conn, record, env));
+    });
+  }
+
+  #accepted(ctx: TcpContext): void {
+    const pp = this.options.proxyProtocol;
+    if (!pp) return this.handler.serve(ctx);
+    if (!isTrusted(pp, ctx)) {
+      ctx.conn = guardAgainstProxyHeader(ctx);
+      return this.handler.serve(ctx);
+    }
+    readProxyHeader(ctx, pp).then((ok) => {
+      if (ok) this.handler.serve(ctx);
     });
   }
 

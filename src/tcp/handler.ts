@@ -1,7 +1,7 @@
 /** The one shape of everything on the TCP data path: something that takes a connection. */
 import type { Logger } from "../log/logger.ts";
 import type { ConnRecord, TrafficTracker } from "../metrics/tracker.ts";
-import type { Runtime, TcpConn } from "../runtime/types.ts";
+import type { NetAddr, Runtime, TcpConn } from "../runtime/types.ts";
 
 /** What every handler may use: sockets, accounting and the log. */
 export interface ProxyEnv {
@@ -14,9 +14,14 @@ export interface ProxyEnv {
 export class TcpContext {
   /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
   initial: Uint8Array | undefined;
+  /** The address the client connected to: ours, or the one a trusted PROXY header gave. */
+  destination: NetAddr;
   #ended = false;
 
-  constructor(readonly conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {}
+  /** `conn` may be replaced by a wrapper (a PROXY header guard) before it is served. */
+  constructor(public conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {
+    this.destination = conn.localAddr;
+  }
 
   /** True once {@link end} has been called. */
   get ended(): boolean {

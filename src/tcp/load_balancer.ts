@@ -3,6 +3,7 @@ import { SmoothWeightedRoundRobin, type Weighted } from "../balancer/wrr.ts";
 import { formatAddr } from "../config/address.ts";
 import type { NetAddr, TcpConn } from "../runtime/types.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
+import { encodeProxyHeader, proxyHeaderFor } from "../proxy_protocol/codec.ts";
 import { errorText, pump } from "./proxy.ts";
 
 /** How l4p talks to the servers of a service (traefik's `serversTransport`). */
@@ -11,6 +12,8 @@ export interface TcpTransport {
   dialTimeout: number;
   /** See {@link PumpOptions.terminationDelay}. */
   terminationDelay: number;
+  /** Send a PROXY header of this version before the client's bytes. */
+  proxyProtocol?: 1 | 2;
 }
 
 /** One backend server. */
@@ -97,7 +100,15 @@ export class TcpLoadBalancer implements TcpHandler {
       }
       if (!backend) continue;
       env.tracker.connected(record, this.name, server.label);
-      const prefix = ctx.initial ? [ctx.initial] : undefined;
+      const prefix: Uint8Array[] = [];
+      const version = this.transport.proxyProtocol;
+      if (version) {
+        prefix.push(encodeProxyHeader(proxyHeaderFor(version, record.client, ctx.destination)));
+      }
+      if (ctx.initial) {
+        prefix.push(ctx.initial);
+        record.bytesIn += ctx.initial.length;
+      }
       pump(ctx, backend, {
         terminationDelay: this.transport.terminationDelay,
         pendingRead,

@@ -1,0 +1,117 @@
+/**
+ * Real peers for interop tests: nginx (stream module) and HAProxy, each started on loopback from
+ * a configuration written to a temporary folder, single-process, in the foreground.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { deadline, freePort, peerOrSkip } from "./_helpers.ts";
+
+/** A running peer. */
+export interface Peer {
+  port: number;
+  child: ChildProcess;
+  log: () => string;
+  stop(): void;
+}
+
+/** Resolves once `port` on loopback accepts a TCP connection. */
+export async function waitForPort(port: number, ms = 10_000, what = `port ${port}`): Promise<void> {
+  await deadline(
+    (async () => {
+      for (;;) {
+        const ok = await new Promise<boolean>((resolve) => {
+          const s = net.connect({ port, host: "127.0.0.1" });
+          s.once("connect", () => {
+            s.destroy();
+            resolve(true);
+          });
+          s.once("error", () => resolve(false));
+        });
+        if (ok) return;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })(),
+    ms,
+    what,
+  );
+}
+
+function start(command: string, args: string[], dir: string, port: number): Promise<Peer> {
+  const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], cwd: dir });
+  let log = "";
+  child.stdout!.on("data", (c: Buffer) => log += c.toString());
+  child.stderr!.on("data", (c: Buffer) => log += c.toString());
+  const peer: Peer = {
+    port,
+    child,
+    log: () => log,
+    stop() {
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return waitForPort(port, 10_000, `${command} on ${port}`).then(() => peer, (error) => {
+    peer.stop();
+    throw new Error(`${error.message}\n${log}`);
+  });
+}
+
+/** The nginx binary and its stream module, when installed. */
+export const NGINX = peerOrSkip("nginx");
+const STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+/**
+ * nginx with one `stream` server on a free port: `listen` options (say `proxy_protocol`) and the
+ * server's directives are the caller's.
+ */
+export async function startNginx(listenOptions: string, directives: string): Promise<Peer> {
+  if (!NGINX) throw new Error("nginx is not installed");
+  const dir = mkdtempSync(`${tmpdir()}/l4p-nginx-`);
+  const port = await freePort();
+  const load = existsSync(STREAM_MODULE) ? `load_module ${STREAM_MODULE};` : "";
+  writeFileSync(
+    `${dir}/nginx.conf`,
+    `${load}
+daemon off;
+master_process off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+stream {
+  server {
+    listen 127.0.0.1:${port} ${listenOptions};
+    ${directives}
+  }
+}
+`,
+  );
+  return start(NGINX, ["-p", dir, "-c", `${dir}/nginx.conf`, "-e", "stderr"], dir, port);
+}
+
+/** The HAProxy binary, when installed. */
+export const HAPROXY = peerOrSkip("haproxy");
+
+/** HAProxy in TCP mode on a free port, forwarding to one server with `serverOptions`. */
+export async function startHaproxy(serverPort: number, serverOptions: string): Promise<Peer> {
+  if (!HAPROXY) throw new Error("haproxy is not installed");
+  const dir = mkdtempSync(`${tmpdir()}/l4p-haproxy-`);
+  const port = await freePort();
+  writeFileSync(
+    `${dir}/haproxy.cfg`,
+    `global
+  maxconn 256
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+listen front
+  bind 127.0.0.1:${port}
+  server backend 127.0.0.1:${serverPort} ${serverOptions}
+`,
+  );
+  return start(HAPROXY, ["-db", "-f", `${dir}/haproxy.cfg`], dir, port);
+}

@@ -2,7 +2,7 @@
  * Real peers for interop tests: nginx (stream module) and HAProxy, each started on loopback from
  * a configuration written to a temporary folder, single-process, in the foreground.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -114,4 +114,120 @@ listen front
 `,
   );
   return start(HAPROXY, ["-db", "-f", `${dir}/haproxy.cfg`], dir, port);
+}
+
+/** The openssl command, when installed. */
+export const OPENSSL = peerOrSkip("openssl");
+
+/** A self-signed certificate for `name` (CN and SAN), written to `dir`. */
+export function makeCert(dir: string, name: string): { cert: string; key: string } {
+  if (!OPENSSL) throw new Error("openssl is not installed");
+  const cert = `${dir}/${name}.crt`;
+  const key = `${dir}/${name}.key`;
+  const r = spawnSync(OPENSSL, [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ], { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
+  return { cert, key };
+}
+
+/** `openssl s_server` with a certificate for `name`, offering `alpn` when given. */
+export async function startTlsServer(name: string, alpn?: string): Promise<Peer> {
+  if (!OPENSSL) throw new Error("openssl is not installed");
+  const dir = mkdtempSync(`${tmpdir()}/l4p-tls-`);
+  const { cert, key } = makeCert(dir, name);
+  const port = await freePort();
+  const args = [
+    "s_server",
+    "-accept",
+    `127.0.0.1:${port}`,
+    "-cert",
+    cert,
+    "-key",
+    key,
+    "-www",
+    "-quiet",
+  ];
+  if (alpn) args.push("-alpn", alpn);
+  return start(OPENSSL, args, dir, port);
+}
+
+/** What `openssl s_client` saw: the server certificate's subject and the ALPN agreed. */
+export interface TlsClientResult {
+  subject: string | undefined;
+  alpn: string | undefined;
+  output: string;
+}
+
+/** Connects with `openssl s_client` (SNI `servername` unless undefined, ALPN `alpn`) and hangs up. */
+export function tlsClient(
+  port: number,
+  servername?: string,
+  alpn?: string,
+): Promise<TlsClientResult> {
+  if (!OPENSSL) throw new Error("openssl is not installed");
+  const args = ["s_client", "-connect", `127.0.0.1:${port}`];
+  args.push(...(servername ? ["-servername", servername] : ["-noservername"]));
+  if (alpn) args.push("-alpn", alpn);
+  const child = spawn(OPENSSL, args, { stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (c: Buffer) => output += c.toString());
+  child.stderr!.on("data", (c: Buffer) => output += c.toString());
+  return deadline(
+    new Promise<TlsClientResult>((resolve) =>
+      child.once("exit", () =>
+        resolve({
+          subject: output.match(/^subject=\s*CN\s*=\s*(\S+)/m)?.[1],
+          alpn: output.match(/^ALPN protocol: (\S+)/m)?.[1],
+          output,
+        }))
+    ),
+    10_000,
+    `openssl s_client to ${port}`,
+  ).finally(() => child.kill("SIGKILL"));
+}
+
+/** The ClientHello bytes `openssl s_client` sends for `servername` and `alpn`. */
+export async function captureClientHello(servername?: string, alpn?: string): Promise<Uint8Array> {
+  if (!OPENSSL) throw new Error("openssl is not installed");
+  let bytes = Buffer.alloc(0);
+  let done: () => void = () => {};
+  const complete = new Promise<void>((r) => done = r);
+  const server = net.createServer((s) => {
+    s.on("data", (c: Buffer) => {
+      bytes = Buffer.concat([bytes, c]);
+      // One handshake record holding the whole hello, as OpenSSL sends it.
+      if (bytes.length >= 5 && bytes.length >= 5 + bytes.readUInt16BE(3)) done();
+    });
+    s.on("error", () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const args = ["s_client", "-connect", `127.0.0.1:${port}`];
+  args.push(...(servername ? ["-servername", servername] : ["-noservername"]));
+  if (alpn) args.push("-alpn", alpn);
+  const child = spawn(OPENSSL, args, { stdio: ["pipe", "ignore", "ignore"] });
+  try {
+    await deadline(complete, 10_000, "a ClientHello from openssl");
+  } finally {
+    child.kill("SIGKILL");
+    server.close();
+  }
+  return new Uint8Array(bytes.subarray(0, 5 + bytes.readUInt16BE(3)));
 }

@@ -85,6 +85,24 @@ const BAD: [string, string, string[]][] = [
     "l4p.yaml:15:12: tcp.services.empty: a service needs exactly one of loadBalancer or weighted",
   ]],
   [
+    "a rule that does not parse",
+    VALID.replace('"HostSNI(`*`)"', '"HostSNI(`a.test`) && ALPN(h2)"'),
+    [
+      'l4p.yaml:8:13: tcp.routers.to-app.rule: bad rule: expected a string in backticks, found "h2" at character 27: HostSNI(`a.test`) && ALPN(⟨here⟩h2)',
+    ],
+  ],
+  [
+    "two routers that could match the same connection with one priority",
+    VALID.replace(
+      "    to-app:",
+      '    other:\n      rule: "HostSNI(`x`) || ALPN(`h3`)"\n      service: app\n    to-app:',
+    )
+      .replace('"HostSNI(`*`)"', '"HostSNI(`a`) || ALPN(`h2`)"'),
+    [
+      'l4p.yaml:11:13: tcp.routers.to-app.rule: routers "other" and "to-app" on entrypoint "web" have the same priority (26) and could match the same connection; set priority on one of them',
+    ],
+  ],
+  [
     "a serversTransport that is not defined",
     VALID.replace("        servers:", "        serversTransport: fast\n        servers:"),
     [
@@ -103,6 +121,15 @@ for (const [kind, yaml, expected] of BAD) {
     });
   });
 }
+
+test("routers with the same priority but disjoint host names are no tie", () => {
+  const yaml = VALID.replace(
+    "    to-app:",
+    '    other:\n      rule: "HostSNI(`b.test`)"\n      service: app\n    to-app:',
+  )
+    .replace('"HostSNI(`*`)"', '"HostSNI(`a.test`)"');
+  assert.deepEqual(problems(yaml), []);
+});
 
 test("every problem is reported, not just the first", () => {
   const yaml = VALID.replace("    address:", "    adress:").replace('"127.0.0.1:9001"', '"nope"');
@@ -157,6 +184,14 @@ test("the README's example configuration is valid as printed", () => {
   assert.deepEqual(Object.keys(config.tcp.services).sort(), ["app", "app-v2", "canary"]);
 });
 
+test("every configuration example in the README is valid as printed", () => {
+  const readme = readFileSync(`${ROOT}README.md`, "utf8");
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1])
+    .filter((b) => b.includes("entryPoints:"));
+  assert.ok(blocks.length >= 4, `${blocks.length} examples`);
+  for (const block of blocks) assert.deepEqual(problems(block), [], block);
+});
+
 test("l4p check prints every problem with file:line:column and exits 1", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
   try {
@@ -185,6 +220,33 @@ test("l4p check on a valid file lists routers per entrypoint and exits 0", async
       l4p.stdout(),
       "entrypoint web (tcp 127.0.0.1:8080): routers in match order: to-app [HostSNI(`*`) → app]\n" +
         `${file}: ok\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
+});
+
+test("l4p check lists an entrypoint's routers in match order: priority, then longest rule", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
+  try {
+    const file = `${dir}/l4p.yaml`;
+    writeFileSync(
+      file,
+      VALID.replace(
+        "    to-app:",
+        [
+          '    catch-all: { rule: "HostSNI(`*`)", service: app }',
+          '    long: { rule: "HostSNI(`a.example.com`)", service: app }',
+          '    pinned: { rule: "ALPN(`h2`)", service: app, priority: 100 }',
+          "    to-app:",
+        ].join("\n"),
+      ).replace('"HostSNI(`*`)"\n      service: app', '"HostSNI(`b.test`)"\n      service: app'),
+    );
+    const l4p = runL4p(["check", file]);
+    assert.equal(await deadline(l4p.exited, 15_000, "check exits"), 0, l4p.stderr());
+    assert.match(
+      l4p.stdout(),
+      /^entrypoint web \(tcp 127\.0\.0\.1:8080\): routers in match order: pinned \[.*\], long \[.*\], to-app \[.*\], catch-all \[.*\]\n/,
     );
   } finally {
     rmSync(dir, { recursive: true });

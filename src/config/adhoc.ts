@@ -50,6 +50,7 @@ function entryPoint(listen: string, protocol: "tcp" | "udp"): EntryPointConfig {
     protocol,
     reusePort: false,
     udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
+    helloTimeout: DEFAULTS.helloTimeout,
   };
 }
 

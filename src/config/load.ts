@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { formatAddr } from "./address.ts";
 import { type Config, DEFAULTS, emptyConfig, type ServerConfig } from "./model.ts";
 import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
+import { literalHosts, parseRule, type Rule, RuleError } from "../tcp/rule.ts";
 
 /** One thing wrong (or worth saying) about a configuration, with where it is. */
 export interface ConfigProblem {
@@ -314,12 +315,50 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
       );
     }
   }
+  checkRules(file, epOf("tcp"), error);
+}
+
+/** Every rule parses, and no two routers that could take the same connection tie. */
+function checkRules(file: ParsedFile, tcpEntryPoints: string[], error: Report): void {
+  const parsed = new Map<string, Rule>();
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
-    if (router.rule.replace(/\s+/g, "") !== "HostSNI(`*`)") {
-      error(
-        ["tcp", "routers", name, "rule"],
-        "only the catch-all rule HostSNI(`*`) is supported so far",
-      );
+    try {
+      parsed.set(name, parseRule(router.rule));
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+      error(["tcp", "routers", name, "rule"], `bad rule: ${e.message}`);
+    }
+  }
+  const byEntryPoint = new Map<string, string[]>();
+  for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
+    for (const ep of router.entryPoints ?? tcpEntryPoints) {
+      const list = byEntryPoint.get(ep) ?? [];
+      byEntryPoint.set(ep, [...list, name]);
+    }
+  }
+  const routers = file.tcp?.routers ?? {};
+  const priority = (n: string) => routers[n].priority ?? routers[n].rule.length;
+  const reported = new Set<string>();
+  for (const [ep, names] of byEntryPoint) {
+    for (let i = 0; i < names.length; i++) {
+      for (let j = 0; j < i; j++) {
+        const [a, b] = [names[j], names[i]];
+        if (priority(a) !== priority(b) || reported.has(b)) continue;
+        const ra = parsed.get(a);
+        const rb = parsed.get(b);
+        if (!ra || !rb) continue;
+        const la = literalHosts(ra);
+        const lb = literalHosts(rb);
+        if (la && lb && !la.some((h) => lb.includes(h))) continue; // disjoint names never meet
+        reported.add(b);
+        error(
+          ["tcp", "routers", b, routers[b].priority === undefined ? "rule" : "priority"],
+          `routers "${a}" and "${b}" on entrypoint "${ep}" have the same priority (${
+            priority(b)
+          }) and ` +
+            "could match the same connection; set priority on one of them",
+        );
+      }
     }
   }
 }
@@ -369,6 +408,7 @@ function toModel(file: ParsedFile): Config {
       address: ep.address.address,
       protocol: ep.address.protocol,
       reusePort: ep.reusePort ?? false,
+      helloTimeout: ep.helloTimeout ?? DEFAULTS.helloTimeout,
       udp: {
         timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
         maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,

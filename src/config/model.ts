@@ -11,6 +11,7 @@ export const DEFAULTS = {
   dialTimeout: 5_000,
   terminationDelay: 100,
   proxyProtocolHeaderTimeout: 5_000,
+  helloTimeout: 5_000,
   udpTimeout: 3_000,
   udpMaxSessions: 10_000,
 } as const;
@@ -31,6 +32,8 @@ export interface EntryPointConfig {
   /** Share the port with other processes (SO_REUSEPORT). */
   reusePort: boolean;
   udp: { timeout: number; maxSessions: number };
+  /** How long a client may take to send its TLS ClientHello when a rule needs SNI or ALPN, in ms. */
+  helloTimeout: number;
   /** Take PROXY headers from these sources; absent: no PROXY protocol on this entrypoint. */
   proxyProtocol?: EntryPointProxyProtocol;
 }

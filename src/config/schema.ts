@@ -67,6 +67,10 @@ const entryPoint = z.strictObject({
   reusePort: z.boolean().optional().meta({
     description: "SO_REUSEPORT, so several l4p processes can share the port",
   }),
+  helloTimeout: duration.optional().meta({
+    description:
+      "l4p's own: how long a client may take to send its TLS ClientHello when a router needs SNI or ALPN; default 5s",
+  }),
   udp: z.strictObject({
     timeout: duration.optional().meta({
       description: "idle time before a UDP session ends; default 3s",

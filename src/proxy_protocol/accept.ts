@@ -8,6 +8,7 @@ import { formatAddr } from "../config/address.ts";
 import { canonicalIp, type CidrSet } from "../net/ip.ts";
 import type { TcpConn } from "../runtime/types.ts";
 import type { TcpContext } from "../tcp/handler.ts";
+import { peek } from "../tcp/peek.ts";
 import { parseProxyHeader, ProxyProtocolError, V2_MAX_LENGTH } from "./codec.ts";
 
 /** How an entrypoint takes PROXY headers. */
@@ -33,68 +34,40 @@ export async function readProxyHeader(
   options: AcceptProxyOptions,
 ): Promise<boolean> {
   const { env, record } = ctx;
-  const timer = setTimeout(() => {
-    env.logger.warn("no complete PROXY header in time; connection closed", {
+  const result = await peek(ctx, options.headerTimeout, "PROXY header", (buf) => {
+    const r = parseProxyHeader(buf);
+    return r.kind === "incomplete" ? { more: true } : { more: false, value: r };
+  });
+  if (!result) return false;
+  // A trusted source may connect without a header (its own health check, say).
+  if (result.kind === "none") return true;
+  if (result.kind === "error") {
+    env.logger.warn("malformed PROXY header; connection closed", {
       entryPoint: record.entryPoint,
       client: formatAddr(record.client),
-      timeoutMs: options.headerTimeout,
+      error: result.error.message,
     });
-    ctx.end("PROXY header timeout");
-  }, options.headerTimeout);
-  try {
-    let buf: Uint8Array = new Uint8Array(0);
-    for (;;) {
-      let chunk: Uint8Array | null;
-      try {
-        chunk = await ctx.conn.read();
-      } catch {
-        chunk = null;
-      }
-      if (ctx.ended) return false;
-      if (chunk === null) {
-        ctx.end("client left before its PROXY header");
-        return false;
-      }
-      buf = concat(buf, chunk);
-      const result = parseProxyHeader(buf);
-      if (result.kind === "incomplete") continue;
-      if (result.kind === "none") {
-        // A trusted source may connect without a header (its own health check, say).
-        ctx.initial = buf;
-        return true;
-      }
-      if (result.kind === "error") {
-        env.logger.warn("malformed PROXY header; connection closed", {
-          entryPoint: record.entryPoint,
-          client: formatAddr(record.client),
-          error: result.error.message,
-        });
-        ctx.end("malformed PROXY header");
-        return false;
-      }
-      const { header, length } = result;
-      if (header.command === "PROXY" && header.source && header.destination) {
-        ctx.record.client = {
-          hostname: canonicalIp(header.source.hostname),
-          port: header.source.port,
-        };
-        ctx.destination = {
-          hostname: canonicalIp(header.destination.hostname),
-          port: header.destination.port,
-        };
-      }
-      if (length < buf.length) ctx.initial = buf.subarray(length);
-      env.logger.debug("PROXY header accepted", {
-        entryPoint: record.entryPoint,
-        version: header.version,
-        client: formatAddr(ctx.record.client),
-        via: formatAddr(ctx.conn.remoteAddr),
-      });
-      return true;
-    }
-  } finally {
-    clearTimeout(timer);
+    ctx.end("malformed PROXY header");
+    return false;
   }
+  if (result.kind !== "header") return false;
+  const { header, length } = result;
+  if (header.command === "PROXY" && header.source && header.destination) {
+    record.client = { hostname: canonicalIp(header.source.hostname), port: header.source.port };
+    ctx.destination = {
+      hostname: canonicalIp(header.destination.hostname),
+      port: header.destination.port,
+    };
+  }
+  const rest = ctx.initial!.subarray(length);
+  ctx.initial = rest.length > 0 ? rest : undefined;
+  env.logger.debug("PROXY header accepted", {
+    entryPoint: record.entryPoint,
+    version: header.version,
+    client: formatAddr(record.client),
+    via: formatAddr(ctx.conn.remoteAddr),
+  });
+  return true;
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

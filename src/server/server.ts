@@ -16,6 +16,7 @@ import { TcpEntryPoint } from "../tcp/entrypoint.ts";
 import type { ProxyEnv, TcpHandler } from "../tcp/handler.ts";
 import { TcpLoadBalancer, type TcpTransport } from "../tcp/load_balancer.ts";
 import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
+import { parseRule } from "../tcp/rule.ts";
 import { TcpWeighted } from "../tcp/weighted.ts";
 import { UdpEntryPoint, type UdpRoute } from "../udp/entrypoint.ts";
 import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
@@ -70,7 +71,7 @@ export class L4pServer {
         let bound: NetAddr;
         try {
           if (ep.protocol === "tcp") {
-            const handler = routers.get(name) ?? new TcpRouter(name, []);
+            const handler = routers.get(name) ?? new TcpRouter(name, [], ep.helloTimeout);
             const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, {
               reusePort: ep.reusePort,
               proxyProtocol: acceptOptions(ep.proxyProtocol),
@@ -188,10 +189,10 @@ export class L4pServer {
       if (epc.protocol !== "tcp") continue;
       const routes: TcpRoute[] = routerOrder(config, ep).map((name) => ({
         name,
-        matches: () => true,
+        rule: parseRule(config.tcp.routers[name].rule),
         handler: service(config.tcp.routers[name].service),
       }));
-      routers.set(ep, new TcpRouter(ep, routes));
+      routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout));
     }
     return routers;
   }

@@ -1,26 +1,74 @@
-/** Picks, for each connection on an entrypoint, the first router whose rule matches. */
+/**
+ * Picks, for each connection on an entrypoint, the first router (in priority order) whose rule
+ * matches. When a rule needs SNI or ALPN, the TLS ClientHello is peeked first, without being
+ * consumed: the backend gets the exact bytes, so TLS stays end to end (passthrough).
+ */
+import { formatAddr } from "../config/address.ts";
+import { parseIp } from "../net/ip.ts";
+import { MAX_HELLO, parseClientHello } from "../tls/client_hello.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
+import { peek } from "./peek.ts";
+import { type MatchInfo, matchRule, needsClientHello, type Rule } from "./rule.ts";
 
 /** One router, ready to match. */
 export interface TcpRoute {
   name: string;
-  /** Whether this router takes the connection. */
-  matches(ctx: TcpContext): boolean;
+  rule: Rule;
   handler: TcpHandler;
 }
 
 /** The routers of one entrypoint, in match order. */
 export class TcpRouter implements TcpHandler {
-  constructor(readonly entryPoint: string, readonly routes: readonly TcpRoute[]) {}
+  readonly #needsHello: boolean;
+
+  constructor(
+    readonly entryPoint: string,
+    readonly routes: readonly TcpRoute[],
+    /** How long a client may take to send its ClientHello, in ms. */
+    readonly helloTimeout: number,
+  ) {
+    this.#needsHello = routes.some((r) => needsClientHello(r.rule));
+  }
 
   serve(ctx: TcpContext): void {
+    const clientIp = parseIp(ctx.record.client.hostname);
+    if (!this.#needsHello) {
+      return this.#dispatch(ctx, { tls: false, sni: undefined, alpn: [], clientIp });
+    }
+    peek(ctx, this.helloTimeout, "TLS ClientHello", (buf) => {
+      const r = parseClientHello(buf);
+      return r.kind === "incomplete" ? { more: true } : { more: false, value: r };
+    }).then((hello) => {
+      if (!hello) return;
+      if (hello.kind === "error") {
+        ctx.env.logger.warn("malformed TLS ClientHello; connection closed", {
+          entryPoint: this.entryPoint,
+          client: formatAddr(ctx.record.client),
+          error: hello.message,
+          bound: MAX_HELLO,
+        });
+        return ctx.end("malformed ClientHello");
+      }
+      const info: MatchInfo = hello.kind === "hello"
+        ? { tls: true, sni: hello.info.sni, alpn: hello.info.alpn, clientIp }
+        : { tls: false, sni: undefined, alpn: [], clientIp };
+      this.#dispatch(ctx, info);
+    });
+  }
+
+  #dispatch(ctx: TcpContext, info: MatchInfo): void {
     for (const route of this.routes) {
-      if (!route.matches(ctx)) continue;
+      if (!matchRule(route.rule, info)) continue;
       ctx.env.tracker.routed(ctx.record, route.name);
       route.handler.serve(ctx);
       return;
     }
-    ctx.env.logger.info("no router matched; connection closed", { entryPoint: this.entryPoint });
+    ctx.env.logger.info("no router matched; connection closed", {
+      entryPoint: this.entryPoint,
+      client: formatAddr(ctx.record.client),
+      tls: info.tls,
+      sni: info.sni,
+    });
     ctx.end("no router");
   }
 }

@@ -1,0 +1,259 @@
+/**
+ * TCP router rules in traefik's syntax: `HostSNI`, `HostSNIRegexp`, `ALPN` and `ClientIP`,
+ * combined with `&&`, `||`, `!` and parentheses. Parsing gives located errors; matching is pure.
+ *
+ * @example
+ * const rule = parseRule("HostSNI(`a.example.com`) || (ALPN(`h2`) && !ClientIP(`10.0.0.0/8`))");
+ */
+import { type Cidr, cidrContains, type IpBytes, parseCidr } from "../net/ip.ts";
+
+/** What a rule is matched against. */
+export interface MatchInfo {
+  /** Whether the connection starts with a TLS ClientHello. */
+  tls: boolean;
+  /** The SNI, lower case; absent without TLS or without the extension. */
+  sni: string | undefined;
+  /** The ALPN protocols offered. */
+  alpn: readonly string[];
+  /** The client address (from a trusted PROXY header when there was one). */
+  clientIp: IpBytes | undefined;
+}
+
+/** A parsed rule. */
+export type Rule =
+  | { op: "and" | "or"; left: Rule; right: Rule }
+  | { op: "not"; rule: Rule }
+  | { op: "HostSNI"; names: string[] }
+  | { op: "HostSNIRegexp"; patterns: RegExp[] }
+  | { op: "ALPN"; protocols: string[] }
+  | { op: "ClientIP"; ranges: Cidr[] };
+
+/** A rule that does not parse: where (0-based offset in the rule) and what was expected. */
+export class RuleError extends Error {
+  constructor(readonly rule: string, readonly offset: number, readonly detail: string) {
+    super(
+      `${detail} at character ${offset + 1}: ${rule.slice(0, offset)}⟨here⟩${rule.slice(offset)}`,
+    );
+    this.name = "RuleError";
+  }
+}
+
+const MATCHERS = ["HostSNI", "HostSNIRegexp", "ALPN", "ClientIP"] as const;
+
+type Token = {
+  kind: "name" | "string" | "(" | ")" | "," | "&&" | "||" | "!" | "bad" | "end";
+  text: string;
+  at: number;
+};
+
+function tokenize(rule: string): Token[] {
+  const tokens: Token[] = [];
+  let i = 0;
+  while (i < rule.length) {
+    const c = rule[i];
+    if (/\s/.test(c)) {
+      i++;
+    } else if (c === "(" || c === ")" || c === "," || c === "!") {
+      tokens.push({ kind: c, text: c, at: i++ });
+    } else if (rule.startsWith("&&", i) || rule.startsWith("||", i)) {
+      tokens.push({ kind: rule.slice(i, i + 2) as "&&", text: rule.slice(i, i + 2), at: i });
+      i += 2;
+    } else if (c === "`" || c === '"') {
+      const end = rule.indexOf(c, i + 1);
+      if (end < 0) throw new RuleError(rule, i, `unterminated string (expected a closing ${c})`);
+      tokens.push({ kind: "string", text: rule.slice(i + 1, end), at: i });
+      i = end + 1;
+    } else if (/[A-Za-z]/.test(c)) {
+      const m = rule.slice(i).match(/^[A-Za-z][A-Za-z0-9]*/)!;
+      tokens.push({ kind: "name", text: m[0], at: i });
+      i += m[0].length;
+    } else {
+      // Reported by the parser, so that an earlier mistake is the one named.
+      tokens.push({ kind: "bad", text: c, at: i++ });
+    }
+  }
+  tokens.push({ kind: "end", text: "", at: rule.length });
+  return tokens;
+}
+
+/** Parses a rule; throws {@link RuleError}. */
+export function parseRule(rule: string): Rule {
+  const tokens = tokenize(rule);
+  let pos = 0;
+  const peek = () => tokens[pos];
+  const expect = (kind: Token["kind"], what: string): Token => {
+    const t = tokens[pos];
+    if (t.kind !== kind) throw new RuleError(rule, t.at, `expected ${what}, found ${describe(t)}`);
+    pos++;
+    return t;
+  };
+  const or = (): Rule => {
+    let left = and();
+    while (peek().kind === "||") {
+      pos++;
+      left = { op: "or", left, right: and() };
+    }
+    return left;
+  };
+  const and = (): Rule => {
+    let left = unary();
+    while (peek().kind === "&&") {
+      pos++;
+      left = { op: "and", left, right: unary() };
+    }
+    return left;
+  };
+  const unary = (): Rule => {
+    if (peek().kind === "!") {
+      pos++;
+      return { op: "not", rule: unary() };
+    }
+    if (peek().kind === "(") {
+      pos++;
+      const inner = or();
+      expect(")", '")"');
+      return inner;
+    }
+    return matcher();
+  };
+  const matcher = (): Rule => {
+    const name = expect("name", `a matcher (${MATCHERS.join(", ")}), "(" or "!"`);
+    if (!(MATCHERS as readonly string[]).includes(name.text)) {
+      throw new RuleError(
+        rule,
+        name.at,
+        `unknown matcher "${name.text}" (expected ${MATCHERS.join(", ")})`,
+      );
+    }
+    expect("(", '"("');
+    const args: Token[] = [expect("string", "a string in backticks")];
+    while (peek().kind === ",") {
+      pos++;
+      args.push(expect("string", "a string in backticks"));
+    }
+    expect(")", '")" or ","');
+    return build(rule, name.text as typeof MATCHERS[number], args);
+  };
+  const result = or();
+  if (peek().kind !== "end") {
+    throw new RuleError(
+      rule,
+      peek().at,
+      `expected "&&", "||" or the end, found ${describe(peek())}`,
+    );
+  }
+  return result;
+}
+
+function describe(t: Token): string {
+  if (t.kind === "end") return "the end of the rule";
+  if (t.kind === "string") return `string "${t.text}"`;
+  return t.kind === "bad" ? `unexpected "${t.text}"` : `"${t.text}"`;
+}
+
+function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule {
+  switch (name) {
+    case "HostSNI": {
+      const names = args.map((a) => {
+        const host = a.text.toLowerCase().replace(/\.$/, "");
+        if (host !== "*" && !/^[a-z0-9*]([a-z0-9.*_-]*[a-z0-9])?$/.test(host)) {
+          throw new RuleError(rule, a.at, `"${a.text}" is not a host name`);
+        }
+        return host;
+      });
+      return { op: "HostSNI", names };
+    }
+    case "HostSNIRegexp":
+      return {
+        op: "HostSNIRegexp",
+        patterns: args.map((a) => {
+          try {
+            return new RegExp(a.text);
+          } catch (e) {
+            throw new RuleError(rule, a.at, `bad regular expression: ${(e as Error).message}`);
+          }
+        }),
+      };
+    case "ALPN":
+      return {
+        op: "ALPN",
+        protocols: args.map((a) => {
+          if (a.text === "" || a.text.length > 255) {
+            throw new RuleError(rule, a.at, "an ALPN protocol is 1 to 255 bytes");
+          }
+          return a.text;
+        }),
+      };
+    case "ClientIP":
+      return {
+        op: "ClientIP",
+        ranges: args.map((a) => {
+          const c = parseCidr(a.text);
+          if (typeof c === "string") throw new RuleError(rule, a.at, c);
+          return c;
+        }),
+      };
+  }
+}
+
+/** Whether `rule` takes the connection described by `info`. */
+export function matchRule(rule: Rule, info: MatchInfo): boolean {
+  switch (rule.op) {
+    case "and":
+      return matchRule(rule.left, info) && matchRule(rule.right, info);
+    case "or":
+      return matchRule(rule.left, info) || matchRule(rule.right, info);
+    case "not":
+      return !matchRule(rule.rule, info);
+    case "HostSNI":
+      return rule.names.some((n) =>
+        n === "*" || (info.sni !== undefined && hostMatches(n, info.sni))
+      );
+    case "HostSNIRegexp":
+      return info.sni !== undefined && rule.patterns.some((p) => p.test(info.sni!));
+    case "ALPN":
+      return rule.protocols.some((p) => info.alpn.includes(p));
+    case "ClientIP":
+      return info.clientIp !== undefined &&
+        rule.ranges.some((r) => cidrContains(r, info.clientIp!));
+  }
+}
+
+/** `*.example.com` matches one label in front of example.com, as traefik's HostSNI does. */
+function hostMatches(pattern: string, sni: string): boolean {
+  if (!pattern.startsWith("*.")) return pattern === sni;
+  const rest = pattern.slice(1);
+  return sni.endsWith(rest) && !sni.slice(0, -rest.length).includes(".") &&
+    sni.length > rest.length;
+}
+
+/** Whether matching needs the ClientHello (SNI or ALPN), so the router must peek for it. */
+export function needsClientHello(rule: Rule): boolean {
+  switch (rule.op) {
+    case "and":
+    case "or":
+      return needsClientHello(rule.left) || needsClientHello(rule.right);
+    case "not":
+      return needsClientHello(rule.rule);
+    case "HostSNI":
+      return rule.names.some((n) => n !== "*");
+    case "HostSNIRegexp":
+    case "ALPN":
+      return true;
+    case "ClientIP":
+      return false;
+  }
+}
+
+/** The literal host names a rule can match, when it is nothing but `HostSNI` of names. */
+export function literalHosts(rule: Rule): string[] | undefined {
+  if (rule.op === "HostSNI" && rule.names.every((n) => n !== "*" && !n.includes("*"))) {
+    return rule.names;
+  }
+  if (rule.op === "or") {
+    const l = literalHosts(rule.left);
+    const r = literalHosts(rule.right);
+    return l && r ? [...l, ...r] : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { type HelloResult, MAX_HELLO, parseClientHello } from "../src/tls/client_hello.ts";
+import { captureClientHello, OPENSSL } from "./_peers.ts";
+
+const skip = !OPENSSL && "needs openssl (apt-get install openssl)";
+
+/** A ClientHello built by hand: one record, with the given SNI and ALPN extensions. */
+function buildHello(sni?: string, alpn: string[] = []): Uint8Array {
+  const enc = new TextEncoder();
+  const u16 = (n: number) => [n >> 8, n & 0xff];
+  const ext: number[] = [];
+  if (sni !== undefined) {
+    const name = [...enc.encode(sni)];
+    const entry = [0, ...u16(name.length), ...name];
+    ext.push(...u16(0), ...u16(entry.length + 2), ...u16(entry.length), ...entry);
+  }
+  if (alpn.length) {
+    const list = alpn.flatMap((p) => [p.length, ...enc.encode(p)]);
+    ext.push(...u16(16), ...u16(list.length + 2), ...u16(list.length), ...list);
+  }
+  const body = [
+    3,
+    3,
+    ...new Array(32).fill(7),
+    0,
+    ...u16(2),
+    0x13,
+    0x01,
+    1,
+    0,
+    ...u16(ext.length),
+    ...ext,
+  ];
+  const hs = [1, 0, ...u16(body.length), ...body];
+  return new Uint8Array([0x16, 3, 1, ...u16(hs.length), ...hs]);
+}
+
+/** The same handshake message re-framed into records of at most `size` bytes. */
+function reframe(hello: Uint8Array, size: number): Uint8Array {
+  const hs = hello.subarray(5);
+  const out: number[] = [];
+  for (let at = 0; at < hs.length; at += size) {
+    const part = hs.subarray(at, at + size);
+    out.push(0x16, 3, 1, part.length >> 8, part.length & 0xff, ...part);
+  }
+  return new Uint8Array(out);
+}
+
+function info(r: HelloResult) {
+  assert.equal(r.kind, "hello", JSON.stringify(r));
+  return (r as { info: { sni?: string; alpn: string[] } }).info;
+}
+
+test("ClientHello: SNI and ALPN from hellos built by hand", () => {
+  assert.deepEqual(info(parseClientHello(buildHello("A.Example.com.", ["h2", "http/1.1"]))), {
+    sni: "a.example.com",
+    alpn: ["h2", "http/1.1"],
+  });
+  assert.deepEqual(info(parseClientHello(buildHello())), { sni: undefined, alpn: [] });
+});
+
+test("ClientHello: what openssl s_client sends parses", { skip }, async () => {
+  const hello = await captureClientHello("b.test", "h2,http/1.1");
+  assert.deepEqual(info(parseClientHello(hello)), { sni: "b.test", alpn: ["h2", "http/1.1"] });
+  const bare = await captureClientHello(undefined, undefined);
+  assert.deepEqual(info(parseClientHello(bare)), { sni: undefined, alpn: [] });
+});
+
+test("ClientHello: split across records and delivered a byte at a time", () => {
+  const hello = reframe(buildHello("split.test", ["h2"]), 7);
+  for (let n = 0; n < hello.length; n++) {
+    assert.equal(parseClientHello(hello.subarray(0, n)).kind, "incomplete", `at ${n}`);
+  }
+  assert.deepEqual(info(parseClientHello(hello)), { sni: "split.test", alpn: ["h2"] });
+});
+
+test("ClientHello: plain bytes are not TLS; malformed and huge hellos are errors", () => {
+  assert.equal(parseClientHello(new TextEncoder().encode("GET / HTTP/1.1\r\n")).kind, "not-tls");
+  assert.equal(parseClientHello(new Uint8Array([0x16, 0x20])).kind, "not-tls");
+  const bad = (bytes: Uint8Array, message: RegExp) => {
+    const r = parseClientHello(bytes);
+    assert.equal(r.kind, "error", JSON.stringify(r));
+    assert.match((r as { message: string }).message, message);
+  };
+  const hello = buildHello("x.test");
+  const notHello = hello.slice();
+  notHello[5] = 2;
+  bad(notHello, /not a ClientHello/);
+  const badRecord = reframe(hello, 10);
+  badRecord[15] = 0x17; // the second record is application data
+  bad(badRecord, /not a handshake record/);
+  // A handshake that declares 1 MiB: refused from its header, before any of it is read.
+  bad(new Uint8Array([0x16, 3, 1, 0, 4, 1, 0x10, 0, 0]), /over l4p's bound/);
+  // Records that never add up to a hello within the bound.
+  const many = reframe(
+    new Uint8Array([0x16, 3, 1, 0, 0, 1, 0, 0xff, 0xff, ...new Uint8Array(MAX_HELLO)]),
+    16,
+  );
+  bad(many.subarray(0, MAX_HELLO + 100), /over l4p's bound|within/);
+  const trunc = buildHello("x.test", ["h2"]);
+  trunc[trunc.length - 4] = 0x09; // the ALPN list length no longer fits
+  bad(trunc, /ALPN|extension/);
+});
+
+test("ClientHello: many thousands of mutated hellos never throw", () => {
+  let seed = 99;
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const seeds = [
+    buildHello("a.test", ["h2"]),
+    reframe(buildHello("b.example.com", ["h2", "http/1.1"]), 13),
+  ];
+  const kinds = new Set<string>();
+  for (let i = 0; i < 30_000; i++) {
+    const base = seeds[i % seeds.length];
+    const bytes = base.slice(0, Math.max(1, Math.floor(rand() * (base.length + 1))));
+    for (let m = Math.floor(rand() * 5); m > 0; m--) {
+      bytes[Math.floor(rand() * bytes.length)] = Math.floor(rand() * 256);
+    }
+    kinds.add(parseClientHello(bytes).kind);
+  }
+  assert.deepEqual([...kinds].sort(), ["error", "hello", "incomplete", "not-tls"]);
+});

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { parseIp } from "../src/net/ip.ts";
+import {
+  type MatchInfo,
+  matchRule,
+  needsClientHello,
+  parseRule,
+  RuleError,
+} from "../src/tcp/rule.ts";
+
+const info = (over: Partial<MatchInfo> = {}): MatchInfo => ({
+  tls: true,
+  sni: undefined,
+  alpn: [],
+  clientIp: parseIp("192.0.2.1"),
+  ...over,
+});
+const matches = (rule: string, over: Partial<MatchInfo> = {}) =>
+  matchRule(parseRule(rule), info(over));
+
+test("rule: HostSNI matches names case-insensitively; * matches every connection", () => {
+  assert.ok(matches("HostSNI(`a.example.com`)", { sni: "a.example.com" }));
+  assert.ok(matches("HostSNI(`A.Example.COM`)", { sni: "a.example.com" }));
+  assert.ok(!matches("HostSNI(`a.example.com`)", { sni: "b.example.com" }));
+  assert.ok(!matches("HostSNI(`a.example.com`)", { tls: false }));
+  assert.ok(matches("HostSNI(`*`)", { tls: false }));
+  assert.ok(matches("HostSNI(`a.test`, `b.test`)", { sni: "b.test" }));
+  assert.ok(matches("HostSNI(`*.example.com`)", { sni: "x.example.com" }));
+  assert.ok(!matches("HostSNI(`*.example.com`)", { sni: "x.y.example.com" }));
+});
+
+test("rule: HostSNIRegexp, ALPN and ClientIP", () => {
+  assert.ok(matches("HostSNIRegexp(`^.+\\.example\\.com$`)", { sni: "deep.a.example.com" }));
+  assert.ok(!matches("HostSNIRegexp(`^.+\\.example\\.com$`)", { sni: "example.com" }));
+  assert.ok(matches("ALPN(`h2`)", { alpn: ["h2", "http/1.1"] }));
+  assert.ok(!matches("ALPN(`h2`)", { alpn: ["http/1.1"] }));
+  assert.ok(matches("ClientIP(`192.0.2.0/24`)"));
+  assert.ok(matches("ClientIP(`10.0.0.0/8`, `192.0.2.1`)"));
+  assert.ok(!matches("ClientIP(`10.0.0.0/8`)"));
+  assert.ok(matches("ClientIP(`2001:db8::/32`)", { clientIp: parseIp("2001:db8::5") }));
+});
+
+test("rule: && binds tighter than ||; ! and parentheses", () => {
+  // a || b && c  is  a || (b && c)
+  const r = "HostSNI(`a.test`) || HostSNI(`b.test`) && ALPN(`h2`)";
+  assert.ok(matches(r, { sni: "a.test" }));
+  assert.ok(!matches(r, { sni: "b.test" }));
+  assert.ok(matches(r, { sni: "b.test", alpn: ["h2"] }));
+  const p = "(HostSNI(`a.test`) || HostSNI(`b.test`)) && ALPN(`h2`)";
+  assert.ok(!matches(p, { sni: "a.test" }));
+  assert.ok(matches("!ClientIP(`10.0.0.0/8`) && HostSNI(`*`)"));
+  assert.ok(!matches("!!ClientIP(`10.0.0.0/8`)"));
+});
+
+test("rule: only SNI and ALPN matchers need the ClientHello", () => {
+  assert.equal(needsClientHello(parseRule("HostSNI(`*`)")), false);
+  assert.equal(needsClientHello(parseRule("ClientIP(`10.0.0.0/8`) || HostSNI(`*`)")), false);
+  assert.equal(needsClientHello(parseRule("HostSNI(`*`) && !ALPN(`h2`)")), true);
+  assert.equal(needsClientHello(parseRule("HostSNIRegexp(`.`)")), true);
+});
+
+test("rule: errors say where and what was expected", () => {
+  const cases: [string, number, RegExp][] = [
+    ["HostSNI(`a.test`", 16, /expected "\)" or ",", found the end of the rule/],
+    ["HostSNI(`a.test`) && ", 21, /expected a matcher/],
+    [
+      "HostSNI(`a.test`) & ALPN(`h2`)",
+      18,
+      /expected "&&", "\|\|" or the end, found unexpected "&"/,
+    ],
+    [
+      "Host(`a.test`)",
+      0,
+      /unknown matcher "Host" \(expected HostSNI, HostSNIRegexp, ALPN, ClientIP\)/,
+    ],
+    ["HostSNI(a.test)", 8, /expected a string in backticks, found "a"/],
+    ["HostSNI(`a.test)", 8, /unterminated string/],
+    ["ClientIP(`10.0.0.0/99`)", 9, /bad prefix length/],
+    ["HostSNIRegexp(`(`)", 14, /bad regular expression/],
+    ["(HostSNI(`a`) || ALPN(`h2`)", 27, /expected "\)"/],
+    ["HostSNI(`a`) HostSNI(`b`)", 13, /expected "&&", "\|\|" or the end/],
+    ["HostSNI(`bad name!`)", 8, /is not a host name/],
+  ];
+  for (const [rule, offset, message] of cases) {
+    try {
+      parseRule(rule);
+      assert.fail(`parsed: ${rule}`);
+    } catch (e) {
+      assert.ok(e instanceof RuleError, String(e));
+      assert.equal(e.offset, offset, `${rule}: ${e.message}`);
+      assert.match(e.detail, message);
+      assert.ok(e.message.includes("⟨here⟩"));
+    }
+  }
+});

@@ -13,8 +13,9 @@ import type { Config } from "./src/config/model.ts";
 import { parseDuration } from "./src/config/duration.ts";
 import { startDemo } from "./src/demo/demo.ts";
 import { LOG_LEVELS, Logger } from "./src/log/logger.ts";
-import { loadRuntime } from "./src/runtime/mod.ts";
-import { describeConfig, L4pServer, ListenError } from "./src/server/server.ts";
+import { loadRuntime, type Runtime } from "./src/runtime/mod.ts";
+import { run } from "./src/server/run.ts";
+import { describeConfig, ListenError } from "./src/server/server.ts";
 
 /** The version printed by `l4p --version`. */
 export const VERSION: string = pkg.version;
@@ -45,6 +46,11 @@ Flags:
   --timeout DURATION            UDP: end a session after it has been idle this long (default 3s)
   --max-sessions N              UDP: most sessions at once; when full, the least recently used
                                 is evicted (default 10000)
+  --metrics ADDR                serve /metrics, /api/status, /api/connections and /healthz
+                                on ADDR ([host]:port)
+  --access-log                  one JSON line on stderr per closed connection or UDP session
+  --drain-timeout DURATION      on SIGTERM/SIGINT, how long established connections may take
+                                to finish before they are closed (default 30s)
   --log-level LEVEL             debug, info, warn or error (default info)
   --log-format FORMAT           text or json (default text)
 
@@ -74,7 +80,12 @@ const FLAGS = {
   "log-format": { type: "string" },
   listen: { type: "string" },
   "print-config": { type: "boolean" },
+  metrics: { type: "string" },
+  "access-log": { type: "boolean" },
+  "drain-timeout": { type: "string" },
 } as const;
+
+const DEFAULT_DRAIN_TIMEOUT = 30_000;
 
 /** Where the command writes; tests swap these. */
 export interface Io {
@@ -103,8 +114,8 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       io.out(USAGE);
       return 0;
     }
+    const runtime = await loadRuntime();
     if (values.version) {
-      const runtime = await loadRuntime();
       io.out(`l4p ${VERSION} (${runtime.name} ${runtime.version})\n`);
       return 0;
     }
@@ -118,12 +129,20 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         noExtra(command, rest);
         if (!values.config) throw new UsageError("run needs -c FILE");
         const log = logOptions();
-        const { config } = await loadConfigFile(values.config);
+        const { config, text } = await loadConfigFile(values.config);
         const logger = new Logger({
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
         });
-        return await serve(config, logger, io);
+        return await run({
+          ...common(runtime, values, logger, config),
+          file: values.config,
+          fileText: text,
+          onReload(next) {
+            logger.level = log.level ?? next.log.level ?? "info";
+            logger.format = log.format ?? next.log.format ?? "text";
+          },
+        });
       }
       case "check": {
         const file = rest[0] ?? values.config;
@@ -142,7 +161,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           proxyProtocol: ppVersion(values["proxy-protocol"]),
           acceptProxy: values["accept-proxy"],
         });
-        return await serve(config, new Logger(logOptions()), io);
+        return await run(common(runtime, values, new Logger(logOptions()), config));
       }
       case "udp": {
         if (rest.length < 2) throw new UsageError("udp needs LISTEN and at least one TARGET");
@@ -152,7 +171,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           timeout: duration("--timeout", values.timeout),
           maxSessions: count("--max-sessions", values["max-sessions"]),
         });
-        return await serve(config, new Logger(logOptions()), io);
+        return await run(common(runtime, values, new Logger(logOptions()), config));
       }
       case "demo": {
         noExtra(command, rest);
@@ -160,13 +179,18 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const bad = parseHostPort(listen, true);
         if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);
         const logger = new Logger(logOptions());
-        const demo = await startDemo(await loadRuntime(), logger, listen);
+        const demo = await startDemo(runtime, logger, listen);
         if (values["print-config"]) {
           demo.close();
           io.out(demo.text);
           return 0;
         }
-        return await serve(demo.config, logger, io, () => demo.close(), demo.banner);
+        return await run({
+          ...common(runtime, values, logger, demo.config),
+          banner: demo.banner,
+          out: io.out,
+          onStop: () => demo.close(),
+        });
       }
       case undefined:
         throw new UsageError("no command given");
@@ -208,40 +232,23 @@ async function check(file: string, io: Io): Promise<number> {
   return 0;
 }
 
-/** Runs `config` until SIGINT or SIGTERM. */
-async function serve(
-  config: Config,
-  logger: Logger,
-  io: Io,
-  onStop?: () => void,
-  banner?: (server: L4pServer) => string,
-): Promise<number> {
-  const server = new L4pServer({ runtime: await loadRuntime(), logger });
-  // Signal handlers go in before the first "listening" line, so that whoever waits for that
-  // line can stop l4p cleanly at once.
-  let stopped: (signal: string) => void = () => {};
-  const done = new Promise<number>((resolve) => {
-    stopped = (signal) => {
-      logger.info("stopping", { signal });
-      server.close();
-      onStop?.();
-      resolve(0);
-    };
-  });
-  const onSigint = () => stopped("SIGINT");
-  const onSigterm = () => stopped("SIGTERM");
-  process.once("SIGINT", onSigint);
-  process.once("SIGTERM", onSigterm);
-  try {
-    await server.start(config);
-  } catch (error) {
-    process.off("SIGINT", onSigint);
-    process.off("SIGTERM", onSigterm);
-    onStop?.();
-    throw error;
-  }
-  if (banner) io.out(banner(server));
-  return await done;
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof FLAGS; allowPositionals: true }>
+>["values"];
+
+/** What every serving command shares: the runtime, the admin and access log flags, the drain. */
+function common(runtime: Runtime, values: Values, logger: Logger, config: Config) {
+  const metrics = values.metrics === undefined ? undefined : parseHostPort(values.metrics, true);
+  if (typeof metrics === "string") throw new UsageError(`--metrics ${metrics}`);
+  return {
+    runtime,
+    config,
+    logger,
+    version: VERSION,
+    metrics,
+    accessLog: values["access-log"] ? { format: "json" as const } : undefined,
+    drainTimeout: duration("--drain-timeout", values["drain-timeout"]) ?? DEFAULT_DRAIN_TIMEOUT,
+  };
 }
 
 function duration(flag: string, value: string | undefined): number | undefined {

@@ -37,6 +37,8 @@ export function formatProblem(p: ConfigProblem): string {
 export interface LoadedConfig {
   config: Config;
   notes: ConfigProblem[];
+  /** The text it was read from. */
+  text: string;
 }
 
 type Path = (string | number)[];
@@ -91,7 +93,7 @@ export function parseConfig(text: string, file: string): LoadedConfig {
     (path, message) => notes.push(problem(path, message)),
   );
   if (problems.length > 0) throw new ConfigError(sortProblems(problems));
-  return { config: toModel(result.data), notes };
+  return { config: toModel(result.data), notes, text };
 }
 
 function issueProblems(
@@ -403,6 +405,13 @@ function toModel(file: ParsedFile): Config {
     services: w.services.map((c) => ({ name: c.name, weight: c.weight ?? 1 })),
   });
   config.log = { level: file.log?.level, format: file.log?.format };
+  if (file.metrics) config.metrics = { address: file.metrics.address };
+  if (file.accessLog) {
+    config.accessLog = {
+      filePath: file.accessLog.filePath,
+      format: file.accessLog.format ?? "json",
+    };
+  }
   for (const [name, ep] of Object.entries(file.entryPoints ?? {})) {
     config.entryPoints[name] = {
       address: ep.address.address,

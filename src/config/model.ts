@@ -23,6 +23,10 @@ export interface Config {
   udp: UdpConfig;
   /** Command-line flags override these. */
   log: { level?: LogLevel; format?: LogFormat };
+  /** The admin listener (metrics, status API); none when absent. */
+  metrics?: { address: HostPort };
+  /** The access log; off when absent. */
+  accessLog?: { filePath?: string; format: "json" | "text" };
 }
 
 /** Where l4p listens. */

@@ -31,6 +31,18 @@ const serverAddress = z.string().transform((value, ctx): HostPort => {
   return a;
 }).meta({ description: "host:port of a backend server", examples: ["127.0.0.1:9001"] });
 
+/** `[host]:port` to listen on, without a protocol suffix. */
+function serverAddressListen() {
+  return z.string().transform((value, ctx): HostPort => {
+    const a = parseHostPort(value, true);
+    if (typeof a === "string") {
+      ctx.addIssue({ code: "custom", message: a.replace(/^"[^"]*" /, "") });
+      return z.NEVER;
+    }
+    return a;
+  }).meta({ description: "[host]:port to listen on", examples: ["127.0.0.1:9100"] });
+}
+
 /** `[host]:port`, with an optional `/tcp` or `/udp` suffix. */
 const entryPointAddress = z.string().transform((value, ctx) => {
   const m = value.match(/^(.*?)(?:\/(tcp|udp))?$/)!;
@@ -177,6 +189,15 @@ export const fileSchema = z.strictObject({
     routers: record(udpRouter).optional(),
     services: record(udpService).optional(),
   }).optional(),
+  metrics: z.strictObject({
+    address: serverAddressListen(),
+  }).optional().meta({
+    description: "the admin listener: /metrics, /api/status, /api/connections, /healthz",
+  }),
+  accessLog: z.strictObject({
+    filePath: z.string().min(1).optional().meta({ description: "append here; stderr when absent" }),
+    format: z.enum(["json", "text"]).optional().meta({ description: "default json" }),
+  }).optional().meta({ description: "one line per closed connection or ended UDP session" }),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]).optional(),
     format: z.enum(["text", "json"]).optional(),

@@ -32,6 +32,27 @@ export class Totals {
   dialErrors = 0;
 }
 
+/** A histogram with fixed buckets (upper bounds, in seconds). */
+export class Histogram {
+  readonly counts: number[];
+  sum = 0;
+  count = 0;
+
+  constructor(readonly buckets: readonly number[]) {
+    this.counts = buckets.map(() => 0);
+  }
+
+  observe(value: number): void {
+    const i = this.buckets.findIndex((le) => value <= le);
+    if (i >= 0) this.counts[i]++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+/** Connection duration buckets: from a quick exchange to an hour-long stream. */
+export const DURATION_BUCKETS = [0.005, 0.05, 0.5, 1, 5, 30, 60, 300, 1800, 3600];
+
 /** What a closed connection looked like, for the access log. */
 export interface ClosedConn {
   record: ConnRecord;
@@ -86,6 +107,8 @@ export class TrafficTracker {
   readonly services = new Map<string, Totals>();
   /** Keyed by `service` and server address, joined by a space. */
   readonly servers = new Map<string, Totals>();
+  /** Connection durations, by entrypoint. */
+  readonly durations = new Map<string, Histogram>();
   readonly udpLive = new Set<UdpSessionRecord>();
   readonly udpEntryPoints = new Map<string, UdpTotals>();
   readonly udpRouters = new Map<string, UdpTotals>();
@@ -104,6 +127,52 @@ export class TrafficTracker {
   /** Calls `listener` for every connection that closes (the access log). */
   onClosed(listener: (closed: ClosedConn) => void): void {
     this.#onClosed.push(listener);
+  }
+
+  /**
+   * Totals of one scope with the bytes of live connections added: what a reader (metrics, the
+   * status API) should show. Copies; the tracker's own totals are not touched.
+   */
+  tcpTotals(scope: "entryPoint" | "router" | "service" | "server"): Map<string, Totals> {
+    const [map, keyOf] = {
+      entryPoint: [this.entryPoints, (r: ConnRecord) => r.entryPoint],
+      router: [this.routers, (r: ConnRecord) => r.router || undefined],
+      service: [this.services, (r: ConnRecord) => (r.server ? r.service : undefined)],
+      server: [
+        this.servers,
+        (r: ConnRecord) => (r.server ? `${r.service} ${r.server}` : undefined),
+      ],
+    }[scope] as [Map<string, Totals>, (r: ConnRecord) => string | undefined];
+    const out = new Map<string, Totals>();
+    for (const [k, v] of map) out.set(k, Object.assign(new Totals(), v));
+    for (const r of this.live) {
+      const t = out.get(keyOf(r) ?? "");
+      if (!t) continue;
+      t.bytesIn += r.bytesIn;
+      t.bytesOut += r.bytesOut;
+    }
+    return out;
+  }
+
+  /** Like {@link tcpTotals}, for UDP: live sessions' datagrams and bytes added. */
+  udpTotals(scope: "entryPoint" | "router" | "service" | "server"): Map<string, UdpTotals> {
+    const [map, keyOf] = {
+      entryPoint: [this.udpEntryPoints, (r: UdpSessionRecord) => r.entryPoint],
+      router: [this.udpRouters, (r: UdpSessionRecord) => r.router],
+      service: [this.udpServices, (r: UdpSessionRecord) => r.service],
+      server: [this.udpServers, (r: UdpSessionRecord) => `${r.service} ${r.server}`],
+    }[scope] as [Map<string, UdpTotals>, (r: UdpSessionRecord) => string];
+    const out = new Map<string, UdpTotals>();
+    for (const [k, v] of map) out.set(k, Object.assign(new UdpTotals(), v));
+    for (const r of this.udpLive) {
+      const t = out.get(keyOf(r));
+      if (!t) continue;
+      t.datagramsIn += r.datagramsIn;
+      t.datagramsOut += r.datagramsOut;
+      t.bytesIn += r.bytesIn;
+      t.bytesOut += r.bytesOut;
+    }
+    return out;
   }
 
   /** Calls `listener` for every UDP session that ends (the access log). */
@@ -223,6 +292,9 @@ export class TrafficTracker {
       t.bytesOut += record.bytesOut;
     }
     const closed = { record, durationMs: this.#now() - record.startedAt, reason };
+    entry(this.durations, record.entryPoint, () => new Histogram(DURATION_BUCKETS)).observe(
+      closed.durationMs / 1000,
+    );
     for (const listener of this.#onClosed) listener(closed);
   }
 }

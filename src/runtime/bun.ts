@@ -4,6 +4,8 @@ import {
   type ConnectOptions,
   type DatagramOptions,
   type DatagramSocket,
+  type HttpOptions,
+  type HttpServer,
   type ListenOptions,
   type NetAddr,
   type Runtime,
@@ -306,4 +308,21 @@ export const bunRuntime: Runtime = {
   listen: (options, onConn) => new BunTcpListener(options, onConn),
   connect,
   bindDatagram,
+  serveHttp(options: HttpOptions): HttpServer {
+    let server: ReturnType<typeof Bun.serve>;
+    try {
+      server = Bun.serve({
+        hostname: options.hostname,
+        port: options.port,
+        fetch: options.handler,
+        error: () => new Response("internal error", { status: 500 }),
+      });
+    } catch (error) {
+      throw socketError(error);
+    }
+    return {
+      addr: { hostname: server.hostname ?? options.hostname, port: server.port ?? options.port },
+      close: () => void server.stop(true),
+    };
+  },
 };

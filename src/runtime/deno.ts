@@ -3,6 +3,8 @@ import {
   type ConnectOptions,
   type DatagramOptions,
   type DatagramSocket,
+  type HttpOptions,
+  type HttpServer,
   type ListenOptions,
   type NetAddr,
   type Runtime,
@@ -261,6 +263,23 @@ export const denoRuntime: Runtime = {
   version: Deno.version.deno,
   listen: (options, onConn) => new DenoTcpListener(options, onConn),
   connect,
+  serveHttp(options: HttpOptions): HttpServer {
+    let server: Deno.HttpServer<Deno.NetAddr>;
+    try {
+      server = Deno.serve({
+        hostname: options.hostname,
+        port: options.port,
+        onListen: () => {},
+        onError: () => new Response("internal error", { status: 500 }),
+      }, options.handler);
+    } catch (error) {
+      throw socketError(error);
+    }
+    return {
+      addr: { hostname: server.addr.hostname, port: server.addr.port },
+      close: () => void server.shutdown(),
+    };
+  },
   bindDatagram(options: DatagramOptions): Promise<DatagramSocket> {
     try {
       const conn = Deno.listenDatagram({

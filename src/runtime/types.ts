@@ -88,6 +88,19 @@ export interface DatagramOptions {
   onMessage(data: Uint8Array, from: NetAddr): void;
 }
 
+/** A small HTTP server (the admin and metrics listener). */
+export interface HttpServer {
+  readonly addr: NetAddr;
+  close(): void;
+}
+
+/** Options for an HTTP server. */
+export interface HttpOptions {
+  hostname: string;
+  port: number;
+  handler(request: Request): Response | Promise<Response>;
+}
+
 /** What every runtime adapter provides. Process matters (arguments, signals, files) go through
  * `node:process` and `node:fs`, which both runtimes implement alike. */
 export interface Runtime {
@@ -101,4 +114,6 @@ export interface Runtime {
   connect(options: ConnectOptions): Promise<TcpConn>;
   /** Binds a UDP socket. */
   bindDatagram(options: DatagramOptions): Promise<DatagramSocket>;
+  /** Serves HTTP with web-standard requests and responses. */
+  serveHttp(options: HttpOptions): HttpServer;
 }

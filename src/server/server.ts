@@ -4,6 +4,7 @@ import { formatDuration } from "../config/duration.ts";
 import {
   type Config,
   DEFAULTS,
+  type EntryPointConfig,
   type EntryPointProxyProtocol,
   type TcpLoadBalancerConfig,
 } from "../config/model.ts";
@@ -49,63 +50,136 @@ export interface ServerOptions {
   random?: (() => number) | null;
 }
 
+/** How configuration reloads went, for metrics and the status API. */
+export class ReloadStats {
+  successes = 0;
+  failures = 0;
+  /** When the configuration in force was applied (ms since the epoch). */
+  lastSuccessAt = 0;
+  lastFailureAt = 0;
+  lastError = "";
+}
+
 /** A running l4p: entrypoints, routers and services built from one configuration. */
 export class L4pServer {
   readonly tracker = new TrafficTracker();
   readonly env: ProxyEnv;
+  readonly reloads = new ReloadStats();
+  readonly startedAt = Date.now();
   readonly #tcp = new Map<string, TcpEntryPoint>();
   readonly #udp = new Map<string, UdpEntryPoint>();
   readonly #random: (() => number) | null;
+  #config: Config | undefined;
 
   constructor(options: ServerOptions) {
-    this.env = { runtime: options.runtime, logger: options.logger, tracker: this.tracker };
+    this.env = {
+      runtime: options.runtime,
+      logger: options.logger,
+      tracker: this.tracker,
+      connections: new Set(),
+    };
     this.#random = options.random === undefined ? Math.random : options.random;
+  }
+
+  /** The configuration in force. */
+  get config(): Config | undefined {
+    return this.#config;
   }
 
   /** Opens every entrypoint of `config`; on failure nothing is left open. */
   async start(config: Config): Promise<void> {
+    await this.apply(config);
+    this.reloads.lastSuccessAt = Date.now();
+  }
+
+  /**
+   * Puts `config` in force. Entrypoints whose listening settings are unchanged keep their
+   * sockets (no connection is refused meanwhile) and only take the new routers and services;
+   * new ones are opened, and removed or changed ones closed once their replacements listen.
+   * Established connections keep the backend they have. If any listener cannot be opened,
+   * nothing changes and the error is thrown.
+   */
+  async apply(config: Config): Promise<void> {
     const routers = this.#buildRouters(config);
     const udpRoutes = this.#buildUdpRoutes(config);
+    const opened: (TcpEntryPoint | UdpEntryPoint)[] = [];
+    const keptTcp = new Set<string>();
+    const keptUdp = new Set<string>();
+    const old = this.#config;
     try {
       for (const [name, ep] of Object.entries(config.entryPoints)) {
-        let bound: NetAddr;
-        try {
-          if (ep.protocol === "tcp") {
-            const handler = routers.get(name) ?? new TcpRouter(name, [], ep.helloTimeout);
-            const entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, {
-              reusePort: ep.reusePort,
-              proxyProtocol: acceptOptions(ep.proxyProtocol),
-            });
-            entryPoint.start();
-            this.#tcp.set(name, entryPoint);
-            bound = entryPoint.addr!;
-          } else {
-            const entryPoint = new UdpEntryPoint(
-              name,
-              ep.address,
-              this.env,
-              udpRoutes.get(name),
-              ep.udp,
-            );
-            await entryPoint.start();
-            this.#udp.set(name, entryPoint);
-            bound = entryPoint.addr!;
-          }
-        } catch (error) {
-          const code = (error as { code?: string }).code ?? "EIO";
-          throw new ListenError(name, ep.address.text, code, error);
+        const same = old?.entryPoints[name] && listenKey(old.entryPoints[name]) === listenKey(ep);
+        if (same && ep.protocol === "tcp" && this.#tcp.has(name)) {
+          keptTcp.add(name);
+          continue;
         }
-        this.env.logger.info("listening", {
-          entryPoint: name,
-          protocol: ep.protocol,
-          address: formatAddr(bound),
-          forwardsTo: describeRoutes(config, name),
-        });
+        if (same && ep.protocol === "udp" && this.#udp.has(name)) {
+          keptUdp.add(name);
+          continue;
+        }
+        opened.push(await this.#open(name, ep, routers, udpRoutes, config));
       }
     } catch (error) {
-      this.close();
+      for (const ep of opened) ep.close();
       throw error;
     }
+    // Everything listens: switch over.
+    for (const [name, ep] of this.#tcp) {
+      if (!keptTcp.has(name)) {
+        ep.close();
+        this.#tcp.delete(name);
+        continue;
+      }
+      const epc = config.entryPoints[name];
+      ep.handler = routers.get(name) ?? new TcpRouter(name, [], epc.helloTimeout);
+      ep.options.proxyProtocol = acceptOptions(epc.proxyProtocol);
+    }
+    for (const [name, ep] of this.#udp) {
+      if (!keptUdp.has(name)) {
+        ep.close();
+        this.#udp.delete(name);
+        continue;
+      }
+      ep.route = udpRoutes.get(name);
+    }
+    for (const ep of opened) {
+      if (ep instanceof TcpEntryPoint) this.#tcp.set(ep.name, ep);
+      else this.#udp.set(ep.name, ep);
+    }
+    this.#config = config;
+  }
+
+  async #open(
+    name: string,
+    ep: EntryPointConfig,
+    routers: Map<string, TcpRouter>,
+    udpRoutes: Map<string, UdpRoute>,
+    config: Config,
+  ): Promise<TcpEntryPoint | UdpEntryPoint> {
+    let entryPoint: TcpEntryPoint | UdpEntryPoint;
+    try {
+      if (ep.protocol === "tcp") {
+        const handler = routers.get(name) ?? new TcpRouter(name, [], ep.helloTimeout);
+        entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, {
+          reusePort: ep.reusePort,
+          proxyProtocol: acceptOptions(ep.proxyProtocol),
+        });
+        entryPoint.start();
+      } else {
+        entryPoint = new UdpEntryPoint(name, ep.address, this.env, udpRoutes.get(name), ep.udp);
+        await entryPoint.start();
+      }
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? "EIO";
+      throw new ListenError(name, ep.address.text, code, error);
+    }
+    this.env.logger.info("listening", {
+      entryPoint: name,
+      protocol: ep.protocol,
+      address: formatAddr(entryPoint.addr!),
+      forwardsTo: describeRoutes(config, name),
+    });
+    return entryPoint;
   }
 
   /** The bound address of an entrypoint (the real port when 0 was asked for). */
@@ -124,6 +198,25 @@ export class L4pServer {
     this.#tcp.clear();
     for (const ep of this.#udp.values()) ep.close();
     this.#udp.clear();
+  }
+
+  /**
+   * Stops accepting, then waits up to `timeoutMs` for established TCP connections to finish;
+   * those still open then are closed. Resolves to how many had to be closed.
+   */
+  async drain(timeoutMs: number): Promise<number> {
+    this.close();
+    const live = this.env.connections;
+    if (live.size > 0) {
+      this.env.logger.info("draining", { connections: live.size, timeoutMs });
+      const end = Date.now() + timeoutMs;
+      while (live.size > 0 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, end - Date.now()))));
+      }
+    }
+    const forced = live.size;
+    for (const ctx of [...live]) ctx.end("drain timeout");
+    return forced;
   }
 
   #buildUdpRoutes(config: Config): Map<string, UdpRoute> {
@@ -238,6 +331,11 @@ export function describeConfig(config: Config): string {
     out += "\n";
   }
   return out;
+}
+
+/** What must stay the same for an entrypoint to keep its listening socket across a reload. */
+function listenKey(ep: EntryPointConfig): string {
+  return JSON.stringify([ep.protocol, ep.address.hostname, ep.address.port, ep.reusePort, ep.udp]);
 }
 
 function acceptOptions(pp: EntryPointProxyProtocol | undefined): AcceptProxyOptions | undefined {

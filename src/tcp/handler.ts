@@ -8,6 +8,8 @@ export interface ProxyEnv {
   runtime: Runtime;
   tracker: TrafficTracker;
   logger: Logger;
+  /** Every TCP connection not yet ended, so that a drain can wait for them and end the rest. */
+  connections: Set<TcpContext>;
 }
 
 /** An accepted client connection on its way to a backend. */
@@ -17,10 +19,17 @@ export class TcpContext {
   /** The address the client connected to: ours, or the one a trusted PROXY header gave. */
   destination: NetAddr;
   #ended = false;
+  #onEnd: (() => void) | undefined;
 
   /** `conn` may be replaced by a wrapper (a PROXY header guard) before it is served. */
   constructor(public conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {
     this.destination = conn.localAddr;
+    env.connections.add(this);
+  }
+
+  /** Runs `fn` when the connection ends (the proxy closes its backend so). One at a time. */
+  onEnd(fn: () => void): void {
+    this.#onEnd = fn;
   }
 
   /** True once {@link end} has been called. */
@@ -33,6 +42,8 @@ export class TcpContext {
     if (this.#ended) return;
     this.#ended = true;
     this.conn.close();
+    this.#onEnd?.();
+    this.env.connections.delete(this);
     this.env.tracker.close(this.record, reason);
   }
 }

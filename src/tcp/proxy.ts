@@ -61,6 +61,9 @@ export function pump(ctx: TcpContext, backend: TcpConn, options: PumpOptions): v
     if (options.terminationDelay >= 0) armIdleDeadline();
   };
 
+  // Ended from outside (a drain that ran out of time): the backend goes too.
+  ctx.onEnd(() => finish("ended"));
+
   upstream(client, backend, record, options).then(
     () => directionEnded(backend),
     (error) => finish(`client→backend: ${errorText(error)}`),

@@ -1,0 +1,211 @@
+/**
+ * The admin listener: Prometheus metrics at `/metrics`, live state at `/api/status` and
+ * `/api/connections` (the shape of traefik's raw data API), liveness at `/healthz`.
+ */
+import { formatAddr, type HostPort } from "../config/address.ts";
+import type { Config } from "../config/model.ts";
+import { renderMetrics } from "../metrics/prometheus.ts";
+import type { Totals, UdpTotals } from "../metrics/tracker.ts";
+import type { HttpServer } from "../runtime/types.ts";
+import { type L4pServer, routerOrder } from "../server/server.ts";
+
+/** Who is running, for `l4p_info` and the status API. */
+export interface AdminInfo {
+  version: string;
+}
+
+/** Starts the admin listener; throws a `SocketError` when the address can't be had. */
+export function startAdmin(server: L4pServer, address: HostPort, info: AdminInfo): HttpServer {
+  const runtime = `${server.env.runtime.name} ${server.env.runtime.version}`;
+  return server.env.runtime.serveHttp({
+    hostname: address.hostname,
+    port: address.port,
+    handler(request) {
+      const path = new URL(request.url).pathname;
+      if (request.method !== "GET" && request.method !== "HEAD") {
+        return new Response("method not allowed\n", {
+          status: 405,
+          headers: { allow: "GET, HEAD" },
+        });
+      }
+      switch (path) {
+        case "/metrics":
+          return new Response(
+            renderMetrics({
+              tracker: server.tracker,
+              version: info.version,
+              runtime,
+              startedAt: server.startedAt,
+              reloads: server.reloads,
+            }),
+            { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
+          );
+        case "/api/status":
+          return Response.json(status(server, info.version, runtime));
+        case "/api/connections":
+          return Response.json(connections(server));
+        case "/healthz":
+          return new Response("ok\n");
+        default:
+          return new Response(
+            "not found: try /metrics, /api/status, /api/connections or /healthz\n",
+            {
+              status: 404,
+            },
+          );
+      }
+    },
+  });
+}
+
+const iso = (ms: number) => (ms ? new Date(ms).toISOString() : null);
+
+function tcpCounters(t: Totals | undefined) {
+  return {
+    connectionsOpen: t ? t.opened - t.closed : 0,
+    connectionsTotal: t?.opened ?? 0,
+    bytesIn: t?.bytesIn ?? 0,
+    bytesOut: t?.bytesOut ?? 0,
+    dialErrors: t?.dialErrors ?? 0,
+  };
+}
+
+function udpCounters(t: UdpTotals | undefined) {
+  return {
+    sessionsActive: t
+      ? t.sessionsCreated - t.sessionsExpired - t.sessionsEvicted - t.sessionsClosed
+      : 0,
+    sessionsTotal: t?.sessionsCreated ?? 0,
+    sessionsExpired: t?.sessionsExpired ?? 0,
+    sessionsEvicted: t?.sessionsEvicted ?? 0,
+    datagramsIn: t?.datagramsIn ?? 0,
+    datagramsOut: t?.datagramsOut ?? 0,
+    bytesIn: t?.bytesIn ?? 0,
+    bytesOut: t?.bytesOut ?? 0,
+  };
+}
+
+/** The configuration in force with every piece's counters. */
+export function status(
+  server: L4pServer,
+  version: string,
+  runtime: string,
+): Record<string, unknown> {
+  const config: Config | undefined = server.config;
+  const tracker = server.tracker;
+  const tcp = {
+    entryPoint: tracker.tcpTotals("entryPoint"),
+    router: tracker.tcpTotals("router"),
+    service: tracker.tcpTotals("service"),
+    server: tracker.tcpTotals("server"),
+  };
+  const udp = {
+    entryPoint: tracker.udpTotals("entryPoint"),
+    router: tracker.udpTotals("router"),
+    service: tracker.udpTotals("service"),
+    server: tracker.udpTotals("server"),
+  };
+  const entryPoints: Record<string, unknown> = {};
+  const tcpRouters: Record<string, unknown> = {};
+  const tcpServices: Record<string, unknown> = {};
+  const udpRouters: Record<string, unknown> = {};
+  const udpServices: Record<string, unknown> = {};
+  for (const [name, ep] of Object.entries(config?.entryPoints ?? {})) {
+    const bound = server.addressOf(name);
+    entryPoints[name] = {
+      address: ep.address.text,
+      protocol: ep.protocol,
+      listening: bound ? formatAddr(bound) : null,
+      ...(ep.protocol === "tcp"
+        ? {
+          routers: config ? routerOrder(config, name) : [],
+          ...tcpCounters(tcp.entryPoint.get(name)),
+        }
+        : {
+          ...udpCounters(udp.entryPoint.get(name)),
+          dropped: udp.entryPoint.get(name)?.dropped ?? 0,
+        }),
+    };
+  }
+  for (const [name, r] of Object.entries(config?.tcp.routers ?? {})) {
+    tcpRouters[name] = { ...r, ...tcpCounters(tcp.router.get(name)) };
+  }
+  for (const [name, s] of Object.entries(config?.tcp.services ?? {})) {
+    tcpServices[name] = s.loadBalancer
+      ? {
+        type: "loadBalancer",
+        ...tcpCounters(tcp.service.get(name)),
+        servers: s.loadBalancer.servers.map((sv) => ({
+          address: sv.address.text,
+          weight: sv.weight,
+          ...tcpCounters(tcp.server.get(`${name} ${formatAddr(sv.address)}`)),
+        })),
+      }
+      : { type: "weighted", services: s.weighted.services };
+  }
+  for (const [name, r] of Object.entries(config?.udp.routers ?? {})) {
+    udpRouters[name] = { ...r, ...udpCounters(udp.router.get(name)) };
+  }
+  for (const [name, s] of Object.entries(config?.udp.services ?? {})) {
+    udpServices[name] = s.loadBalancer
+      ? {
+        type: "loadBalancer",
+        ...udpCounters(udp.service.get(name)),
+        servers: s.loadBalancer.servers.map((sv) => ({
+          address: sv.address.text,
+          weight: sv.weight,
+          ...udpCounters(udp.server.get(`${name} ${formatAddr(sv.address)}`)),
+        })),
+      }
+      : { type: "weighted", services: s.weighted.services };
+  }
+  const r = server.reloads;
+  return {
+    version,
+    runtime,
+    startedAt: iso(server.startedAt),
+    uptimeSeconds: Math.round((Date.now() - server.startedAt) / 1000),
+    config: {
+      reloadsSucceeded: r.successes,
+      reloadsFailed: r.failures,
+      lastReload: iso(r.lastSuccessAt),
+      lastFailure: iso(r.lastFailureAt),
+      lastError: r.lastError || null,
+    },
+    entryPoints,
+    tcp: { routers: tcpRouters, services: tcpServices },
+    udp: { routers: udpRouters, services: udpServices },
+  };
+}
+
+/** Every live TCP connection and UDP session. */
+export function connections(server: L4pServer): Record<string, unknown> {
+  const now = Date.now();
+  const addr = (a: { hostname: string; port: number }) => formatAddr(a);
+  return {
+    tcp: [...server.tracker.live].map((r) => ({
+      id: r.id,
+      entryPoint: r.entryPoint,
+      router: r.router || null,
+      service: r.service || null,
+      client: addr(r.client),
+      server: r.server || null,
+      ageSeconds: (now - r.startedAt) / 1000,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+    })),
+    udp: [...server.tracker.udpLive].map((r) => ({
+      id: r.id,
+      entryPoint: r.entryPoint,
+      router: r.router,
+      service: r.service,
+      client: addr(r.client),
+      server: r.server,
+      ageSeconds: (now - r.startedAt) / 1000,
+      datagramsIn: r.datagramsIn,
+      datagramsOut: r.datagramsOut,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+    })),
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Hot reload of `l4p run -c FILE`: on a change of the file (or SIGHUP) the new configuration is
+ * validated as `l4p check` would and put in force; a broken one is refused with the same located
+ * messages, and the running one stays.
+ */
+import { type FSWatcher, watch } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, dirname } from "node:path";
+import { ConfigError, parseConfig } from "../config/load.ts";
+import type { Config } from "../config/model.ts";
+import type { Logger } from "../log/logger.ts";
+import type { L4pServer } from "./server.ts";
+
+/** Reloads `file` into `server`, one reload at a time. */
+export class ConfigReloader {
+  #watcher: FSWatcher | undefined;
+  #debounce: ReturnType<typeof setTimeout> | undefined;
+  #queue: Promise<boolean> = Promise.resolve(true);
+  #lastText: string | undefined;
+
+  constructor(
+    readonly server: L4pServer,
+    readonly file: string,
+    readonly logger: Logger,
+    /** Called with each configuration put in force (to apply log settings, say). */
+    readonly onApplied: (config: Config) => void = () => {},
+  ) {}
+
+  /** Remembers the text in force, so that a save without changes reloads nothing. */
+  started(text: string): void {
+    this.#lastText = text;
+  }
+
+  /**
+   * Watches the file's folder, not the file: editors and config management replace files by
+   * rename, which a watch on the old file would miss.
+   */
+  watch(): void {
+    const name = basename(this.file);
+    try {
+      this.#watcher = watch(dirname(this.file), (_event, changed) => {
+        if (changed !== null && changed !== name) return;
+        if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+        this.#debounce = setTimeout(() => this.reload("file changed"), 50);
+      });
+    } catch (error) {
+      this.logger.warn("cannot watch the configuration file; reload with SIGHUP", {
+        file: this.file,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /** Reloads now (queued behind a reload under way); resolves to whether it took effect. */
+  reload(why: string): Promise<boolean> {
+    this.#queue = this.#queue.then(() => this.#reload(why));
+    return this.#queue;
+  }
+
+  async #reload(why: string): Promise<boolean> {
+    const stats = this.server.reloads;
+    let text: string;
+    try {
+      text = await readFile(this.file, "utf8");
+    } catch (error) {
+      return this.#failed(why, `cannot read: ${(error as Error).message}`, []);
+    }
+    if (text === this.#lastText && why === "file changed") return true;
+    try {
+      const { config } = parseConfig(text, this.file);
+      await this.server.apply(config);
+      this.#lastText = text;
+      stats.successes++;
+      stats.lastSuccessAt = Date.now();
+      stats.lastError = "";
+      this.onApplied(config);
+      this.logger.info("configuration reloaded", { file: this.file, why });
+      return true;
+    } catch (error) {
+      const lines = error instanceof ConfigError ? error.message.split("\n") : [];
+      return this.#failed(why, (error as Error).message, lines);
+    }
+  }
+
+  #failed(why: string, message: string, lines: string[]): boolean {
+    const stats = this.server.reloads;
+    stats.failures++;
+    stats.lastFailureAt = Date.now();
+    stats.lastError = message;
+    this.logger.error("configuration refused; the running one stays in force", {
+      file: this.file,
+      why,
+      problems: lines.length || undefined,
+      error: lines.length ? undefined : message,
+    });
+    for (const line of lines) this.logger.error(line);
+    return false;
+  }
+
+  /** Stops watching. */
+  close(): void {
+    if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+    this.#watcher?.close();
+  }
+}

@@ -15,6 +15,8 @@ export interface AccessLogOptions {
   /** Receives each line instead (tests). */
   write?: (line: string) => void;
   now?: () => Date;
+  /** Whether lines are written now (access lines are info-level); always when absent. */
+  active?: () => boolean;
 }
 
 /** Writes an access line for every connection and session `tracker` sees end. */
@@ -81,6 +83,7 @@ export class AccessLog {
   }
 
   #line(fields: Record<string, string | number | undefined>): void {
+    if (this.options.active && !this.options.active()) return;
     const time = this.#now().toISOString();
     if (this.options.format === "json") {
       this.#write(JSON.stringify({ time, ...fields }) + "\n");

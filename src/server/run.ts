@@ -104,7 +104,12 @@ export async function run(options: RunOptions): Promise<number> {
     throw error;
   }
   const access = options.accessLog ?? config.accessLog;
-  if (access) accessLog = new AccessLog(server.tracker, access);
+  if (access) {
+    accessLog = new AccessLog(server.tracker, {
+      ...access,
+      active: () => logger.enabled("info"),
+    });
+  }
   if (options.file) {
     reloader = new ConfigReloader(server, options.file, logger, (c) => options.onReload?.(c));
     if (options.fileText !== undefined) reloader.started(options.fileText);

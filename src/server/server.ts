@@ -102,45 +102,45 @@ export class L4pServer {
   async apply(config: Config): Promise<void> {
     const routers = this.#buildRouters(config);
     const udpRoutes = this.#buildUdpRoutes(config);
+    // Running entrypoints by what they listen on: a new entrypoint with the same settings
+    // (under its old name or, renamed, under another) takes over the socket.
+    const running = new Map<string, TcpEntryPoint | UdpEntryPoint>();
+    for (const [name, ep] of Object.entries(this.#config?.entryPoints ?? {})) {
+      const live = ep.protocol === "tcp" ? this.#tcp.get(name) : this.#udp.get(name);
+      if (live) running.set(listenKey(ep), live);
+    }
+    const kept = new Map<string, TcpEntryPoint | UdpEntryPoint>();
     const opened: (TcpEntryPoint | UdpEntryPoint)[] = [];
-    const keptTcp = new Set<string>();
-    const keptUdp = new Set<string>();
-    const old = this.#config;
     try {
       for (const [name, ep] of Object.entries(config.entryPoints)) {
-        const same = old?.entryPoints[name] && listenKey(old.entryPoints[name]) === listenKey(ep);
-        if (same && ep.protocol === "tcp" && this.#tcp.has(name)) {
-          keptTcp.add(name);
-          continue;
+        const key = listenKey(ep);
+        const live = running.get(key);
+        if (live) {
+          running.delete(key);
+          kept.set(name, live);
+        } else {
+          opened.push(await this.#open(name, ep, routers, udpRoutes, config));
         }
-        if (same && ep.protocol === "udp" && this.#udp.has(name)) {
-          keptUdp.add(name);
-          continue;
-        }
-        opened.push(await this.#open(name, ep, routers, udpRoutes, config));
       }
     } catch (error) {
       for (const ep of opened) ep.close();
       throw error;
     }
-    // Everything listens: switch over.
-    for (const [name, ep] of this.#tcp) {
-      if (!keptTcp.has(name)) {
-        ep.close();
-        this.#tcp.delete(name);
-        continue;
-      }
+    // Everything listens: switch over, then close what is no longer configured.
+    for (const ep of running.values()) ep.close();
+    this.#tcp.clear();
+    this.#udp.clear();
+    for (const [name, ep] of kept) {
       const epc = config.entryPoints[name];
-      ep.handler = routers.get(name) ?? new TcpRouter(name, [], epc.helloTimeout);
-      ep.options.proxyProtocol = acceptOptions(epc.proxyProtocol);
-    }
-    for (const [name, ep] of this.#udp) {
-      if (!keptUdp.has(name)) {
-        ep.close();
-        this.#udp.delete(name);
-        continue;
+      ep.name = name;
+      if (ep instanceof TcpEntryPoint) {
+        ep.handler = routers.get(name) ?? new TcpRouter(name, [], epc.helloTimeout);
+        ep.options.proxyProtocol = acceptOptions(epc.proxyProtocol);
+        this.#tcp.set(name, ep);
+      } else {
+        ep.route = udpRoutes.get(name);
+        this.#udp.set(name, ep);
       }
-      ep.route = udpRoutes.get(name);
     }
     for (const ep of opened) {
       if (ep instanceof TcpEntryPoint) this.#tcp.set(ep.name, ep);

@@ -25,7 +25,8 @@ export class TcpEntryPoint {
   #listener: TcpListener | undefined;
 
   constructor(
-    readonly name: string,
+    /** The entrypoint's name; a reload that renames it keeps the listener. */
+    public name: string,
     readonly address: HostPort,
     readonly env: ProxyEnv,
     handler: TcpHandler,
@@ -41,16 +42,16 @@ export class TcpEntryPoint {
 
   /** Starts listening; throws a `SocketError` (EADDRINUSE, …) when the address can't be had. */
   start(): void {
-    const { env, name } = this;
+    const env = this.env;
     this.#listener = env.runtime.listen({
       hostname: this.address.hostname,
       port: this.address.port,
       reusePort: this.options.reusePort,
       onAcceptError: (error) =>
-        env.logger.error("accept failed", { entryPoint: name, error: errorText(error) }),
+        env.logger.error("accept failed", { entryPoint: this.name, error: errorText(error) }),
     }, (conn) => {
-      const record = env.tracker.open(name, conn.remoteAddr);
-      env.logger.debug("accepted", { entryPoint: name, client: formatAddr(conn.remoteAddr) });
+      const record = env.tracker.open(this.name, conn.remoteAddr);
+      env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(conn.remoteAddr) });
       this.#accepted(new TcpContext(conn, record, env));
     });
   }

@@ -52,7 +52,8 @@ export class UdpEntryPoint {
   #socket: DatagramSocket | undefined;
 
   constructor(
-    readonly name: string,
+    /** The entrypoint's name; a reload that renames it keeps the listener. */
+    public name: string,
     readonly address: HostPort,
     readonly env: ProxyEnv,
     route: UdpRoute | undefined,

@@ -175,17 +175,27 @@ tcp:
 
 test("SIGTERM drains: new connections refused, an open one finishes, then exit 0", async () => {
   const echo = await netServer((s) => s.on("data", (c: Buffer) => s.write(c)));
-  const l4p = runL4p(["tcp", "127.0.0.1:0", `127.0.0.1:${echo.port}`, "--drain-timeout", "20s"]);
+  // A port outside the ephemeral range: a connect to a closed ephemeral port can, rarely,
+  // connect the socket to itself.
+  const port = await freePort();
+  const l4p = runL4p([
+    "tcp",
+    `127.0.0.1:${port}`,
+    `127.0.0.1:${echo.port}`,
+    "--drain-timeout",
+    "20s",
+  ]);
   try {
-    const [, port] = await l4p.waitForLine(/listening .* address=127\.0\.0\.1:(\d+)/);
+    await l4p.waitForLine(/listening /);
     const client = await connect(Number(port));
+    const got: Buffer[] = [];
+    client.on("data", (c: Buffer) => got.push(c));
     client.write("before");
+    await waitFor(() => Buffer.concat(got).toString() === "before", 5000, "connection established");
     l4p.kill("SIGTERM");
     await l4p.waitForLine(/stopping: no new connections; draining .*connections=1/);
     await assert.rejects(connect(Number(port)), "new connections are refused");
     // The established connection still works both ways.
-    const got: Buffer[] = [];
-    client.on("data", (c: Buffer) => got.push(c));
     client.write(" and after");
     await waitFor(
       () => Buffer.concat(got).toString() === "before and after",

@@ -55,6 +55,8 @@ export async function run(options: RunOptions): Promise<number> {
         for (const ctx of [...server.env.connections]) ctx.end("forced stop");
         return resolve(1);
       }
+      // Listeners close before the line is written, so whoever reads it can rely on it.
+      server.close();
       logger.info("stopping: no new connections; draining", {
         signal,
         connections: server.env.connections.size,
@@ -114,6 +116,8 @@ export async function run(options: RunOptions): Promise<number> {
     reloader = new ConfigReloader(server, options.file, logger, (c) => options.onReload?.(c));
     if (options.fileText !== undefined) reloader.started(options.fileText);
     reloader.watch();
+    // A change made between loading the file and watching it would otherwise go unseen.
+    reloader.reload("file changed");
     const onHup = () => reloader!.reload("SIGHUP");
     process.on("SIGHUP", onHup);
     handlers.push(["SIGHUP", onHup]);

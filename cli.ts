@@ -14,7 +14,14 @@ import { parseDuration } from "./src/config/duration.ts";
 import { startDemo } from "./src/demo/demo.ts";
 import { LOG_LEVELS, Logger } from "./src/log/logger.ts";
 import { loadRuntime, type Runtime } from "./src/runtime/mod.ts";
-import { run } from "./src/server/run.ts";
+import { run, type RunOptions } from "./src/server/run.ts";
+import {
+  configForWorker,
+  spawnWorkers,
+  withoutWorkersFlag,
+  workerNumber,
+  workersExited,
+} from "./src/server/workers.ts";
 import { describeConfig, ListenError } from "./src/server/server.ts";
 
 /** The version printed by `l4p --version`. */
@@ -51,6 +58,8 @@ Flags:
   --access-log                  one JSON line on stderr per closed connection or UDP session
   --drain-timeout DURATION      on SIGTERM/SIGINT, how long established connections may take
                                 to finish before they are closed (default 30s)
+  --workers N                   N processes share the TCP listeners (SO_REUSEPORT); UDP,
+                                the admin listener and the access log file stay with the first
   --log-level LEVEL             debug, info, warn or error (default info)
   --log-format FORMAT           text or json (default text)
 
@@ -83,6 +92,7 @@ const FLAGS = {
   metrics: { type: "string" },
   "access-log": { type: "boolean" },
   "drain-timeout": { type: "string" },
+  workers: { type: "string" },
 } as const;
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
@@ -120,6 +130,21 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       return 0;
     }
     const [command, ...rest] = positionals;
+    /** Runs the server, with `--workers` more processes beside it when asked. */
+    const serveAll = async (options: RunOptions): Promise<number> => {
+      const n = count("--workers", values.workers) ?? 1;
+      const children = n > 1 && workerNumber() === 0
+        ? spawnWorkers(runtime, withoutWorkersFlag(args), n - 1, options.logger)
+        : [];
+      let code: number;
+      try {
+        code = await run(options);
+      } catch (error) {
+        for (const c of children) c.kill("SIGKILL");
+        throw error;
+      }
+      return Math.max(code, await workersExited(children));
+    };
     const logOptions = () => ({
       level: oneOf("--log-level", values["log-level"], LOG_LEVELS),
       format: oneOf("--log-format", values["log-format"], ["text", "json"] as const),
@@ -134,7 +159,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
         });
-        return await run({
+        return await serveAll({
           ...common(runtime, values, logger, config),
           file: values.config,
           fileText: text,
@@ -161,7 +186,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           proxyProtocol: ppVersion(values["proxy-protocol"]),
           acceptProxy: values["accept-proxy"],
         });
-        return await run(common(runtime, values, new Logger(logOptions()), config));
+        return await serveAll(common(runtime, values, new Logger(logOptions()), config));
       }
       case "udp": {
         if (rest.length < 2) throw new UsageError("udp needs LISTEN and at least one TARGET");
@@ -171,10 +196,11 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           timeout: duration("--timeout", values.timeout),
           maxSessions: count("--max-sessions", values["max-sessions"]),
         });
-        return await run(common(runtime, values, new Logger(logOptions()), config));
+        return await serveAll(common(runtime, values, new Logger(logOptions()), config));
       }
       case "demo": {
         noExtra(command, rest);
+        if (values.workers !== undefined) throw new UsageError("demo runs one process; --workers is not for it");
         const listen = values.listen ?? "127.0.0.1:8080";
         const bad = parseHostPort(listen, true);
         if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);
@@ -240,12 +266,15 @@ type Values = ReturnType<
 function common(runtime: Runtime, values: Values, logger: Logger, config: Config) {
   const metrics = values.metrics === undefined ? undefined : parseHostPort(values.metrics, true);
   if (typeof metrics === "string") throw new UsageError(`--metrics ${metrics}`);
+  const worker = workerNumber();
+  const grouped = worker > 0 || (count("--workers", values.workers) ?? 1) > 1;
   return {
     runtime,
-    config,
+    config: grouped ? configForWorker(config, worker) : config,
+    prepare: grouped ? (c: Config) => configForWorker(c, worker) : undefined,
     logger,
     version: VERSION,
-    metrics,
+    metrics: worker > 0 ? undefined : metrics,
     accessLog: values["access-log"] ? { format: "json" as const } : undefined,
     drainTimeout: duration("--drain-timeout", values["drain-timeout"]) ?? DEFAULT_DRAIN_TIMEOUT,
   };

@@ -1,5 +1,6 @@
 /// <reference types="bun-types" />
 /** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
+import process from "node:process";
 import {
   type ConnectOptions,
   type DatagramOptions,
@@ -308,6 +309,11 @@ export const bunRuntime: Runtime = {
   listen: (options, onConn) => new BunTcpListener(options, onConn),
   connect,
   bindDatagram,
+  selfCommand() {
+    // A compiled binary keeps its program inside; otherwise bun runs the main module again.
+    const compiled = Bun.main.startsWith("/$bunfs/");
+    return { command: process.execPath, args: compiled ? [] : [Bun.main] };
+  },
   serveHttp(options: HttpOptions): HttpServer {
     let server: ReturnType<typeof Bun.serve>;
     try {

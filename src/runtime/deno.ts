@@ -263,6 +263,13 @@ export const denoRuntime: Runtime = {
   version: Deno.version.deno,
   listen: (options, onConn) => new DenoTcpListener(options, onConn),
   connect,
+  selfCommand() {
+    // A compiled binary is its own program; otherwise deno runs the main module again.
+    const compiled = !/\bdeno(\.exe)?$/.test(Deno.execPath());
+    return compiled
+      ? { command: Deno.execPath(), args: [] }
+      : { command: Deno.execPath(), args: ["run", "-A", "--unstable-net", Deno.mainModule] };
+  },
   serveHttp(options: HttpOptions): HttpServer {
     let server: Deno.HttpServer<Deno.NetAddr>;
     try {

@@ -116,4 +116,7 @@ export interface Runtime {
   bindDatagram(options: DatagramOptions): Promise<DatagramSocket>;
   /** Serves HTTP with web-standard requests and responses. */
   serveHttp(options: HttpOptions): HttpServer;
+  /** How to start this same program again (for worker processes): the command and the
+   * arguments that come before the program's own. */
+  selfCommand(): { command: string; args: string[] };
 }

@@ -22,8 +22,12 @@ export class ConfigReloader {
     readonly server: L4pServer,
     readonly file: string,
     readonly logger: Logger,
-    /** Called with each configuration put in force (to apply log settings, say). */
-    readonly onApplied: (config: Config) => void = () => {},
+    readonly hooks: {
+      /** Called with each configuration put in force (to apply log settings, say). */
+      onApplied?: (config: Config) => void;
+      /** Turns the file's configuration into the one to run (a worker's share). */
+      prepare?: (config: Config) => Config;
+    } = {},
   ) {}
 
   /** Remembers the text in force, so that a save without changes reloads nothing. */
@@ -68,12 +72,12 @@ export class ConfigReloader {
     if (text === this.#lastText && why === "file changed") return true;
     try {
       const { config } = parseConfig(text, this.file);
-      await this.server.apply(config);
+      await this.server.apply(this.hooks.prepare ? this.hooks.prepare(config) : config);
       this.#lastText = text;
       stats.successes++;
       stats.lastSuccessAt = Date.now();
       stats.lastError = "";
-      this.onApplied(config);
+      this.hooks.onApplied?.(config);
       this.logger.info("configuration reloaded", { file: this.file, why });
       return true;
     } catch (error) {

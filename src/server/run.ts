@@ -30,6 +30,8 @@ export interface RunOptions {
   drainTimeout: number;
   /** Called with every configuration put in force after the first (log settings, say). */
   onReload?: (config: Config) => void;
+  /** Turns each configuration read from `file` into the one to run (a worker's share). */
+  prepare?: (config: Config) => Config;
   /** Printed once everything listens. */
   banner?: (server: L4pServer) => string;
   out?: (text: string) => void;
@@ -113,7 +115,10 @@ export async function run(options: RunOptions): Promise<number> {
     });
   }
   if (options.file) {
-    reloader = new ConfigReloader(server, options.file, logger, (c) => options.onReload?.(c));
+    reloader = new ConfigReloader(server, options.file, logger, {
+      onApplied: (c) => options.onReload?.(c),
+      prepare: options.prepare,
+    });
     if (options.fileText !== undefined) reloader.started(options.fileText);
     reloader.watch();
     // A change made between loading the file and watching it would otherwise go unseen.

@@ -1,0 +1,494 @@
+/**
+ * Benchmarks l4p (on Deno and on Bun) against a direct connection and peer proxies (HAProxy,
+ * nginx stream, socat), one after another in the same run, and prints absolute figures and
+ * ratios to direct.
+ *
+ *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workers N] [--quick]
+ *
+ * Workloads: single-stream TCP throughput both ways (iperf3), kept-alive request/response and a
+ * new connection per request (redis-benchmark PING against redis-server, 50 clients), UDP
+ * request/response (dnsperf against dnsmasq), RSS per idle proxied connection (4 000 of them),
+ * and the latency of a one-client ping-pong (redis-benchmark, p50/p99). Every peer runs single
+ * process, single thread, defaults otherwise. Loopback only.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
+const { values: opts } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    install: { type: "boolean" },
+    json: { type: "boolean" },
+    only: { type: "string" },
+    workers: { type: "string", default: "1" },
+    quick: { type: "boolean" },
+  },
+});
+const WORKERS = Number(opts.workers);
+const QUICK = opts.quick ?? false;
+const PEERS = ["iperf3", "redis-server", "redis-benchmark", "dnsperf", "dnsmasq", "haproxy", "nginx", "socat"];
+const PACKAGES = ["iperf3", "redis-server", "redis-tools", "dnsperf", "dnsmasq-base", "haproxy", "nginx", "libnginx-mod-stream", "socat"];
+const dir = mkdtempSync(`${tmpdir()}/l4p-bench-`);
+const children = new Set<ChildProcess>();
+
+function progress(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+function which(name: string): string | undefined {
+  for (const d of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+    if (existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  }
+  return undefined;
+}
+
+function start(cmd: string, args: string[]): ChildProcess {
+  const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], cwd: ROOT });
+  let err = "";
+  child.stderr!.on("data", (c: Buffer) => err = (err + c.toString()).slice(-2000));
+  child.on("exit", (code) => {
+    children.delete(child);
+    if (code && code !== 0 && !child.killed) progress(`${cmd} exited ${code}: ${err.trim()}`);
+  });
+  children.add(child);
+  return child;
+}
+
+function stop(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGKILL");
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function waitTcp(port: number, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ port, host: "127.0.0.1" });
+      s.once("connect", () => (s.destroy(), resolve(true)));
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(25);
+  }
+  throw new Error(`nothing listens on ${port} after ${ms} ms`);
+}
+
+let nextPort = 21_000;
+function port(): number {
+  return nextPort++;
+}
+
+/** Runs a command to completion; resolves to its stdout. */
+function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (c: Buffer) => out += c.toString());
+    child.stderr!.on("data", (c: Buffer) => err += c.toString());
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-500)}${out.slice(-500)}`));
+    });
+  });
+}
+
+function rss(pid: number): number {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Proxies under test: each forwards LISTEN → TARGET for TCP or UDP.
+
+interface Proxy {
+  port: number;
+  pids: () => number[];
+  stop(): Promise<void>;
+}
+
+type ProxyKind = "tcp" | "udp";
+
+interface Subject {
+  name: string;
+  available: () => string | undefined; // why not, when not
+  start(kind: ProxyKind, target: number): Promise<Proxy>;
+}
+
+function l4p(runtime: "deno" | "bun"): Subject {
+  const bin = `${ROOT}node_modules/.bin/${runtime}`;
+  return {
+    name: `l4p-${runtime}`,
+    available: () => (existsSync(bin) ? undefined : `${bin} missing (npm ci)`),
+    async start(kind, target) {
+      const p = port();
+      const args = runtime === "deno" ? ["run", "-A", "cli.ts"] : ["cli.ts"];
+      args.push(kind, `127.0.0.1:${p}`, `127.0.0.1:${target}`, "--log-level", "warn");
+      if (WORKERS > 1) args.push("--workers", String(WORKERS));
+      const child = start(bin, args);
+      if (kind === "tcp") await waitTcp(p);
+      else await sleep(1500);
+      return {
+        port: p,
+        pids: () => [child.pid!, ...descendants(child.pid!)],
+        stop: () => stop(child),
+      };
+    },
+  };
+}
+
+function descendants(pid: number): number[] {
+  const r = spawnSync("pgrep", ["-P", String(pid)], { encoding: "utf8" });
+  return (r.stdout ?? "").split("\n").filter(Boolean).map(Number);
+}
+
+const haproxy: Subject = {
+  name: "haproxy",
+  available: () => (which("haproxy") ? undefined : "haproxy not installed"),
+  async start(kind, target) {
+    if (kind === "udp") throw new Error("HAProxy does not proxy UDP");
+    const p = port();
+    const cfg = `${dir}/haproxy-${p}.cfg`;
+    writeFileSync(
+      cfg,
+      `global\n  maxconn 9000\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
+        `listen bench\n  bind 127.0.0.1:${p}\n  server s 127.0.0.1:${target}\n`,
+    );
+    const child = start(which("haproxy")!, ["-db", "-f", cfg]);
+    await waitTcp(p);
+    return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
+  },
+};
+
+const nginx: Subject = {
+  name: "nginx",
+  available: () => (which("nginx") ? undefined : "nginx not installed"),
+  async start(kind, target) {
+    const p = port();
+    const prefix = mkdtempSync(`${dir}/nginx-`);
+    const module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+    writeFileSync(
+      `${prefix}/nginx.conf`,
+      `${existsSync(module) ? `load_module ${module};` : ""}
+daemon off; master_process off; worker_processes 1; pid ${prefix}/nginx.pid; error_log stderr error;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+stream {
+  server {
+    listen 127.0.0.1:${p}${kind === "udp" ? " udp" : ""};
+    proxy_pass 127.0.0.1:${target};
+    ${kind === "udp" ? "proxy_responses 1; proxy_timeout 3s;" : ""}
+  }
+}
+`,
+    );
+    const child = start(which("nginx")!, ["-p", prefix, "-c", `${prefix}/nginx.conf`, "-e", "stderr"]);
+    if (kind === "tcp") await waitTcp(p);
+    else await sleep(500);
+    return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
+  },
+};
+
+const socat: Subject = {
+  name: "socat",
+  available: () => (which("socat") ? undefined : "socat not installed"),
+  async start(kind, target) {
+    const p = port();
+    const proto = kind.toUpperCase();
+    const child = start(which("socat")!, [`${proto}-LISTEN:${p},bind=127.0.0.1,fork,reuseaddr`, `${proto}:127.0.0.1:${target}`]);
+    if (kind === "tcp") await waitTcp(p);
+    else await sleep(300);
+    return { port: p, pids: () => [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
+  },
+};
+
+const direct: Subject = {
+  name: "direct",
+  available: () => undefined,
+  start: (_kind, target) => Promise.resolve({ port: target, pids: () => [], stop: () => Promise.resolve() }),
+};
+
+const SUBJECTS: Subject[] = [direct, l4p("deno"), l4p("bun"), haproxy, nginx, socat];
+
+// ---------------------------------------------------------------------------------------------
+// Workloads: each measures one number for one subject (higher is better unless noted).
+
+interface Workload {
+  name: string;
+  unit: string;
+  /** Lower is better (memory, latency). */
+  lower?: boolean;
+  kind: ProxyKind;
+  setup(): Promise<{ target: number; teardown(): Promise<void> }>;
+  measure(proxy: Proxy, subject: Subject): Promise<number | undefined>;
+}
+
+function iperf(reverse: boolean): Workload {
+  let server: ChildProcess | undefined;
+  let target = 0;
+  return {
+    name: `tcp stream ${reverse ? "backend→client" : "client→backend"} (iperf3)`,
+    unit: "Gbit/s",
+    kind: "tcp",
+    async setup() {
+      target = port();
+      server = start(which("iperf3")!, ["-s", "-p", String(target), "-B", "127.0.0.1"]);
+      await waitTcp(target);
+      return { target, teardown: () => stop(server) };
+    },
+    async measure(proxy) {
+      const args = ["-c", "127.0.0.1", "-p", String(proxy.port), "-t", QUICK ? "2" : "4", "-J"];
+      if (reverse) args.push("-R");
+      // The server takes a moment to finish the previous test ("busy"): try again, briefly.
+      for (let attempt = 0;; attempt++) {
+        const out = JSON.parse(await run(which("iperf3")!, args).catch((e) => JSON.stringify({ error: e.message })));
+        if (out.end?.sum_received) return out.end.sum_received.bits_per_second / 1e9;
+        if (attempt >= 5) throw new Error(String(out.error ?? "no result"));
+        await sleep(500);
+      }
+    },
+  };
+}
+
+function redisWorkload(name: string, unit: string, args: string[], pick: (row: Record<string, number>) => number, lower = false): Workload {
+  let server: ChildProcess | undefined;
+  return {
+    name,
+    unit,
+    lower,
+    kind: "tcp",
+    async setup() {
+      const target = port();
+      server = start(which("redis-server")!, ["--port", String(target), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxclients", "20000"]);
+      await waitTcp(target);
+      return { target, teardown: () => stop(server) };
+    },
+    async measure(proxy) {
+      const out = await run(which("redis-benchmark")!, ["-h", "127.0.0.1", "-p", String(proxy.port), "-t", "ping", "--csv", ...args]);
+      const lines = out.trim().split("\n").map((l) => l.split(",").map((c) => c.replace(/"/g, "")));
+      const header = lines[0];
+      const row = lines.find((l) => l[0] === "PING_MBULK") ?? lines[1];
+      return pick(Object.fromEntries(header.map((h, i) => [h, Number(row[i])])));
+    },
+  };
+}
+
+const udpWorkload: Workload = (() => {
+  let server: ChildProcess | undefined;
+  const queries = `${dir}/queries.txt`;
+  return {
+    name: "udp request/response (dnsperf → dnsmasq)",
+    unit: "queries/s",
+    kind: "udp",
+    async setup() {
+      writeFileSync(queries, Array.from({ length: 1000 }, (_, i) => `q${i}.l4p.test A`).join("\n") + "\n");
+      const target = port();
+      server = start(which("dnsmasq")!, [
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--pid-file=",
+        "--bind-interfaces",
+        "--listen-address=127.0.0.1",
+        `--port=${target}`,
+        "--address=/l4p.test/127.0.0.7",
+        "--cache-size=10000",
+      ]);
+      await sleep(300);
+      return { target, teardown: () => stop(server) };
+    },
+    async measure(proxy) {
+      const out = await run(which("dnsperf")!, [
+        "-s", "127.0.0.1", "-p", String(proxy.port), "-d", queries, "-l", QUICK ? "3" : "5", "-c", "20", "-q", "200", "-t", "2",
+      ]);
+      const qps = Number(out.match(/Queries per second:\s+([\d.]+)/)?.[1]);
+      const lost = out.match(/Queries lost:\s+(\d+)/);
+      lastLoss = Number(lost?.[1] ?? 0);
+      return qps;
+    },
+  };
+})();
+let lastLoss = 0;
+const udpLoss = new Map<string, number>();
+
+const memoryWorkload: Workload = (() => {
+  let server: net.Server | undefined;
+  const held: net.Socket[] = [];
+  return {
+    name: "memory per idle proxied connection (4000)",
+    unit: "KiB",
+    lower: true,
+    kind: "tcp",
+    async setup() {
+      const target = port();
+      server = net.createServer((s) => {
+        s.on("error", () => {});
+        held.push(s);
+      });
+      await new Promise<void>((r) => server!.listen(target, "127.0.0.1", () => r()));
+      return {
+        target,
+        teardown: async () => {
+          for (const s of held.splice(0)) s.destroy();
+          await new Promise<void>((r) => server!.close(() => r()));
+        },
+      };
+    },
+    async measure(proxy, subject) {
+      if (subject.name === "direct") return undefined;
+      if (subject.name === "socat") return undefined; // a process per connection: not comparable
+      const n = QUICK ? 1000 : 4000;
+      const clients: net.Socket[] = [];
+      const open = async (count: number) => {
+        for (let i = 0; i < count; i++) {
+          clients.push(await new Promise<net.Socket>((resolve, reject) => {
+            const s = net.connect({ port: proxy.port, host: "127.0.0.1" });
+            s.once("connect", () => resolve(s));
+            s.once("error", reject);
+          }));
+        }
+      };
+      const total = () => proxy.pids().reduce((sum, pid) => sum + rss(pid), 0);
+      await open(100); // warm-up
+      await sleep(500);
+      const before = total();
+      const heldBefore = held.length;
+      await open(n);
+      const end = Date.now() + 30_000;
+      while (held.length < heldBefore + n && Date.now() < end) await sleep(50);
+      await sleep(1000);
+      const after = total();
+      for (const c of clients) c.destroy();
+      return (after - before) / n / 1024;
+    },
+  };
+})();
+
+const WORKLOADS: Workload[] = [
+  iperf(false),
+  iperf(true),
+  redisWorkload("kept-alive requests (redis PING, 50 clients)", "req/s", ["-c", "50", "-n", QUICK ? "100000" : "300000", "-P", "1"], (r) => r.rps),
+  redisWorkload("new connection per request (redis PING, 50 clients)", "req/s", ["-c", "50", "-n", QUICK ? "10000" : "30000", "-k", "0"], (r) => r.rps),
+  udpWorkload,
+  memoryWorkload,
+  redisWorkload("added latency p50 (one client ping-pong)", "ms", ["-c", "1", "-n", QUICK ? "10000" : "30000"], (r) => r.p50_latency_ms, true),
+  redisWorkload("added latency p99 (one client ping-pong)", "ms", ["-c", "1", "-n", QUICK ? "10000" : "30000"], (r) => r.p99_latency_ms, true),
+];
+
+// ---------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  if (opts.install) {
+    const missing = PACKAGES.filter((p) => spawnSync("dpkg", ["-s", p]).status !== 0);
+    if (missing.length) {
+      progress(`installing ${missing.join(" ")}`);
+      spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
+      const r = spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+        stdio: "inherit",
+        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      });
+      if (r.status !== 0) throw new Error("apt-get install failed");
+    }
+  }
+  const absent = PEERS.filter((p) => !which(p));
+  if (absent.length) {
+    throw new Error(`missing: ${absent.join(", ")}; run with --install (apt-get) or install them`);
+  }
+  const only = opts.only?.split(",");
+  const subjects = SUBJECTS.filter((s) => !only || s.name === "direct" || only.includes(s.name));
+  const results: Record<string, Record<string, number | string>> = {};
+  for (const w of WORKLOADS) {
+    results[w.name] = {};
+    const { target, teardown } = await w.setup();
+    try {
+      for (const s of subjects) {
+        const why = s.available();
+        if (why) {
+          results[w.name][s.name] = `n/a: ${why}`;
+          continue;
+        }
+        progress(`${w.name}: ${s.name}`);
+        let proxy: Proxy | undefined;
+        try {
+          proxy = await s.start(w.kind, target);
+          const value = await w.measure(proxy, s);
+          results[w.name][s.name] = value === undefined ? "n/a" : value;
+          if (w === udpWorkload) udpLoss.set(s.name, lastLoss);
+        } catch (error) {
+          results[w.name][s.name] = `n/a: ${(error as Error).message.split("\n")[0].slice(0, 60)}`;
+        } finally {
+          await proxy?.stop();
+        }
+      }
+    } finally {
+      await teardown();
+    }
+  }
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ workers: WORKERS, results, udpLoss: Object.fromEntries(udpLoss) }, null, 2) + "\n");
+  } else {
+    process.stdout.write(table(results, subjects.map((s) => s.name)));
+  }
+}
+
+function table(results: Record<string, Record<string, number | string>>, names: string[]): string {
+  let out = `\nl4p benchmark (${WORKERS} worker${WORKERS > 1 ? "s" : ""}; ratio = value / direct; memory has no direct)\n\n`;
+  const width = 22;
+  out += "workload".padEnd(52) + names.map((n) => n.padStart(width)).join("") + "\n";
+  for (const w of WORKLOADS) {
+    const row = results[w.name];
+    if (!row) continue;
+    const base = typeof row.direct === "number" ? row.direct : undefined;
+    out += `${w.name} [${w.unit}]`.padEnd(52);
+    for (const n of names) {
+      const v = row[n];
+      let cell: string;
+      if (typeof v !== "number") cell = String(v ?? "").slice(0, width - 2);
+      else if (base && n !== "direct" && !w.lower) cell = `${fmt(v)} (${(v / base).toFixed(2)}x)`;
+      else if (base && n !== "direct") cell = `${fmt(v)} (+${fmt(v - base)})`;
+      else cell = fmt(v);
+      if (w === udpWorkload && typeof v === "number") cell += ` L${udpLoss.get(n) ?? "?"}`;
+      out += cell.padStart(width);
+    }
+    out += "\n";
+  }
+  return out + "\nUDP cells end in L<queries lost>. Latency cells show the added time over direct.\n";
+}
+
+function fmt(v: number): string {
+  return v >= 1000 ? Math.round(v).toString() : v >= 10 ? v.toFixed(1) : v.toFixed(3);
+}
+
+main().then(
+  () => cleanup(0),
+  (error) => {
+    process.stderr.write(`bench: ${(error as Error).message}\n`);
+    cleanup(1);
+  },
+);
+
+function cleanup(code: number): void {
+  for (const c of children) c.kill("SIGKILL");
+  rmSync(dir, { recursive: true, force: true });
+  process.exit(code);
+}

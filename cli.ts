@@ -200,7 +200,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       }
       case "demo": {
         noExtra(command, rest);
-        if (values.workers !== undefined) throw new UsageError("demo runs one process; --workers is not for it");
+        if (values.workers !== undefined) {
+          throw new UsageError("demo runs one process; --workers is not for it");
+        }
         const listen = values.listen ?? "127.0.0.1:8080";
         const bad = parseHostPort(listen, true);
         if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);

@@ -3,7 +3,11 @@
  * nginx stream, socat), one after another in the same run, and prints absolute figures and
  * ratios to direct.
  *
- *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workers N] [--quick]
+ *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workloads WORDS]
+ *                                [--workers N] [--quick]
+ *
+ * --only l4p-bun,nginx runs those subjects (and direct); --workloads memory,udp runs the
+ * workloads whose names contain those words.
  *
  * Workloads: single-stream TCP throughput both ways (iperf3), kept-alive request/response and a
  * new connection per request (redis-benchmark PING against redis-server, 50 clients), UDP
@@ -26,14 +30,34 @@ const { values: opts } = parseArgs({
     install: { type: "boolean" },
     json: { type: "boolean" },
     only: { type: "string" },
+    workloads: { type: "string" },
     workers: { type: "string", default: "1" },
     quick: { type: "boolean" },
   },
 });
 const WORKERS = Number(opts.workers);
 const QUICK = opts.quick ?? false;
-const PEERS = ["iperf3", "redis-server", "redis-benchmark", "dnsperf", "dnsmasq", "haproxy", "nginx", "socat"];
-const PACKAGES = ["iperf3", "redis-server", "redis-tools", "dnsperf", "dnsmasq-base", "haproxy", "nginx", "libnginx-mod-stream", "socat"];
+const PEERS = [
+  "iperf3",
+  "redis-server",
+  "redis-benchmark",
+  "dnsperf",
+  "dnsmasq",
+  "haproxy",
+  "nginx",
+  "socat",
+];
+const PACKAGES = [
+  "iperf3",
+  "redis-server",
+  "redis-tools",
+  "dnsperf",
+  "dnsmasq-base",
+  "haproxy",
+  "nginx",
+  "libnginx-mod-stream",
+  "socat",
+];
 const dir = mkdtempSync(`${tmpdir()}/l4p-bench-`);
 const children = new Set<ChildProcess>();
 
@@ -103,7 +127,11 @@ function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> 
     child.on("exit", (code) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-500)}${out.slice(-500)}`));
+      else {reject(
+          new Error(
+            `${cmd} ${args.join(" ")} exited ${code}: ${err.slice(-500)}${out.slice(-500)}`,
+          ),
+        );}
     });
   });
 }
@@ -201,7 +229,14 @@ stream {
 }
 `,
     );
-    const child = start(which("nginx")!, ["-p", prefix, "-c", `${prefix}/nginx.conf`, "-e", "stderr"]);
+    const child = start(which("nginx")!, [
+      "-p",
+      prefix,
+      "-c",
+      `${prefix}/nginx.conf`,
+      "-e",
+      "stderr",
+    ]);
     if (kind === "tcp") await waitTcp(p);
     else await sleep(500);
     return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
@@ -214,17 +249,25 @@ const socat: Subject = {
   async start(kind, target) {
     const p = port();
     const proto = kind.toUpperCase();
-    const child = start(which("socat")!, [`${proto}-LISTEN:${p},bind=127.0.0.1,fork,reuseaddr`, `${proto}:127.0.0.1:${target}`]);
+    const child = start(which("socat")!, [
+      `${proto}-LISTEN:${p},bind=127.0.0.1,fork,reuseaddr`,
+      `${proto}:127.0.0.1:${target}`,
+    ]);
     if (kind === "tcp") await waitTcp(p);
     else await sleep(300);
-    return { port: p, pids: () => [child.pid!, ...descendants(child.pid!)], stop: () => stop(child) };
+    return {
+      port: p,
+      pids: () => [child.pid!, ...descendants(child.pid!)],
+      stop: () => stop(child),
+    };
   },
 };
 
 const direct: Subject = {
   name: "direct",
   available: () => undefined,
-  start: (_kind, target) => Promise.resolve({ port: target, pids: () => [], stop: () => Promise.resolve() }),
+  start: (_kind, target) =>
+    Promise.resolve({ port: target, pids: () => [], stop: () => Promise.resolve() }),
 };
 
 const SUBJECTS: Subject[] = [direct, l4p("deno"), l4p("bun"), haproxy, nginx, socat];
@@ -260,7 +303,9 @@ function iperf(reverse: boolean): Workload {
       if (reverse) args.push("-R");
       // The server takes a moment to finish the previous test ("busy"): try again, briefly.
       for (let attempt = 0;; attempt++) {
-        const out = JSON.parse(await run(which("iperf3")!, args).catch((e) => JSON.stringify({ error: e.message })));
+        const out = JSON.parse(
+          await run(which("iperf3")!, args).catch((e) => JSON.stringify({ error: e.message })),
+        );
         if (out.end?.sum_received) return out.end.sum_received.bits_per_second / 1e9;
         if (attempt >= 5) throw new Error(String(out.error ?? "no result"));
         await sleep(500);
@@ -269,7 +314,13 @@ function iperf(reverse: boolean): Workload {
   };
 }
 
-function redisWorkload(name: string, unit: string, args: string[], pick: (row: Record<string, number>) => number, lower = false): Workload {
+function redisWorkload(
+  name: string,
+  unit: string,
+  args: string[],
+  pick: (row: Record<string, number>) => number,
+  lower = false,
+): Workload {
   let server: ChildProcess | undefined;
   return {
     name,
@@ -278,12 +329,32 @@ function redisWorkload(name: string, unit: string, args: string[], pick: (row: R
     kind: "tcp",
     async setup() {
       const target = port();
-      server = start(which("redis-server")!, ["--port", String(target), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--maxclients", "20000"]);
+      server = start(which("redis-server")!, [
+        "--port",
+        String(target),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxclients",
+        "20000",
+      ]);
       await waitTcp(target);
       return { target, teardown: () => stop(server) };
     },
     async measure(proxy) {
-      const out = await run(which("redis-benchmark")!, ["-h", "127.0.0.1", "-p", String(proxy.port), "-t", "ping", "--csv", ...args]);
+      const out = await run(which("redis-benchmark")!, [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(proxy.port),
+        "-t",
+        "ping",
+        "--csv",
+        ...args,
+      ]);
       const lines = out.trim().split("\n").map((l) => l.split(",").map((c) => c.replace(/"/g, "")));
       const header = lines[0];
       const row = lines.find((l) => l[0] === "PING_MBULK") ?? lines[1];
@@ -300,7 +371,10 @@ const udpWorkload: Workload = (() => {
     unit: "queries/s",
     kind: "udp",
     async setup() {
-      writeFileSync(queries, Array.from({ length: 1000 }, (_, i) => `q${i}.l4p.test A`).join("\n") + "\n");
+      writeFileSync(
+        queries,
+        Array.from({ length: 1000 }, (_, i) => `q${i}.l4p.test A`).join("\n") + "\n",
+      );
       const target = port();
       server = start(which("dnsmasq")!, [
         "--keep-in-foreground",
@@ -319,7 +393,20 @@ const udpWorkload: Workload = (() => {
     },
     async measure(proxy) {
       const out = await run(which("dnsperf")!, [
-        "-s", "127.0.0.1", "-p", String(proxy.port), "-d", queries, "-l", QUICK ? "3" : "5", "-c", "20", "-q", "200", "-t", "2",
+        "-s",
+        "127.0.0.1",
+        "-p",
+        String(proxy.port),
+        "-d",
+        queries,
+        "-l",
+        QUICK ? "3" : "5",
+        "-c",
+        "20",
+        "-q",
+        "200",
+        "-t",
+        "2",
       ]);
       const qps = Number(out.match(/Queries per second:\s+([\d.]+)/)?.[1]);
       const lost = out.match(/Queries lost:\s+(\d+)/);
@@ -361,11 +448,13 @@ const memoryWorkload: Workload = (() => {
       const clients: net.Socket[] = [];
       const open = async (count: number) => {
         for (let i = 0; i < count; i++) {
-          clients.push(await new Promise<net.Socket>((resolve, reject) => {
-            const s = net.connect({ port: proxy.port, host: "127.0.0.1" });
-            s.once("connect", () => resolve(s));
-            s.once("error", reject);
-          }));
+          clients.push(
+            await new Promise<net.Socket>((resolve, reject) => {
+              const s = net.connect({ port: proxy.port, host: "127.0.0.1" });
+              s.once("connect", () => resolve(s));
+              s.once("error", reject);
+            }),
+          );
         }
       };
       const total = () => proxy.pids().reduce((sum, pid) => sum + rss(pid), 0);
@@ -387,12 +476,38 @@ const memoryWorkload: Workload = (() => {
 const WORKLOADS: Workload[] = [
   iperf(false),
   iperf(true),
-  redisWorkload("kept-alive requests (redis PING, 50 clients)", "req/s", ["-c", "50", "-n", QUICK ? "100000" : "300000", "-P", "1"], (r) => r.rps),
-  redisWorkload("new connection per request (redis PING, 50 clients)", "req/s", ["-c", "50", "-n", QUICK ? "10000" : "30000", "-k", "0"], (r) => r.rps),
+  redisWorkload("kept-alive requests (redis PING, 50 clients)", "req/s", [
+    "-c",
+    "50",
+    "-n",
+    QUICK ? "100000" : "300000",
+    "-P",
+    "1",
+  ], (r) => r.rps),
+  redisWorkload("new connection per request (redis PING, 50 clients)", "req/s", [
+    "-c",
+    "50",
+    "-n",
+    QUICK ? "10000" : "30000",
+    "-k",
+    "0",
+  ], (r) => r.rps),
   udpWorkload,
   memoryWorkload,
-  redisWorkload("added latency p50 (one client ping-pong)", "ms", ["-c", "1", "-n", QUICK ? "10000" : "30000"], (r) => r.p50_latency_ms, true),
-  redisWorkload("added latency p99 (one client ping-pong)", "ms", ["-c", "1", "-n", QUICK ? "10000" : "30000"], (r) => r.p99_latency_ms, true),
+  redisWorkload(
+    "added latency p50 (one client ping-pong)",
+    "ms",
+    ["-c", "1", "-n", QUICK ? "10000" : "30000"],
+    (r) => r.p50_latency_ms,
+    true,
+  ),
+  redisWorkload(
+    "added latency p99 (one client ping-pong)",
+    "ms",
+    ["-c", "1", "-n", QUICK ? "10000" : "30000"],
+    (r) => r.p99_latency_ms,
+    true,
+  ),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -403,7 +518,13 @@ async function main(): Promise<void> {
     if (missing.length) {
       progress(`installing ${missing.join(" ")}`);
       spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit" });
-      const r = spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+      const r = spawnSync("apt-get", [
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        ...missing,
+      ], {
         stdio: "inherit",
         env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
       });
@@ -417,7 +538,9 @@ async function main(): Promise<void> {
   const only = opts.only?.split(",");
   const subjects = SUBJECTS.filter((s) => !only || s.name === "direct" || only.includes(s.name));
   const results: Record<string, Record<string, number | string>> = {};
+  const wanted = opts.workloads?.split(",");
   for (const w of WORKLOADS) {
+    if (wanted && !wanted.some((x) => w.name.includes(x))) continue;
     results[w.name] = {};
     const { target, teardown } = await w.setup();
     try {
@@ -445,14 +568,19 @@ async function main(): Promise<void> {
     }
   }
   if (opts.json) {
-    process.stdout.write(JSON.stringify({ workers: WORKERS, results, udpLoss: Object.fromEntries(udpLoss) }, null, 2) + "\n");
+    process.stdout.write(
+      JSON.stringify({ workers: WORKERS, results, udpLoss: Object.fromEntries(udpLoss) }, null, 2) +
+        "\n",
+    );
   } else {
     process.stdout.write(table(results, subjects.map((s) => s.name)));
   }
 }
 
 function table(results: Record<string, Record<string, number | string>>, names: string[]): string {
-  let out = `\nl4p benchmark (${WORKERS} worker${WORKERS > 1 ? "s" : ""}; ratio = value / direct; memory has no direct)\n\n`;
+  let out = `\nl4p benchmark (${WORKERS} worker${
+    WORKERS > 1 ? "s" : ""
+  }; ratio = value / direct; memory has no direct)\n\n`;
   const width = 22;
   out += "workload".padEnd(52) + names.map((n) => n.padStart(width)).join("") + "\n";
   for (const w of WORKLOADS) {
@@ -472,7 +600,8 @@ function table(results: Record<string, Record<string, number | string>>, names: 
     }
     out += "\n";
   }
-  return out + "\nUDP cells end in L<queries lost>. Latency cells show the added time over direct.\n";
+  return out +
+    "\nUDP cells end in L<queries lost>. Latency cells show the added time over direct.\n";
 }
 
 function fmt(v: number): string {

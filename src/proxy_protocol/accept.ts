@@ -6,7 +6,7 @@
  */
 import { formatAddr } from "../config/address.ts";
 import { canonicalIp, type CidrSet } from "../net/ip.ts";
-import type { TcpConn } from "../runtime/types.ts";
+import { type ChunkSink, SocketError, type TcpConn } from "../runtime/types.ts";
 import type { TcpContext } from "../tcp/handler.ts";
 import { peek } from "../tcp/peek.ts";
 import { parseProxyHeader, ProxyProtocolError, V2_MAX_LENGTH } from "./codec.ts";
@@ -80,45 +80,79 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 /**
  * Wraps an untrusted connection so that its first bytes are checked: a PROXY header (or the
- * start of one, however it is split) makes the first read fail and the connection close; any
- * other bytes pass untouched, and after that reads go straight to the connection.
+ * start of one, however it is split) closes the connection; any other bytes pass untouched, and
+ * after the first ones the wrapper steps aside.
  */
 export function guardAgainstProxyHeader(ctx: TcpContext): TcpConn {
   const inner = ctx.conn;
-  const guard: TcpConn = {
+  let seen: Uint8Array | undefined;
+  /** Looks at the bytes so far: "pass" them on, wait for "more", or refuse. */
+  const judge = (chunk: Uint8Array): "pass" | "more" | "refuse" => {
+    // Only a prefix that could still become a signature needs more bytes; that is at most a
+    // few, so copying them is cheap, and a plain first chunk is passed on as it is.
+    seen = seen ? concat(seen, chunk) : chunk;
+    const kind = parseProxyHeader(seen.subarray(0, Math.min(seen.length, V2_MAX_LENGTH))).kind;
+    if (kind === "none") return "pass";
+    if (kind === "incomplete" && seen.length < 16) {
+      if (seen === chunk) seen = chunk.slice();
+      return "more";
+    }
+    return "refuse";
+  };
+  /** Closes the connection; the caller has already stopped passing bytes on. */
+  const refuse = () => {
+    ctx.env.logger.warn("PROXY header from an untrusted source; connection closed", {
+      entryPoint: ctx.record.entryPoint,
+      client: formatAddr(ctx.record.client),
+    });
+    ctx.end("PROXY header from an untrusted source");
+    return new ProxyProtocolError("PROXY header from an untrusted source");
+  };
+  return {
     localAddr: inner.localAddr,
     remoteAddr: inner.remoteAddr,
     async read() {
-      let buf: Uint8Array | undefined;
       for (;;) {
         const chunk = await inner.read();
-        if (chunk === null) {
-          guard.read = () => inner.read();
-          return buf ?? null;
+        if (chunk === null) return seen ?? null;
+        const verdict = judge(chunk);
+        if (verdict === "refuse") throw refuse();
+        if (verdict === "pass") {
+          this.read = () => inner.read();
+          return seen!;
         }
-        // Only a prefix that could still become a signature needs more bytes; that is at most
-        // a few, so copying them is cheap, and a plain first chunk is passed on as it is.
-        const seen: Uint8Array = buf ? concat(buf, chunk) : chunk;
-        const kind = parseProxyHeader(seen.subarray(0, Math.min(seen.length, V2_MAX_LENGTH))).kind;
-        if (kind === "none") {
-          guard.read = () => inner.read();
-          return seen;
-        }
-        if (kind === "incomplete" && seen.length < 16) {
-          buf = seen === chunk ? chunk.slice() : seen;
-          continue;
-        }
-        ctx.env.logger.warn("PROXY header from an untrusted source; connection closed", {
-          entryPoint: ctx.record.entryPoint,
-          client: formatAddr(ctx.record.client),
-        });
-        ctx.end("PROXY header from an untrusted source");
-        throw new ProxyProtocolError("PROXY header from an untrusted source");
       }
+    },
+    stream(sink: ChunkSink) {
+      let decided = false;
+      const first: ChunkSink = {
+        chunk(data) {
+          if (decided) return undefined; // refused: nothing more is passed on
+          const verdict = judge(data);
+          if (verdict === "more") return undefined;
+          decided = true;
+          if (verdict === "refuse") {
+            return void sink.error(new SocketError("EPROTO", refuse().message));
+          }
+          // From here on chunks go straight to the sink.
+          first.chunk = (d) => sink.chunk(d);
+          return sink.chunk(seen!);
+        },
+        end() {
+          // Bytes that only began like a signature, then stopped: they were no header.
+          if (!decided && seen) {
+            decided = true;
+            const wait = sink.chunk(seen);
+            if (wait) return void wait.then(() => sink.end());
+          }
+          sink.end();
+        },
+        error: (e) => sink.error(e),
+      };
+      inner.stream(first);
     },
     write: (chunk) => inner.write(chunk),
     closeWrite: () => inner.closeWrite(),
     close: () => inner.close(),
   };
-  return guard;
 }

@@ -2,6 +2,7 @@
 /** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
 import process from "node:process";
 import {
+  type ChunkSink,
   type ConnectOptions,
   type DatagramOptions,
   type DatagramSocket,
@@ -30,8 +31,6 @@ function socketError(error: unknown): SocketError {
  * the socket is paused, so nothing piles up: backpressure reaches the kernel and the peer.
  */
 class BunTcpConn implements TcpConn {
-  localAddr: NetAddr = { hostname: "", port: 0 };
-  remoteAddr: NetAddr = { hostname: "", port: 0 };
   #socket: BunSocket | undefined;
   #queue: Uint8Array[] = [];
   #reader: Settle<Uint8Array | null> | undefined;
@@ -40,18 +39,37 @@ class BunTcpConn implements TcpConn {
   #error: SocketError | undefined;
   #paused = false;
   #closed = false;
+  #sink: ChunkSink | undefined;
+  #blocked = false;
+  #endGiven = false;
   /** Set by `connect` while the connection is being made. */
   onConnectError: (error: Error) => void = () => {};
 
   attach(socket: BunSocket): void {
     this.#socket = socket;
     socket.setNoDelay(true);
-    this.localAddr = { hostname: socket.localAddress, port: socket.localPort };
-    this.remoteAddr = { hostname: socket.remoteAddress, port: socket.remotePort };
     if (this.#queue.length > 0 && !this.#paused) this.#pause();
   }
 
+  // Read from the socket when asked: a backend connection's addresses are rarely wanted, and
+  // objects not made are memory an idle connection does not hold.
+  get localAddr(): NetAddr {
+    const s = this.#socket;
+    return s ? { hostname: s.localAddress, port: s.localPort } : { hostname: "", port: 0 };
+  }
+
+  get remoteAddr(): NetAddr {
+    const s = this.#socket;
+    return s ? { hostname: s.remoteAddress, port: s.remotePort } : { hostname: "", port: 0 };
+  }
+
   onData(chunk: Uint8Array): void {
+    if (this.#sink) {
+      if (!this.#blocked && this.#queue.length === 0) return this.#deliver(chunk);
+      this.#queue.push(chunk);
+      if (!this.#paused) this.#pause();
+      return;
+    }
     const reader = this.#reader;
     if (reader) {
       this.#reader = undefined;
@@ -64,6 +82,7 @@ class BunTcpConn implements TcpConn {
 
   onEnd(): void {
     this.#ended = true;
+    if (this.#sink) return this.#flush();
     this.#wakeReader();
   }
 
@@ -71,7 +90,8 @@ class BunTcpConn implements TcpConn {
     this.#ended = true;
     if (error && !this.#closed) this.#error = socketError(error);
     this.#closed = true;
-    this.#wakeReader();
+    if (this.#sink) this.#flush();
+    else this.#wakeReader();
     const pending = this.#pendingWrite;
     if (pending) {
       this.#pendingWrite = undefined;
@@ -108,6 +128,47 @@ class BunTcpConn implements TcpConn {
     });
   }
 
+  stream(sink: ChunkSink): void {
+    this.#sink = sink;
+    this.#flush();
+  }
+
+  /** Hands queued chunks to the sink while it takes them, then the end once all are given. */
+  #flush(): void {
+    const sink = this.#sink!;
+    while (!this.#blocked) {
+      const chunk = this.#queue.shift();
+      if (!chunk) break;
+      this.#deliver(chunk);
+    }
+    if (this.#blocked) return;
+    if (this.#paused && !this.#ended) {
+      this.#paused = false;
+      this.#socket?.resume();
+    }
+    if (this.#ended && !this.#endGiven) {
+      this.#endGiven = true;
+      if (this.#error) sink.error(this.#error);
+      else sink.end();
+    }
+  }
+
+  #deliver(chunk: Uint8Array): void {
+    const wait = this.#sink!.chunk(chunk);
+    if (!wait) return;
+    this.#blocked = true;
+    if (!this.#paused) this.#pause();
+    wait.then(
+      this.#unblock ??= () => {
+        this.#blocked = false;
+        this.#flush();
+      },
+    );
+  }
+
+  /** Made the first time a sink holds chunks back; most connections never need it. */
+  #unblock: (() => void) | undefined;
+
   write(chunk: Uint8Array): Promise<void> | undefined {
     const socket = this.#socket;
     const n = socket && !this.#closed ? socket.write(chunk) : -1;
@@ -130,7 +191,9 @@ class BunTcpConn implements TcpConn {
     this.#closed = true;
     this.#socket?.end();
     this.#ended = true;
-    this.#wakeReader();
+    this.#queue.length = 0;
+    if (this.#sink) this.#flush();
+    else this.#wakeReader();
   }
 
   #pause(): void {
@@ -199,6 +262,8 @@ class BunTcpListener implements TcpListener {
   }
 }
 
+const ignoreConnectError = () => {};
+
 /** Handlers shared by every outgoing socket: a handler object per connection costs memory. */
 const connectHandlers = {
   ...handlers,
@@ -239,6 +304,7 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
     }).then(
       () => {
         signal?.removeEventListener("abort", onAbort);
+        conn.onConnectError = ignoreConnectError;
         if (settled) {
           conn.close();
           return;

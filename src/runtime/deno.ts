@@ -1,5 +1,6 @@
 /** The Deno adapter: `Deno.listen`, `Deno.connect` and `Deno.listenDatagram` behind {@link Runtime}. */
 import {
+  type ChunkSink,
   type ConnectOptions,
   type DatagramOptions,
   type DatagramSocket,
@@ -18,9 +19,10 @@ import { BufferPool } from "./_buffer_pool.ts";
  * Read buffers follow the traffic. A connection reads into its own small buffer while it is
  * idle or chatty (an idle proxied connection costs little), and switches to a large buffer from
  * a shared pool when a read fills the small one (a bulk transfer moves in big chunks). Measured
- * here: 4 KiB buffers alone cost 3× the throughput of 64 KiB ones.
+ * here: 4 KiB buffers alone cost 3x the throughput of 64 KiB ones; at 4 000 idle connections a
+ * small buffer of 2 KiB cost 19.6 KiB a proxied connection, 1 KiB 17.5, 512 bytes 16.8.
  */
-const SMALL_READ = 2 * 1024;
+const SMALL_READ = 512;
 const LARGE_READ = 64 * 1024;
 const pool = new BufferPool(LARGE_READ, 256);
 
@@ -91,6 +93,24 @@ class DenoTcpConn implements TcpConn {
     // has ended, and the pooled buffer should not sit in an idle read.
     this.#wantLarge = buf === this.#small ? n === buf.length : n >= LARGE_READ / 4;
     return buf.subarray(0, n);
+  }
+
+  stream(sink: ChunkSink): void {
+    this.#streamLoop(sink);
+  }
+
+  async #streamLoop(sink: ChunkSink): Promise<void> {
+    for (;;) {
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.read();
+      } catch (error) {
+        return sink.error(socketError(error));
+      }
+      if (chunk === null) return sink.end();
+      const wait = sink.chunk(chunk);
+      if (wait) await wait;
+    }
   }
 
   write(chunk: Uint8Array): Promise<void> {

@@ -24,6 +24,19 @@ export interface NetAddr {
   port: number;
 }
 
+/** Where {@link TcpConn.stream} delivers a connection's bytes. */
+export interface ChunkSink {
+  /**
+   * A chunk arrived. Return a promise to hold further chunks until it settles (backpressure);
+   * the chunk's bytes stay valid until then (or, returning `undefined`, until this returns).
+   */
+  chunk(data: Uint8Array): Promise<void> | undefined;
+  /** The peer ended its writes; nothing follows. */
+  end(): void;
+  /** The connection failed; nothing follows. */
+  error(error: SocketError): void;
+}
+
 /** A connected TCP stream. */
 export interface TcpConn {
   readonly localAddr: NetAddr;
@@ -34,6 +47,12 @@ export interface TcpConn {
    * caller must finish with it (write it onward) before reading again.
    */
   read(): Promise<Uint8Array | null>;
+  /**
+   * Delivers every further chunk to `sink`, then its end or error; after this, `read()` is not
+   * to be called. The runtime pushes where it can (Bun), so an idle connection holds no pending
+   * read, and a chunk costs no promise unless a write has to wait.
+   */
+  stream(sink: ChunkSink): void;
   /**
    * Writes all of `chunk`. Returns `undefined` when the runtime took every byte at once, or a
    * promise that settles once it has; until then the caller must not write again. Rejects when

@@ -32,7 +32,9 @@ export function configForWorker(config: Config, worker: number): Config {
     ...config,
     entryPoints,
     metrics: worker > 0 ? undefined : config.metrics,
-    accessLog: worker > 0 && config.accessLog ? { format: config.accessLog.format } : config.accessLog,
+    accessLog: worker > 0 && config.accessLog
+      ? { format: config.accessLog.format }
+      : config.accessLog,
   };
 }
 
@@ -40,7 +42,12 @@ export function configForWorker(config: Config, worker: number): Config {
  * Starts workers 1..count with the same command-line `args` (less `--workers`). Stop signals
  * and SIGHUP given to this process are passed on to them.
  */
-export function spawnWorkers(runtime: Runtime, args: string[], count: number, logger: Logger): ChildProcess[] {
+export function spawnWorkers(
+  runtime: Runtime,
+  args: string[],
+  count: number,
+  logger: Logger,
+): ChildProcess[] {
   const self = runtime.selfCommand();
   const children: ChildProcess[] = [];
   for (let i = 1; i <= count; i++) {
@@ -49,7 +56,11 @@ export function spawnWorkers(runtime: Runtime, args: string[], count: number, lo
       env: { ...process.env, [WORKER_ENV]: String(i) },
     });
     child.on("exit", (code, signal) => {
-      logger.info("worker exited", { worker: i, code: code ?? undefined, signal: signal ?? undefined });
+      logger.info("worker exited", {
+        worker: i,
+        code: code ?? undefined,
+        signal: signal ?? undefined,
+      });
     });
     children.push(child);
   }
@@ -63,9 +74,13 @@ export function spawnWorkers(runtime: Runtime, args: string[], count: number, lo
 
 /** Resolves once every worker has exited, to the highest exit code. */
 export function workersExited(children: ChildProcess[]): Promise<number> {
-  return Promise.all(children.map((c) =>
-    c.exitCode !== null ? c.exitCode : new Promise<number>((r) => c.once("exit", (code) => r(code ?? 1)))
-  )).then((codes) => Math.max(0, ...codes));
+  return Promise.all(
+    children.map((c) =>
+      c.exitCode !== null
+        ? c.exitCode
+        : new Promise<number>((r) => c.once("exit", (code) => r(code ?? 1)))
+    ),
+  ).then((codes) => Math.max(0, ...codes));
 }
 
 /** `args` without `--workers N` / `--workers=N`. */

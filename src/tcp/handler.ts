@@ -19,7 +19,7 @@ export class TcpContext {
   /** The address the client connected to: ours, or the one a trusted PROXY header gave. */
   destination: NetAddr;
   #ended = false;
-  #onEnd: (() => void) | undefined;
+  #onEnd: { contextEnded(): void } | undefined;
 
   /** `conn` may be replaced by a wrapper (a PROXY header guard) before it is served. */
   constructor(public conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {
@@ -27,9 +27,9 @@ export class TcpContext {
     env.connections.add(this);
   }
 
-  /** Runs `fn` when the connection ends (the proxy closes its backend so). One at a time. */
-  onEnd(fn: () => void): void {
-    this.#onEnd = fn;
+  /** Tells `watcher` when the connection ends (the proxy closes its backend so). */
+  onEnd(watcher: { contextEnded(): void }): void {
+    this.#onEnd = watcher;
   }
 
   /** True once {@link end} has been called. */
@@ -42,7 +42,7 @@ export class TcpContext {
     if (this.#ended) return;
     this.#ended = true;
     this.conn.close();
-    this.#onEnd?.();
+    this.#onEnd?.contextEnded();
     this.env.connections.delete(this);
     this.env.tracker.close(this.record, reason);
   }

@@ -4,13 +4,13 @@ import { formatAddr } from "../config/address.ts";
 import type { NetAddr, TcpConn } from "../runtime/types.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { encodeProxyHeader, proxyHeaderFor } from "../proxy_protocol/codec.ts";
-import { errorText, pump } from "./proxy.ts";
+import { errorText, TcpPipe } from "./proxy.ts";
 
 /** How l4p talks to the servers of a service (traefik's `serversTransport`). */
 export interface TcpTransport {
   /** Give up a dial after this long, in ms. */
   dialTimeout: number;
-  /** See {@link PumpOptions.terminationDelay}. */
+  /** See {@link TcpPipe}'s `terminationDelay`. */
   terminationDelay: number;
   /** Send a PROXY header of this version before the client's bytes. */
   proxyProtocol?: 1 | 2;
@@ -60,19 +60,12 @@ export class TcpLoadBalancer implements TcpHandler {
 
   async #connect(ctx: TcpContext): Promise<void> {
     const { env, record } = ctx;
-    let clientGone = false;
+    const pipe = new TcpPipe(ctx, this.transport.terminationDelay);
     let attempt: AbortController | undefined;
-    let pendingRead: Promise<Uint8Array | null> | undefined;
-    if (!ctx.initial) {
-      // An end of stream before any byte means the client is gone: nothing would reach the
-      // backend but a connect and a close. A half-close after some bytes is not that.
-      const leave = () => {
-        clientGone = true;
-        attempt?.abort();
-      };
-      pendingRead = ctx.conn.read();
-      pendingRead.then((chunk) => chunk === null && leave(), leave);
-    }
+    // An end of stream before any byte means the client is gone: nothing would reach the
+    // backend but a connect and a close. A half-close after some bytes is not that.
+    pipe.onClientGone = () => attempt?.abort();
+    ctx.conn.stream(pipe.upstream);
     const tried = new Set<TcpServer>();
     for (;;) {
       const server = this.#wrr.next((s) => tried.has(s));
@@ -82,20 +75,26 @@ export class TcpLoadBalancer implements TcpHandler {
           client: formatAddr(record.client),
           tried: tried.size,
         });
-        ctx.end("no server reachable");
+        pipe.close("no server reachable");
         return;
       }
       tried.add(server);
-      const backend = await this.#dial(ctx, server, attempt = new AbortController());
+      const backend = pipe.clientGone
+        ? undefined
+        : await this.#dial(ctx, server, attempt = new AbortController());
       attempt = undefined;
-      if (clientGone) {
+      if (pipe.clientGone) {
         backend?.close();
         env.logger.debug("client left while its backend was being dialled", {
           service: this.name,
           client: formatAddr(record.client),
           server: server.label,
         });
-        ctx.end("client left during dial");
+        pipe.close("client left during dial");
+        return;
+      }
+      if (ctx.ended) {
+        backend?.close();
         return;
       }
       if (!backend) continue;
@@ -109,11 +108,9 @@ export class TcpLoadBalancer implements TcpHandler {
         prefix.push(ctx.initial);
         record.bytesIn += ctx.initial.length;
       }
-      pump(ctx, backend, {
-        terminationDelay: this.transport.terminationDelay,
-        pendingRead,
-        prefix,
-      });
+      // The closure holds this dial's state; a connection that lives long should not.
+      pipe.onClientGone = () => {};
+      pipe.attach(backend, prefix);
       return;
     }
   }

@@ -19,12 +19,15 @@ import { BufferPool } from "./_buffer_pool.ts";
  * Read buffers follow the traffic. A connection reads into its own small buffer while it is
  * idle or chatty (an idle proxied connection costs little), and switches to a large buffer from
  * a shared pool when a read fills the small one (a bulk transfer moves in big chunks). Measured
- * here: 4 KiB buffers alone cost 3x the throughput of 64 KiB ones; at 4 000 idle connections a
- * small buffer of 2 KiB cost 19.6 KiB a proxied connection, 1 KiB 17.5, 512 bytes 16.8.
+ * here: 4 KiB buffers alone cost 3x the throughput of 64 KiB ones, and single-stream throughput
+ * went 0.51 → 0.63 → 0.70 of a direct connection with 64, 128 and 256 KiB large buffers (each
+ * op costs the same whatever its size); at 4 000 idle connections a small buffer of 2 KiB cost
+ * 19.6 KiB a proxied connection, 1 KiB 17.5, 512 bytes 16.8. A bulk transfer holds two large
+ * buffers a direction; at most 32 wait free in the pool (8 MiB).
  */
 const SMALL_READ = 512;
-const LARGE_READ = 64 * 1024;
-const pool = new BufferPool(LARGE_READ, 256);
+const LARGE_READ = 256 * 1024;
+const pool = new BufferPool(LARGE_READ, 32);
 
 const ERROR_CODES: Record<string, string> = {
   AddrInUse: "EADDRINUSE",
@@ -77,39 +80,83 @@ class DenoTcpConn implements TcpConn {
       this.#releaseLarge();
       buf = this.#small ??= new Uint8Array(SMALL_READ);
     }
-    let n: number | null;
-    try {
-      n = await this.#conn.read(buf);
-    } catch (error) {
+    const chunk = await this.#readInto(buf).catch((error) => {
       this.#releaseLarge();
-      if (this.#closed) return null;
-      throw socketError(error);
-    }
-    if (n === null) {
+      throw error;
+    });
+    if (chunk === null) {
       this.#releaseLarge();
       return null;
     }
     // A full small read says a bulk transfer is on; a large read under a quarter full says it
     // has ended, and the pooled buffer should not sit in an idle read.
-    this.#wantLarge = buf === this.#small ? n === buf.length : n >= LARGE_READ / 4;
-    return buf.subarray(0, n);
+    this.#wantLarge = buf === this.#small
+      ? chunk.length === buf.length
+      : chunk.length >= LARGE_READ / 4;
+    return chunk;
+  }
+
+  async #readInto(buf: Uint8Array): Promise<Uint8Array | null> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buf);
+    } catch (error) {
+      if (this.#closed) return null;
+      throw socketError(error);
+    }
+    return n === null ? null : buf.subarray(0, n);
   }
 
   stream(sink: ChunkSink): void {
+    this.#releaseLarge();
     this.#streamLoop(sink);
   }
 
+  /**
+   * Reads and hands on chunks. In a bulk transfer two pooled buffers take turns: the next chunk
+   * is read into one while the last is still being written from the other, so reading and
+   * writing overlap (measured here: single-stream throughput up from 0.45 to about 0.6 of a
+   * direct connection). Outside one, a small buffer waits for the next bytes.
+   */
   async #streamLoop(sink: ChunkSink): Promise<void> {
-    for (;;) {
-      let chunk: Uint8Array | null;
-      try {
-        chunk = await this.read();
-      } catch (error) {
-        return sink.error(socketError(error));
+    let bulk: [Uint8Array, Uint8Array] | undefined;
+    let turn = 0;
+    let ahead: Promise<Uint8Array | null> | undefined;
+    const leaveBulk = () => {
+      if (!bulk) return;
+      pool.give(bulk[0]);
+      pool.give(bulk[1]);
+      bulk = undefined;
+    };
+    try {
+      for (;;) {
+        const chunk = await (ahead ??
+          this.#readInto(bulk ? bulk[turn] : this.#small ??= new Uint8Array(SMALL_READ)));
+        ahead = undefined;
+        if (chunk === null) {
+          leaveBulk();
+          return sink.end();
+        }
+        let leaving = false;
+        if (!bulk && chunk.length === SMALL_READ) {
+          bulk = [pool.take(), pool.take()];
+          turn = 0;
+        } else if (bulk && chunk.length < LARGE_READ / 4) {
+          leaving = true;
+        }
+        const wait = sink.chunk(chunk);
+        if (bulk && !leaving && wait) {
+          // The chunk may lie in bulk[turn]: read ahead into the other one.
+          turn ^= 1;
+          ahead = this.#readInto(bulk[turn]);
+          ahead.catch(() => {}); // awaited next time round; this only keeps it handled meanwhile
+        }
+        if (wait) await wait;
+        if (leaving) leaveBulk();
       }
-      if (chunk === null) return sink.end();
-      const wait = sink.chunk(chunk);
-      if (wait) await wait;
+    } catch (error) {
+      leaveBulk();
+      sink.error(socketError(error));
     }
   }
 

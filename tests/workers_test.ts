@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { test } from "node:test";
+import { connect, deadline, freePort, netServer, readToEnd, runL4p, waitFor } from "./_helpers.ts";
+
+test("--workers 2: two processes share the port (SO_REUSEPORT), both serve, both drain", async () => {
+  const backend = await netServer((s) => {
+    s.on("error", () => {});
+    s.end("hello");
+  });
+  const port = await freePort();
+  const l4p = runL4p([
+    "tcp",
+    `127.0.0.1:${port}`,
+    `127.0.0.1:${backend.port}`,
+    "--workers",
+    "2",
+    "--access-log",
+  ]);
+  try {
+    await waitFor(
+      () => (l4p.stderr().match(/listening entryPoint=tcp/g) ?? []).length === 2,
+      15_000,
+      "two listeners",
+    );
+    // Two listening sockets on the one port, in two processes.
+    const ss = spawnSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" }).stdout;
+    const pids = new Set([...ss.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
+    assert.equal(pids.size, 2, ss);
+    for (let i = 0; i < 40; i++) {
+      const c = await connect(port);
+      assert.equal((await deadline(readToEnd(c), 5000, "answer")).toString(), "hello");
+      c.destroy();
+    }
+    await waitFor(
+      () => (l4p.stderr().match(/"protocol":"tcp"/g) ?? []).length === 40,
+      5000,
+      "40 access lines",
+    );
+    l4p.kill("SIGTERM");
+    assert.equal(await deadline(l4p.exited, 15_000, "both exit"), 0);
+    assert.match(l4p.stderr(), /worker exited worker=1 code=0/);
+  } finally {
+    l4p.kill("SIGKILL");
+    await backend.close();
+  }
+});

@@ -76,7 +76,8 @@ function startUdpBackend(runtime: Runtime, name: string, port: number): Promise<
     port,
     onMessage(data, from) {
       const text = `${name}: ${decoder.decode(data).toUpperCase()}`;
-      socket.then((s) => s.send(encoder.encode(text), from));
+      // A demo answer that cannot be sent is simply lost, as UDP allows.
+      socket.then((s) => s.send(encoder.encode(text), from, () => {}));
     },
   });
   return socket;

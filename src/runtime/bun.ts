@@ -331,13 +331,15 @@ class BunDatagramSocket implements DatagramSocket {
     readonly socket: Bun.udp.Socket<"uint8array">,
   ) {}
 
-  send(data: Uint8Array, to: NetAddr): boolean {
+  send(data: Uint8Array, to: NetAddr, onDropped: () => void): void {
+    let sent: boolean;
     try {
-      return this.socket.send(data, to.port, to.hostname);
+      sent = this.socket.send(data, to.port, to.hostname);
     } catch {
       // Oversized datagram or unreachable address: the caller counts the drop.
-      return false;
+      sent = false;
     }
+    if (!sent) onDropped();
   }
 
   close(): void {

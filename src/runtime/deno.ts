@@ -308,9 +308,11 @@ class DenoDatagramSocket implements DatagramSocket {
     }
   }
 
-  send(data: Uint8Array, to: NetAddr): Promise<boolean> {
-    return this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port })
-      .then(() => true, () => false);
+  send(data: Uint8Array, to: NetAddr, onDropped: () => void): void {
+    // One promise a datagram, and no more: the send is not awaited.
+    this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port }).catch(
+      onDropped,
+    );
   }
 
   close(): void {

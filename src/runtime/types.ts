@@ -93,8 +93,8 @@ export interface ConnectOptions {
 /** A bound UDP socket. */
 export interface DatagramSocket {
   readonly addr: NetAddr;
-  /** Sends one datagram; resolves to `false` when the runtime refused it (it is dropped). */
-  send(data: Uint8Array, to: NetAddr): boolean | Promise<boolean>;
+  /** Sends one datagram; `onDropped` is told if the runtime refused it (it is then lost). */
+  send(data: Uint8Array, to: NetAddr, onDropped: () => void): void;
   /** Closes the socket; `onMessage` is not called afterwards. */
   close(): void;
 }

@@ -189,20 +189,14 @@ export class UdpEntryPoint {
   }
 
   #send(socket: DatagramSocket, data: Uint8Array, to: NetAddr): void {
-    const sent = socket.send(data, to);
-    if (sent === true) return;
-    if (sent === false) return this.#sendFailed(data, to);
-    sent.then((ok) => ok || this.#sendFailed(data, to));
+    socket.send(data, to, this.#sendFailed);
   }
 
-  #sendFailed(data: Uint8Array, to: NetAddr): void {
+  /** One function for every refused send, so a datagram costs no closure. */
+  readonly #sendFailed = (): void => {
     this.env.tracker.dropped(this.name);
-    this.env.logger.debug("UDP send failed; datagram dropped", {
-      entryPoint: this.name,
-      to: formatAddr(to),
-      bytes: data.length,
-    });
-  }
+    this.env.logger.debug("UDP send failed; datagram dropped", { entryPoint: this.name });
+  };
 
   #sweep(): void {
     this.#tick++;

@@ -123,17 +123,22 @@ const tcpLoadBalancer = z.strictObject({
   }),
 });
 
-const tcpService = z.strictObject({
-  loadBalancer: tcpLoadBalancer.optional(),
-  weighted: weighted.optional(),
-}).superRefine((s, ctx) => {
-  if (!s.loadBalancer === !s.weighted) {
-    ctx.addIssue({
-      code: "custom",
-      message: "a service needs exactly one of loadBalancer or weighted",
-    });
-  }
-});
+/** A service: exactly one of a load balancer (of the protocol's shape) or weighted services. */
+function service<T extends z.ZodType>(loadBalancer: T) {
+  return z.strictObject({
+    loadBalancer: loadBalancer.optional(),
+    weighted: weighted.optional(),
+  }).superRefine((s, ctx) => {
+    if (!s.loadBalancer === !s.weighted) {
+      ctx.addIssue({
+        code: "custom",
+        message: "a service needs exactly one of loadBalancer or weighted",
+      });
+    }
+  });
+}
+
+const tcpService = service(tcpLoadBalancer);
 
 const tcpRouter = z.strictObject({
   entryPoints: names.optional().meta({ description: "default: every TCP entrypoint" }),
@@ -156,19 +161,9 @@ const serversTransport = z.strictObject({
   }),
 });
 
-const udpService = z.strictObject({
-  loadBalancer: z.strictObject({
-    servers: z.array(server).min(1, { message: "the server list is empty" }),
-  }).optional(),
-  weighted: weighted.optional(),
-}).superRefine((s, ctx) => {
-  if (!s.loadBalancer === !s.weighted) {
-    ctx.addIssue({
-      code: "custom",
-      message: "a service needs exactly one of loadBalancer or weighted",
-    });
-  }
-});
+const udpService = service(z.strictObject({
+  servers: z.array(server).min(1, { message: "the server list is empty" }),
+}));
 
 const udpRouter = z.strictObject({
   entryPoints: names.optional().meta({ description: "default: every UDP entrypoint" }),

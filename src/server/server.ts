@@ -6,8 +6,11 @@ import {
   DEFAULTS,
   type EntryPointConfig,
   type EntryPointProxyProtocol,
+  type ServerConfig,
   type TcpLoadBalancerConfig,
+  type WeightedConfig,
 } from "../config/model.ts";
+import type { Weighted } from "../balancer/wrr.ts";
 import { type Cidr, CidrSet, parseCidr } from "../net/ip.ts";
 import type { AcceptProxyOptions } from "../proxy_protocol/accept.ts";
 import type { Logger } from "../log/logger.ts";
@@ -220,30 +223,12 @@ export class L4pServer {
   }
 
   #buildUdpRoutes(config: Config): Map<string, UdpRoute> {
-    const services = new Map<string, UdpService>();
-    const service = (name: string, path: string[] = []): UdpService => {
-      const built = services.get(name);
-      if (built) return built;
-      const sc = config.udp.services[name];
-      if (!sc) throw new Error(`udp service "${name}" is not defined`);
-      if (path.includes(name)) throw new Error(`udp service cycle: ${[...path, name].join(" → ")}`);
-      const handler = sc.loadBalancer
-        ? new UdpLoadBalancer(
-          name,
-          sc.loadBalancer.servers.map((s) => ({ item: s.address, weight: s.weight })),
-          this.#random,
-        )
-        : new UdpWeighted(
-          name,
-          sc.weighted.services.map((c) => ({
-            item: service(c.name, [...path, name]),
-            weight: c.weight,
-          })),
-          this.#random,
-        );
-      services.set(name, handler);
-      return handler;
-    };
+    const service = serviceBuilder<UdpService>(
+      "udp",
+      config.udp.services,
+      (name, lb) => new UdpLoadBalancer(name, servers(lb.servers), this.#random),
+      (name, children) => new UdpWeighted(name, children, this.#random),
+    );
     const routes = new Map<string, UdpRoute>();
     for (const [router, rc] of Object.entries(config.udp.routers)) {
       for (const ep of rc.entryPoints) routes.set(ep, { router, service: service(rc.service) });
@@ -252,31 +237,13 @@ export class L4pServer {
   }
 
   #buildRouters(config: Config): Map<string, TcpRouter> {
-    const services = new Map<string, TcpHandler>();
-    const service = (name: string, path: string[] = []): TcpHandler => {
-      const built = services.get(name);
-      if (built) return built;
-      const sc = config.tcp.services[name];
-      if (!sc) throw new Error(`tcp service "${name}" is not defined`);
-      if (path.includes(name)) throw new Error(`tcp service cycle: ${[...path, name].join(" → ")}`);
-      const handler = sc.loadBalancer
-        ? new TcpLoadBalancer(
-          name,
-          sc.loadBalancer.servers.map((s) => ({ item: s.address, weight: s.weight })),
-          transportOf(config, sc.loadBalancer),
-          this.#random,
-        )
-        : new TcpWeighted(
-          name,
-          sc.weighted.services.map((c) => ({
-            item: service(c.name, [...path, name]),
-            weight: c.weight,
-          })),
-          this.#random,
-        );
-      services.set(name, handler);
-      return handler;
-    };
+    const service = serviceBuilder<TcpHandler>(
+      "tcp",
+      config.tcp.services,
+      (name, lb) =>
+        new TcpLoadBalancer(name, servers(lb.servers), transportOf(config, lb), this.#random),
+      (name, children) => new TcpWeighted(name, children, this.#random),
+    );
     const routers = new Map<string, TcpRouter>();
     for (const [ep, epc] of Object.entries(config.entryPoints)) {
       if (epc.protocol !== "tcp") continue;
@@ -331,6 +298,49 @@ export function describeConfig(config: Config): string {
     out += "\n";
   }
   return out;
+}
+
+function servers(list: readonly ServerConfig[]): Weighted<NetAddr>[] {
+  return list.map((s) => ({ item: s.address, weight: s.weight }));
+}
+
+/**
+ * Builds services on demand, each once: a load balancer from its servers, a weighted service
+ * from its (already built) children. The configuration was checked, so a missing service or a
+ * cycle here is a bug, and throws.
+ */
+function serviceBuilder<H>(
+  protocol: string,
+  defs: Record<
+    string,
+    {
+      loadBalancer?: TcpLoadBalancerConfig | { servers: ServerConfig[] };
+      weighted?: WeightedConfig;
+    }
+  >,
+  loadBalancer: (name: string, lb: TcpLoadBalancerConfig) => H,
+  weighted: (name: string, children: Weighted<H>[]) => H,
+): (name: string) => H {
+  const built = new Map<string, H>();
+  const build = (name: string, path: string[]): H => {
+    const done = built.get(name);
+    if (done) return done;
+    const def = defs[name];
+    if (!def) throw new Error(`${protocol} service "${name}" is not defined`);
+    if (path.includes(name)) {
+      throw new Error(`${protocol} service cycle: ${[...path, name].join(" → ")}`);
+    }
+    const handler = def.loadBalancer ? loadBalancer(name, def.loadBalancer) : weighted(
+      name,
+      def.weighted!.services.map((c) => ({
+        item: build(c.name, [...path, name]),
+        weight: c.weight,
+      })),
+    );
+    built.set(name, handler);
+    return handler;
+  };
+  return (name) => build(name, []);
 }
 
 /** What must stay the same for an entrypoint to keep its listening socket across a reload. */

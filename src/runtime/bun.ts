@@ -15,6 +15,7 @@ import {
   type TcpConn,
   type TcpListener,
 } from "./types.ts";
+import { abortError } from "./_errors.ts";
 
 type BunSocket = Bun.Socket<BunTcpConn>;
 type Settle<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
@@ -316,13 +317,6 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
       () => {},
     );
   });
-}
-
-function abortError(signal: AbortSignal): SocketError {
-  const reason = signal.reason as { name?: string } | undefined;
-  return reason?.name === "TimeoutError"
-    ? new SocketError("ETIMEDOUT", "connect timed out", { cause: reason })
-    : new SocketError("EABORTED", "connect abandoned", { cause: reason });
 }
 
 class BunDatagramSocket implements DatagramSocket {

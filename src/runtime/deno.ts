@@ -14,6 +14,7 @@ import {
   type TcpListener,
 } from "./types.ts";
 import { BufferPool } from "./_buffer_pool.ts";
+import { abortError } from "./_errors.ts";
 
 /**
  * Read buffers follow the traffic. A connection reads into its own small buffer while it is
@@ -269,13 +270,6 @@ async function connect(options: ConnectOptions): Promise<TcpConn> {
   }
   conn.setNoDelay(true);
   return new DenoTcpConn(conn);
-}
-
-function abortError(signal: AbortSignal): SocketError {
-  const reason = signal.reason as { name?: string } | undefined;
-  return reason?.name === "TimeoutError"
-    ? new SocketError("ETIMEDOUT", "connect timed out", { cause: reason })
-    : new SocketError("EABORTED", "connect abandoned", { cause: reason });
 }
 
 class DenoDatagramSocket implements DatagramSocket {

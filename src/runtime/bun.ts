@@ -33,7 +33,8 @@ function socketError(error: unknown): SocketError {
  */
 class BunTcpConn implements TcpConn {
   #socket: BunSocket | undefined;
-  #queue: Uint8Array[] = [];
+  /** Chunks received but not yet taken; made when first needed (most never are). */
+  #queue: Uint8Array[] | undefined;
   #reader: Settle<Uint8Array | null> | undefined;
   #pendingWrite: (Settle<void> & { rest: Uint8Array }) | undefined;
   #ended = false;
@@ -49,7 +50,7 @@ class BunTcpConn implements TcpConn {
   attach(socket: BunSocket): void {
     this.#socket = socket;
     socket.setNoDelay(true);
-    if (this.#queue.length > 0 && !this.#paused) this.#pause();
+    if (this.#queue?.length && !this.#paused) this.#pause();
   }
 
   // Read from the socket when asked: a backend connection's addresses are rarely wanted, and
@@ -66,8 +67,8 @@ class BunTcpConn implements TcpConn {
 
   onData(chunk: Uint8Array): void {
     if (this.#sink) {
-      if (!this.#blocked && this.#queue.length === 0) return this.#deliver(chunk);
-      this.#queue.push(chunk);
+      if (!this.#blocked && !this.#queue?.length) return this.#deliver(chunk);
+      (this.#queue ??= []).push(chunk);
       if (!this.#paused) this.#pause();
       return;
     }
@@ -77,7 +78,7 @@ class BunTcpConn implements TcpConn {
       reader.resolve(chunk);
       return;
     }
-    this.#queue.push(chunk);
+    (this.#queue ??= []).push(chunk);
     if (!this.#paused && this.#socket) this.#pause();
   }
 
@@ -114,9 +115,9 @@ class BunTcpConn implements TcpConn {
   }
 
   read(): Promise<Uint8Array | null> {
-    const chunk = this.#queue.shift();
+    const chunk = this.#queue?.shift();
     if (chunk) {
-      if (this.#queue.length === 0 && this.#paused) {
+      if (this.#queue!.length === 0 && this.#paused) {
         this.#paused = false;
         this.#socket?.resume();
       }
@@ -138,7 +139,7 @@ class BunTcpConn implements TcpConn {
   #flush(): void {
     const sink = this.#sink!;
     while (!this.#blocked) {
-      const chunk = this.#queue.shift();
+      const chunk = this.#queue?.shift();
       if (!chunk) break;
       this.#deliver(chunk);
     }
@@ -192,7 +193,7 @@ class BunTcpConn implements TcpConn {
     this.#closed = true;
     this.#socket?.end();
     this.#ended = true;
-    this.#queue.length = 0;
+    this.#queue = undefined;
     if (this.#sink) this.#flush();
     else this.#wakeReader();
   }

@@ -16,15 +16,25 @@ export interface ProxyEnv {
 export class TcpContext {
   /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
   initial: Uint8Array | undefined;
-  /** The address the client connected to: ours, or the one a trusted PROXY header gave. */
-  destination: NetAddr;
+  #destination: NetAddr | undefined;
   #ended = false;
   #onEnd: { contextEnded(): void } | undefined;
 
   /** `conn` may be replaced by a wrapper (a PROXY header guard) before it is served. */
   constructor(public conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {
-    this.destination = conn.localAddr;
     env.connections.add(this);
+  }
+
+  /**
+   * The address the client connected to: ours, or the one a trusted PROXY header gave. Read
+   * from the socket when asked (only PROXY headers need it), not kept on every connection.
+   */
+  get destination(): NetAddr {
+    return this.#destination ?? this.conn.localAddr;
+  }
+
+  set destination(addr: NetAddr) {
+    this.#destination = addr;
   }
 
   /** Tells `watcher` when the connection ends (the proxy closes its backend so). */

@@ -6,6 +6,8 @@ import type { TcpContext, TcpHandler } from "./handler.ts";
 import { encodeProxyHeader, proxyHeaderFor } from "../proxy_protocol/codec.ts";
 import { errorText, TcpPipe } from "./proxy.ts";
 
+const noop = () => {};
+
 /** How l4p talks to the servers of a service (traefik's `serversTransport`). */
 export interface TcpTransport {
   /** Give up a dial after this long, in ms. */
@@ -109,7 +111,7 @@ export class TcpLoadBalancer implements TcpHandler {
         record.bytesIn += ctx.initial.length;
       }
       // The closure holds this dial's state; a connection that lives long should not.
-      pipe.onClientGone = () => {};
+      pipe.onClientGone = noop;
       pipe.attach(backend, prefix);
       return;
     }

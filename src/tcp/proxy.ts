@@ -2,6 +2,8 @@
 import type { ChunkSink, SocketError, TcpConn } from "../runtime/types.ts";
 import type { TcpContext } from "./handler.ts";
 
+const noop = () => {};
+
 /**
  * One proxied connection. The client is streamed from the start, so it is watched while the
  * backend is dialled: its first chunk waits (reading paused, nothing dropped) until
@@ -16,7 +18,7 @@ export class TcpPipe {
   /** Set when the client ended or failed before sending a byte and before a backend was had. */
   clientGone = false;
   /** Called once when {@link clientGone} becomes true. */
-  onClientGone: () => void = () => {};
+  onClientGone: () => void = noop;
   #backend: TcpConn | undefined;
   #held: { chunk: Uint8Array; release: () => void } | undefined;
   #clientEnded = false;

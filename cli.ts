@@ -18,6 +18,7 @@ import { run, type RunOptions } from "./src/server/run.ts";
 import {
   configForWorker,
   spawnWorkers,
+  stopWithParent,
   withoutWorkersFlag,
   workerNumber,
   workersExited,
@@ -132,6 +133,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
     const [command, ...rest] = positionals;
     /** Runs the server, with `--workers` more processes beside it when asked. */
     const serveAll = async (options: RunOptions): Promise<number> => {
+      if (workerNumber() > 0) stopWithParent();
       const n = count("--workers", values.workers) ?? 1;
       const children = n > 1 && workerNumber() === 0
         ? spawnWorkers(runtime, withoutWorkersFlag(args), n - 1, options.logger)

@@ -45,3 +45,22 @@ test("--workers 2: two processes share the port (SO_REUSEPORT), both serve, both
     await backend.close();
   }
 });
+
+test("--workers: a worker whose first process is killed outright stops too, freeing the port", async () => {
+  const port = await freePort();
+  const l4p = runL4p(["tcp", `127.0.0.1:${port}`, "127.0.0.1:9", "--workers", "2"]);
+  try {
+    await waitFor(
+      () => (l4p.stderr().match(/listening entryPoint=tcp/g) ?? []).length === 2,
+      15_000,
+      "two listeners",
+    );
+    l4p.kill("SIGKILL");
+    await deadline(l4p.exited, 5000, "first process gone");
+    const listening = () =>
+      spawnSync("ss", ["-ltnH", `sport = :${port}`], { encoding: "utf8" }).stdout.trim();
+    await waitFor(() => listening() === "", 10_000, "the orphaned worker to stop");
+  } finally {
+    l4p.kill("SIGKILL");
+  }
+});

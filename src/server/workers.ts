@@ -72,6 +72,21 @@ export function spawnWorkers(
   return children;
 }
 
+/**
+ * In a worker: when the first process dies without passing a signal on (SIGKILL, a crash),
+ * this worker is orphaned and would hold the port alone; it notices and stops itself.
+ */
+export function stopWithParent(): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, "SIGTERM");
+  }, 500);
+  // Watching must not keep a worker alive that is otherwise done.
+  (timer as { unref?: () => void }).unref?.();
+}
+
 /** Resolves once every worker has exited, to the highest exit code. */
 export function workersExited(children: ChildProcess[]): Promise<number> {
   return Promise.all(

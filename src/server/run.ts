@@ -76,12 +76,22 @@ export async function run(options: RunOptions): Promise<number> {
     ["SIGTERM", () => onSignal("SIGTERM")],
   ];
   for (const [s, h] of handlers) process.on(s, h);
+  // A safety net, not a way of working: a bug on one connection's path must not take every
+  // other connection down with the process. It is logged loudly, for a fix.
+  const onUnexpected = (error: unknown) =>
+    logger.error("unexpected failure; l4p keeps running", {
+      error: (error as Error)?.stack ?? String(error),
+    });
+  process.on("unhandledRejection", onUnexpected);
+  process.on("uncaughtException", onUnexpected);
 
   let admin: HttpServer | undefined;
   let accessLog: AccessLog | undefined;
   let reloader: ConfigReloader | undefined;
   const cleanup = () => {
     for (const [s, h] of handlers) process.off(s, h);
+    process.off("unhandledRejection", onUnexpected);
+    process.off("uncaughtException", onUnexpected);
     reloader?.close();
     admin?.close();
     accessLog?.close();

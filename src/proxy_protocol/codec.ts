@@ -88,11 +88,6 @@ export function parseProxyHeader(buf: Uint8Array): ParseResult {
   return { kind: "none" };
 }
 
-/** Whether `buf` starts like a PROXY header (v1 or v2), as far as its bytes go. */
-export function looksLikeProxyHeader(buf: Uint8Array): boolean {
-  return parseProxyHeader(buf).kind !== "none";
-}
-
 function parseV1(buf: Uint8Array): ParseResult {
   const limit = Math.min(buf.length, V1_MAX_LENGTH);
   let end = -1;

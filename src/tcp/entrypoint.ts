@@ -51,7 +51,10 @@ export class TcpEntryPoint {
         env.logger.error("accept failed", { entryPoint: this.name, error: errorText(error) }),
     }, (conn) => {
       const record = env.tracker.open(this.name, conn.remoteAddr);
-      env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(conn.remoteAddr) });
+      // Guarded: the fields would be built for every connection even with debug off.
+      if (env.logger.enabled("debug")) {
+        env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(record.client) });
+      }
       this.#accepted(new TcpContext(conn, record, env));
     });
   }

@@ -165,18 +165,20 @@ export class UdpEntryPoint {
       this.#table.delete(key);
       this.#end(session, "closed");
     });
-    env.logger.debug("UDP session opened", {
-      entryPoint: name,
-      client: formatAddr(client),
-      server: target.label,
-    });
+    if (env.logger.enabled("debug")) {
+      env.logger.debug("UDP session opened", {
+        entryPoint: name,
+        client: formatAddr(client),
+        server: target.label,
+      });
+    }
     return session;
   }
 
   #fromBackend(session: Session, data: Uint8Array, from: NetAddr): void {
-    const server = session.target.address;
-    // Only the session's backend may answer through it.
-    if (from.port !== server.port || (isIp(server.hostname) && from.hostname !== server.hostname)) {
+    const { address: server, literal } = session.target;
+    // Only the session's backend may answer through it (by address too, when it is an IP).
+    if (from.port !== server.port || (literal && from.hostname !== server.hostname)) {
       this.env.tracker.dropped(this.name);
       return;
     }
@@ -208,14 +210,12 @@ export class UdpEntryPoint {
     session.closed = true;
     session.socket?.close();
     this.env.tracker.closeSession(session.record, reason);
-    this.env.logger.debug("UDP session ended", {
-      entryPoint: this.name,
-      client: formatAddr(session.client),
-      reason,
-    });
+    if (this.env.logger.enabled("debug")) {
+      this.env.logger.debug("UDP session ended", {
+        entryPoint: this.name,
+        client: formatAddr(session.client),
+        reason,
+      });
+    }
   }
-}
-
-function isIp(hostname: string): boolean {
-  return hostname.includes(":") || /^\d+\.\d+\.\d+\.\d+$/.test(hostname);
 }

@@ -5,6 +5,7 @@
  */
 import { SmoothWeightedRoundRobin, type Weighted } from "../balancer/wrr.ts";
 import { formatAddr } from "../config/address.ts";
+import { parseIp } from "../net/ip.ts";
 import type { NetAddr } from "../runtime/types.ts";
 
 /** A backend chosen for a session. */
@@ -14,6 +15,8 @@ export interface UdpTarget {
   address: NetAddr;
   /** `host:port`, for logs and metrics. */
   label: string;
+  /** Whether the address is an IP literal (not a name), so replies can be checked against it. */
+  literal: boolean;
 }
 
 /** Picks the backend of each new session. */
@@ -32,7 +35,12 @@ export class UdpLoadBalancer implements UdpService {
   ) {
     this.#wrr = new SmoothWeightedRoundRobin(
       servers.map((s) => ({
-        item: { service: name, address: s.item, label: formatAddr(s.item) },
+        item: {
+          service: name,
+          address: s.item,
+          label: formatAddr(s.item),
+          literal: parseIp(s.item.hostname) !== undefined,
+        },
         weight: s.weight,
       })),
       random,

@@ -194,8 +194,10 @@ class BunTcpConn implements TcpConn {
     this.#socket?.end();
     this.#ended = true;
     this.#queue = undefined;
-    if (this.#sink) this.#flush();
-    else this.#wakeReader();
+    // The end reaches the sink (or reader) after the caller of close() is done, as on Deno,
+    // where a pending read settles later: no sink sees its connection end inside its own
+    // call to close.
+    queueMicrotask(() => (this.#sink ? this.#flush() : this.#wakeReader()));
   }
 
   #pause(): void {

@@ -3,7 +3,7 @@
  * `/api/connections` (the shape of traefik's raw data API), liveness at `/healthz`.
  */
 import { formatAddr, type HostPort } from "../config/address.ts";
-import type { Config } from "../config/model.ts";
+import type { Config, ServerConfig, WeightedConfig } from "../config/model.ts";
 import { renderMetrics } from "../metrics/prometheus.ts";
 import type { Totals, UdpTotals } from "../metrics/tracker.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -107,9 +107,7 @@ export function status(
   };
   const entryPoints: Record<string, unknown> = {};
   const tcpRouters: Record<string, unknown> = {};
-  const tcpServices: Record<string, unknown> = {};
   const udpRouters: Record<string, unknown> = {};
-  const udpServices: Record<string, unknown> = {};
   for (const [name, ep] of Object.entries(config?.entryPoints ?? {})) {
     const bound = server.addressOf(name);
     entryPoints[name] = {
@@ -130,35 +128,11 @@ export function status(
   for (const [name, r] of Object.entries(config?.tcp.routers ?? {})) {
     tcpRouters[name] = { ...r, ...tcpCounters(tcp.router.get(name)) };
   }
-  for (const [name, s] of Object.entries(config?.tcp.services ?? {})) {
-    tcpServices[name] = s.loadBalancer
-      ? {
-        type: "loadBalancer",
-        ...tcpCounters(tcp.service.get(name)),
-        servers: s.loadBalancer.servers.map((sv) => ({
-          address: sv.address.text,
-          weight: sv.weight,
-          ...tcpCounters(tcp.server.get(`${name} ${formatAddr(sv.address)}`)),
-        })),
-      }
-      : { type: "weighted", services: s.weighted.services };
-  }
+  const tcpServices = services(config?.tcp.services ?? {}, tcp.service, tcp.server, tcpCounters);
   for (const [name, r] of Object.entries(config?.udp.routers ?? {})) {
     udpRouters[name] = { ...r, ...udpCounters(udp.router.get(name)) };
   }
-  for (const [name, s] of Object.entries(config?.udp.services ?? {})) {
-    udpServices[name] = s.loadBalancer
-      ? {
-        type: "loadBalancer",
-        ...udpCounters(udp.service.get(name)),
-        servers: s.loadBalancer.servers.map((sv) => ({
-          address: sv.address.text,
-          weight: sv.weight,
-          ...udpCounters(udp.server.get(`${name} ${formatAddr(sv.address)}`)),
-        })),
-      }
-      : { type: "weighted", services: s.weighted.services };
-  }
+  const udpServices = services(config?.udp.services ?? {}, udp.service, udp.server, udpCounters);
   const r = server.reloads;
   return {
     version,
@@ -177,6 +151,35 @@ export function status(
     udp: { routers: udpRouters, services: udpServices },
   };
 }
+
+/** Services with their counters, and each load balancer's servers with theirs. */
+function services<T>(
+  defs: Record<string, ServiceShape>,
+  byService: Map<string, T>,
+  byServer: Map<string, T>,
+  counters: (t: T | undefined) => Record<string, number>,
+): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, s] of Object.entries(defs)) {
+    out[name] = s.loadBalancer
+      ? {
+        type: "loadBalancer",
+        ...counters(byService.get(name)),
+        servers: s.loadBalancer.servers.map((sv) => ({
+          address: sv.address.text,
+          weight: sv.weight,
+          ...counters(byServer.get(`${name} ${formatAddr(sv.address)}`)),
+        })),
+      }
+      : { type: "weighted", services: s.weighted!.services };
+  }
+  return out;
+}
+
+type ServiceShape = {
+  loadBalancer?: { servers: ServerConfig[] };
+  weighted?: WeightedConfig;
+};
 
 /** Every live TCP connection and UDP session. */
 export function connections(server: L4pServer): Record<string, unknown> {

@@ -2,7 +2,7 @@
  * The Prometheus text exposition of l4p's counters. Label sets are bounded by the configuration
  * (entrypoints, routers, services, servers): no client address is ever a label.
  */
-import type { Totals, TrafficTracker, UdpTotals } from "./tracker.ts";
+import type { Scope, Totals, TrafficTracker, UdpTotals } from "./tracker.ts";
 
 /** What the exposition reads besides the tracker. */
 export interface MetricsSource {
@@ -64,36 +64,29 @@ export function renderMetrics(src: MetricsSource): string {
   ]]);
 
   // TCP, by entrypoint, router, service and server.
-  const scopes: [string, "entryPoint" | "router" | "service" | "server", (k: string) => Labels][] =
-    [
-      ["entrypoint", "entryPoint", (k) => ({ entrypoint: k })],
-      ["router", "router", (k) => ({ router: k })],
-      ["service", "service", (k) => ({ service: k })],
-      ["server", "server", serverLabels],
-    ];
+  const scopes: [string, Scope, (k: string) => Labels][] = [
+    ["entrypoint", "entryPoint", (k) => ({ entrypoint: k })],
+    ["router", "router", (k) => ({ router: k })],
+    ["service", "service", (k) => ({ service: k })],
+    ["server", "server", serverLabels],
+  ];
   for (const [scope, key, labels] of scopes) {
-    const rows = [...t.tcpTotals(key)].sort(([a], [b]) => a.localeCompare(b));
-    const prefix = `l4p_tcp_${scope}`;
-    const family = (
-      name: string,
-      type: "counter" | "gauge",
-      help: string,
-      value: (v: Totals) => number,
-    ) =>
-      e.family(
-        `${prefix}_${name}`,
-        type,
-        `${help}, by ${scope}.`,
-        rows.map(([k, v]) => [labels(k), value(v)]),
-      );
-    family("connections_opened_total", "counter", "TCP connections opened", (v) => v.opened);
-    family("connections_closed_total", "counter", "TCP connections closed", (v) => v.closed);
-    family("connections_open", "gauge", "TCP connections open now", (v) => v.opened - v.closed);
-    family("received_bytes_total", "counter", "Bytes received from TCP clients", (v) => v.bytesIn);
-    family("sent_bytes_total", "counter", "Bytes sent to TCP clients", (v) => v.bytesOut);
+    const families: Family<Totals>[] = [
+      ["connections_opened_total", "counter", "TCP connections opened", (v) => v.opened],
+      ["connections_closed_total", "counter", "TCP connections closed", (v) => v.closed],
+      ["connections_open", "gauge", "TCP connections open now", (v) => v.opened - v.closed],
+      ["received_bytes_total", "counter", "Bytes received from TCP clients", (v) => v.bytesIn],
+      ["sent_bytes_total", "counter", "Bytes sent to TCP clients", (v) => v.bytesOut],
+    ];
     if (scope === "service" || scope === "server") {
-      family("dial_errors_total", "counter", "Failed dials to backends", (v) => v.dialErrors);
+      families.push([
+        "dial_errors_total",
+        "counter",
+        "Failed dials to backends",
+        (v) => v.dialErrors,
+      ]);
     }
+    emitScope(e, `l4p_tcp_${scope}`, scope, labels, t.tcpTotals(key), families);
   }
 
   e.histogramHeader(
@@ -117,61 +110,45 @@ export function renderMetrics(src: MetricsSource): string {
 
   // UDP, by entrypoint, router, service and server.
   for (const [scope, key, labels] of scopes) {
-    const rows = [...t.udpTotals(key)].sort(([a], [b]) => a.localeCompare(b));
-    const prefix = `l4p_udp_${scope}`;
-    const family = (
-      name: string,
-      type: "counter" | "gauge",
-      help: string,
-      value: (v: UdpTotals) => number,
-    ) =>
-      e.family(
-        `${prefix}_${name}`,
-        type,
-        `${help}, by ${scope}.`,
-        rows.map(([k, v]) => [labels(k), value(v)]),
-      );
-    family("sessions_created_total", "counter", "UDP sessions created", (v) => v.sessionsCreated);
-    family(
-      "sessions_expired_total",
-      "counter",
-      "UDP sessions ended by the idle timeout",
-      (v) => v.sessionsExpired,
-    );
-    family(
-      "sessions_evicted_total",
-      "counter",
-      "UDP sessions evicted from a full table",
-      (v) => v.sessionsEvicted,
-    );
-    family(
-      "sessions_active",
-      "gauge",
-      "UDP sessions alive now",
-      (v) => v.sessionsCreated - v.sessionsExpired - v.sessionsEvicted - v.sessionsClosed,
-    );
-    family(
-      "received_datagrams_total",
-      "counter",
-      "Datagrams received from UDP clients",
-      (v) => v.datagramsIn,
-    );
-    family(
-      "sent_datagrams_total",
-      "counter",
-      "Datagrams sent to UDP clients",
-      (v) => v.datagramsOut,
-    );
-    family("received_bytes_total", "counter", "Bytes received from UDP clients", (v) => v.bytesIn);
-    family("sent_bytes_total", "counter", "Bytes sent to UDP clients", (v) => v.bytesOut);
+    const families: Family<UdpTotals>[] = [
+      ["sessions_created_total", "counter", "UDP sessions created", (v) => v.sessionsCreated],
+      [
+        "sessions_expired_total",
+        "counter",
+        "UDP sessions ended by the idle timeout",
+        (v) => v.sessionsExpired,
+      ],
+      [
+        "sessions_evicted_total",
+        "counter",
+        "UDP sessions evicted from a full table",
+        (v) => v.sessionsEvicted,
+      ],
+      [
+        "sessions_active",
+        "gauge",
+        "UDP sessions alive now",
+        (v) => v.sessionsCreated - v.sessionsExpired - v.sessionsEvicted - v.sessionsClosed,
+      ],
+      [
+        "received_datagrams_total",
+        "counter",
+        "Datagrams received from UDP clients",
+        (v) => v.datagramsIn,
+      ],
+      ["sent_datagrams_total", "counter", "Datagrams sent to UDP clients", (v) => v.datagramsOut],
+      ["received_bytes_total", "counter", "Bytes received from UDP clients", (v) => v.bytesIn],
+      ["sent_bytes_total", "counter", "Bytes sent to UDP clients", (v) => v.bytesOut],
+    ];
     if (scope === "entrypoint") {
-      family(
+      families.push([
         "dropped_datagrams_total",
         "counter",
         "Datagrams dropped (no server, full queue, failed send, a stranger's reply)",
         (v) => v.dropped,
-      );
+      ]);
     }
+    emitScope(e, `l4p_udp_${scope}`, scope, labels, t.udpTotals(key), families);
   }
 
   const r = src.reloads;
@@ -192,6 +169,29 @@ export function renderMetrics(src: MetricsSource): string {
     [[{}, r.lastFailureAt / 1000]],
   );
   return e.text;
+}
+
+/** One metric family of a scope: name (after the prefix), type, help, and its value. */
+type Family<T> = [name: string, type: "counter" | "gauge", help: string, value: (v: T) => number];
+
+/** Every family of one scope (entrypoint, router, …), a sample per key, keys in order. */
+function emitScope<T>(
+  e: Exposition,
+  prefix: string,
+  scope: string,
+  labels: (key: string) => Labels,
+  totals: Map<string, T>,
+  families: Family<T>[],
+): void {
+  const rows = [...totals].sort(([a], [b]) => a.localeCompare(b));
+  for (const [name, type, help, value] of families) {
+    e.family(
+      `${prefix}_${name}`,
+      type,
+      `${help}, by ${scope}.`,
+      rows.map(([k, v]) => [labels(k), value(v)]),
+    );
+  }
 }
 
 function serverLabels(key: string): Labels {

@@ -99,6 +99,9 @@ export interface ClosedSession {
   reason: string;
 }
 
+/** What totals are kept by. */
+export type Scope = "entryPoint" | "router" | "service" | "server";
+
 /** The live connections and the totals; one per running l4p. */
 export class TrafficTracker {
   readonly live = new Set<ConnRecord>();
@@ -133,46 +136,45 @@ export class TrafficTracker {
    * Totals of one scope with the bytes of live connections added: what a reader (metrics, the
    * status API) should show. Copies; the tracker's own totals are not touched.
    */
-  tcpTotals(scope: "entryPoint" | "router" | "service" | "server"): Map<string, Totals> {
-    const [map, keyOf] = {
-      entryPoint: [this.entryPoints, (r: ConnRecord) => r.entryPoint],
-      router: [this.routers, (r: ConnRecord) => r.router || undefined],
-      service: [this.services, (r: ConnRecord) => (r.server ? r.service : undefined)],
-      server: [
-        this.servers,
-        (r: ConnRecord) => (r.server ? `${r.service} ${r.server}` : undefined),
-      ],
-    }[scope] as [Map<string, Totals>, (r: ConnRecord) => string | undefined];
-    const out = new Map<string, Totals>();
-    for (const [k, v] of map) out.set(k, Object.assign(new Totals(), v));
-    for (const r of this.live) {
-      const t = out.get(keyOf(r) ?? "");
-      if (!t) continue;
+  tcpTotals(scope: Scope): Map<string, Totals> {
+    const keyOf = {
+      entryPoint: (r: ConnRecord) => r.entryPoint,
+      router: (r: ConnRecord) => r.router || undefined,
+      service: (r: ConnRecord) => (r.server ? r.service : undefined),
+      server: (r: ConnRecord) => (r.server ? `${r.service} ${r.server}` : undefined),
+    }[scope];
+    const maps = {
+      entryPoint: this.entryPoints,
+      router: this.routers,
+      service: this.services,
+      server: this.servers,
+    };
+    return withLive(maps[scope], () => new Totals(), this.live, keyOf, (t, r) => {
       t.bytesIn += r.bytesIn;
       t.bytesOut += r.bytesOut;
-    }
-    return out;
+    });
   }
 
   /** Like {@link tcpTotals}, for UDP: live sessions' datagrams and bytes added. */
-  udpTotals(scope: "entryPoint" | "router" | "service" | "server"): Map<string, UdpTotals> {
-    const [map, keyOf] = {
-      entryPoint: [this.udpEntryPoints, (r: UdpSessionRecord) => r.entryPoint],
-      router: [this.udpRouters, (r: UdpSessionRecord) => r.router],
-      service: [this.udpServices, (r: UdpSessionRecord) => r.service],
-      server: [this.udpServers, (r: UdpSessionRecord) => `${r.service} ${r.server}`],
-    }[scope] as [Map<string, UdpTotals>, (r: UdpSessionRecord) => string];
-    const out = new Map<string, UdpTotals>();
-    for (const [k, v] of map) out.set(k, Object.assign(new UdpTotals(), v));
-    for (const r of this.udpLive) {
-      const t = out.get(keyOf(r));
-      if (!t) continue;
+  udpTotals(scope: Scope): Map<string, UdpTotals> {
+    const keyOf = {
+      entryPoint: (r: UdpSessionRecord) => r.entryPoint,
+      router: (r: UdpSessionRecord) => r.router,
+      service: (r: UdpSessionRecord) => r.service,
+      server: (r: UdpSessionRecord) => `${r.service} ${r.server}`,
+    }[scope];
+    const maps = {
+      entryPoint: this.udpEntryPoints,
+      router: this.udpRouters,
+      service: this.udpServices,
+      server: this.udpServers,
+    };
+    return withLive(maps[scope], () => new UdpTotals(), this.udpLive, keyOf, (t, r) => {
       t.datagramsIn += r.datagramsIn;
       t.datagramsOut += r.datagramsOut;
       t.bytesIn += r.bytesIn;
       t.bytesOut += r.bytesOut;
-    }
-    return out;
+    });
   }
 
   /** Calls `listener` for every UDP session that ends (the access log). */
@@ -301,6 +303,23 @@ export class TrafficTracker {
 
 function totals(map: Map<string, Totals>, key: string): Totals {
   return entry(map, key, () => new Totals());
+}
+
+/** Copies of `totals` with the live records' counts added (the totals are not touched). */
+function withLive<T extends object, R>(
+  totals: Map<string, T>,
+  make: () => T,
+  live: Iterable<R>,
+  keyOf: (r: R) => string | undefined,
+  add: (t: T, r: R) => void,
+): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const [k, v] of totals) out.set(k, Object.assign(make(), v));
+  for (const r of live) {
+    const t = out.get(keyOf(r) ?? "");
+    if (t) add(t, r);
+  }
+  return out;
 }
 
 function udpTotals(map: Map<string, UdpTotals>, key: string): UdpTotals {

@@ -19,6 +19,23 @@ function named(name: string): Promise<NetServer> {
   });
 }
 
+/** An entrypoint `web` whose one router sends everything to service `s` over `servers`. */
+function oneService(servers: string[]) {
+  return parseConfig(
+    `entryPoints:
+  web: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    r: { rule: "HostSNI(\`*\`)", service: s }
+  services:
+    s:
+      loadBalancer:
+        servers:
+${servers.map((s) => `          - ${s}\n`).join("")}`,
+    "test.yaml",
+  ).config;
+}
+
 /** Opens `n` connections one after another; counts the answers by backend name. */
 async function tally(port: number, n: number): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
@@ -35,21 +52,10 @@ async function tally(port: number, n: number): Promise<Record<string, number>> {
 test("weights 3:1 over 400 connections give exactly 300/100", async () => {
   const a = await named("a");
   const b = await named("b");
-  const { config } = parseConfig(
-    `entryPoints:
-  web: { address: "127.0.0.1:0" }
-tcp:
-  routers:
-    r: { rule: "HostSNI(\`*\`)", service: s }
-  services:
-    s:
-      loadBalancer:
-        servers:
-          - { address: "127.0.0.1:${a.port}", weight: 3 }
-          - { address: "127.0.0.1:${b.port}" }
-`,
-    "test.yaml",
-  );
+  const config = oneService([
+    `{ address: "127.0.0.1:${a.port}", weight: 3 }`,
+    `{ address: "127.0.0.1:${b.port}" }`,
+  ]);
   const proxy = await startProxy(config, Math.random);
   try {
     assert.deepEqual(await tally(proxy.port("web"), 400), { a: 300, b: 100 });
@@ -90,21 +96,10 @@ test("a dead server costs no client a failed connection while another is up", as
   const dead = await netServer(() => {});
   const deadPort = dead.port;
   await dead.close();
-  const { config } = parseConfig(
-    `entryPoints:
-  web: { address: "127.0.0.1:0" }
-tcp:
-  routers:
-    r: { rule: "HostSNI(\`*\`)", service: s }
-  services:
-    s:
-      loadBalancer:
-        servers:
-          - { address: "127.0.0.1:${deadPort}" }
-          - { address: "127.0.0.1:${alive.port}" }
-`,
-    "test.yaml",
-  );
+  const config = oneService([
+    `{ address: "127.0.0.1:${deadPort}" }`,
+    `{ address: "127.0.0.1:${alive.port}" }`,
+  ]);
   const proxy = await startProxy(config, Math.random);
   try {
     assert.deepEqual(await tally(proxy.port("web"), 20), { alive: 20 });

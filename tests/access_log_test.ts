@@ -3,11 +3,23 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { AccessLog } from "../src/log/access_log.ts";
-import { TrafficTracker } from "../src/metrics/tracker.ts";
+import { type ConnRecord, TrafficTracker } from "../src/metrics/tracker.ts";
 import { waitFor } from "./_helpers.ts";
 
 function traffic(tracker: TrafficTracker) {
-  const tcp = tracker.open("web", { hostname: "192.0.2.7", port: 4000 });
+  const tcp: ConnRecord = {
+    id: tracker.nextId(),
+    entryPoint: "web",
+    client: { hostname: "192.0.2.7", port: 4000 },
+    startedAt: tracker.now(),
+    router: "",
+    service: "",
+    server: "",
+    bytesIn: 0,
+    bytesOut: 0,
+    end: () => {},
+  };
+  tracker.open(tcp);
   tracker.routed(tcp, "r");
   tracker.connected(tcp, "app", "10.0.0.5:80");
   tcp.bytesIn = 12;

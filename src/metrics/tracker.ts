@@ -6,7 +6,10 @@
  */
 import type { NetAddr } from "../runtime/types.ts";
 
-/** One proxied TCP connection, as the metrics, the status API and the access log see it. */
+/**
+ * One proxied TCP connection, as the metrics, the status API and the access log see it. The
+ * connection's own object is its record (one object less per connection held).
+ */
 export interface ConnRecord {
   readonly id: number;
   readonly entryPoint: string;
@@ -21,6 +24,8 @@ export interface ConnRecord {
   bytesIn: number;
   /** Bytes from the backend to the client. */
   bytesOut: number;
+  /** Closes the connection (a drain that ran out of time, a forced stop). */
+  end(reason: string): void;
 }
 
 /** Running totals of one entrypoint, router, service or server. */
@@ -118,13 +123,23 @@ export class TrafficTracker {
   readonly udpServices = new Map<string, UdpTotals>();
   /** Keyed by `service` and server address, joined by a space. */
   readonly udpServers = new Map<string, UdpTotals>();
-  #nextId = 1;
+  #lastId = 0;
   #onClosed: ((closed: ClosedConn) => void)[] = [];
   #onSessionClosed: ((closed: ClosedSession) => void)[] = [];
   readonly #now: () => number;
 
   constructor(now: () => number = Date.now) {
     this.#now = now;
+  }
+
+  /** An id for a new connection or session. */
+  nextId(): number {
+    return ++this.#lastId;
+  }
+
+  /** The tracker's clock, in ms: what `startedAt` is measured by. */
+  now(): number {
+    return this.#now();
   }
 
   /** Calls `listener` for every connection that closes (the access log). */
@@ -191,7 +206,7 @@ export class TrafficTracker {
     server: string,
   ): UdpSessionRecord {
     const record: UdpSessionRecord = {
-      id: this.#nextId++,
+      id: this.nextId(),
       entryPoint,
       client,
       startedAt: this.#now(),
@@ -238,22 +253,10 @@ export class TrafficTracker {
     ];
   }
 
-  /** Records an accepted connection. */
-  open(entryPoint: string, client: NetAddr): ConnRecord {
-    const record: ConnRecord = {
-      id: this.#nextId++,
-      entryPoint,
-      client,
-      startedAt: this.#now(),
-      router: "",
-      service: "",
-      server: "",
-      bytesIn: 0,
-      bytesOut: 0,
-    };
+  /** Records an accepted connection (its id and start from {@link nextId} and {@link now}). */
+  open(record: ConnRecord): void {
     this.live.add(record);
-    totals(this.entryPoints, entryPoint).opened++;
-    return record;
+    totals(this.entryPoints, record.entryPoint).opened++;
   }
 
   /** Records that `record` reached a backend. */

@@ -33,7 +33,7 @@ export async function readProxyHeader(
   ctx: TcpContext,
   options: AcceptProxyOptions,
 ): Promise<boolean> {
-  const { env, record } = ctx;
+  const { env } = ctx;
   const result = await peek(ctx, options.headerTimeout, "PROXY header", (buf) => {
     const r = parseProxyHeader(buf);
     return r.kind === "incomplete" ? { more: true } : { more: false, value: r };
@@ -43,8 +43,8 @@ export async function readProxyHeader(
   if (result.kind === "none") return true;
   if (result.kind === "error") {
     env.logger.warn("malformed PROXY header; connection closed", {
-      entryPoint: record.entryPoint,
-      client: formatAddr(record.client),
+      entryPoint: ctx.entryPoint,
+      client: formatAddr(ctx.client),
       error: result.error.message,
     });
     ctx.end("malformed PROXY header");
@@ -53,7 +53,7 @@ export async function readProxyHeader(
   if (result.kind !== "header") return false;
   const { header, length } = result;
   if (header.command === "PROXY" && header.source && header.destination) {
-    record.client = { hostname: canonicalIp(header.source.hostname), port: header.source.port };
+    ctx.client = { hostname: canonicalIp(header.source.hostname), port: header.source.port };
     ctx.destination = {
       hostname: canonicalIp(header.destination.hostname),
       port: header.destination.port,
@@ -62,9 +62,9 @@ export async function readProxyHeader(
   const rest = ctx.initial!.subarray(length);
   ctx.initial = rest.length > 0 ? rest : undefined;
   env.logger.debug("PROXY header accepted", {
-    entryPoint: record.entryPoint,
+    entryPoint: ctx.entryPoint,
     version: header.version,
-    client: formatAddr(record.client),
+    client: formatAddr(ctx.client),
     via: formatAddr(ctx.conn.remoteAddr),
   });
   return true;
@@ -102,8 +102,8 @@ export function guardAgainstProxyHeader(ctx: TcpContext): TcpConn {
   /** Closes the connection; the caller has already stopped passing bytes on. */
   const refuse = () => {
     ctx.env.logger.warn("PROXY header from an untrusted source; connection closed", {
-      entryPoint: ctx.record.entryPoint,
-      client: formatAddr(ctx.record.client),
+      entryPoint: ctx.entryPoint,
+      client: formatAddr(ctx.client),
     });
     ctx.end("PROXY header from an untrusted source");
     return new ProxyProtocolError("PROXY header from an untrusted source");

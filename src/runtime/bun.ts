@@ -20,6 +20,19 @@ import { abortError } from "./_errors.ts";
 type BunSocket = Bun.Socket<BunTcpConn>;
 type Settle<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
 
+// The states of a BunTcpConn, as bits of one field: every field is memory each idle connection
+// holds, twice (client and backend).
+/** The peer ended its writes, or the connection is gone. */
+const ENDED = 1;
+/** Reading is paused: a chunk waits to be taken. */
+const PAUSED = 2;
+/** close() was called, or the socket closed. */
+const CLOSED = 4;
+/** The sink holds chunks back until a write completes. */
+const BLOCKED = 8;
+/** The sink has been told of the end (or error). */
+const END_GIVEN = 16;
+
 function socketError(error: unknown): SocketError {
   if (error instanceof SocketError) return error;
   const e = error as { code?: string; message?: string };
@@ -37,20 +50,14 @@ class BunTcpConn implements TcpConn {
   #queue: Uint8Array[] | undefined;
   #reader: Settle<Uint8Array | null> | undefined;
   #pendingWrite: (Settle<void> & { rest: Uint8Array }) | undefined;
-  #ended = false;
   #error: SocketError | undefined;
-  #paused = false;
-  #closed = false;
   #sink: ChunkSink | undefined;
-  #blocked = false;
-  #endGiven = false;
-  /** Set by `connect` while the connection is being made. */
-  onConnectError: (error: Error) => void = () => {};
+  #state = 0;
 
   attach(socket: BunSocket): void {
     this.#socket = socket;
     socket.setNoDelay(true);
-    if (this.#queue?.length && !this.#paused) this.#pause();
+    if (this.#queue?.length && !(this.#state & PAUSED)) this.#pause();
   }
 
   // Read from the socket when asked: a backend connection's addresses are rarely wanted, and
@@ -67,9 +74,9 @@ class BunTcpConn implements TcpConn {
 
   onData(chunk: Uint8Array): void {
     if (this.#sink) {
-      if (!this.#blocked && !this.#queue?.length) return this.#deliver(chunk);
+      if (!(this.#state & BLOCKED) && !this.#queue?.length) return this.#deliver(chunk);
       (this.#queue ??= []).push(chunk);
-      if (!this.#paused) this.#pause();
+      if (!(this.#state & PAUSED)) this.#pause();
       return;
     }
     const reader = this.#reader;
@@ -79,19 +86,18 @@ class BunTcpConn implements TcpConn {
       return;
     }
     (this.#queue ??= []).push(chunk);
-    if (!this.#paused && this.#socket) this.#pause();
+    if (!(this.#state & PAUSED) && this.#socket) this.#pause();
   }
 
   onEnd(): void {
-    this.#ended = true;
+    this.#state |= ENDED;
     if (this.#sink) return this.#flush();
     this.#wakeReader();
   }
 
   onClose(error?: Error): void {
-    this.#ended = true;
-    if (error && !this.#closed) this.#error = socketError(error);
-    this.#closed = true;
+    if (error && !(this.#state & CLOSED)) this.#error = socketError(error);
+    this.#state |= ENDED | CLOSED;
     if (this.#sink) this.#flush();
     else this.#wakeReader();
     const pending = this.#pendingWrite;
@@ -117,14 +123,14 @@ class BunTcpConn implements TcpConn {
   read(): Promise<Uint8Array | null> {
     const chunk = this.#queue?.shift();
     if (chunk) {
-      if (this.#queue!.length === 0 && this.#paused) {
-        this.#paused = false;
+      if (this.#queue!.length === 0 && this.#state & PAUSED) {
+        this.#state &= ~PAUSED;
         this.#socket?.resume();
       }
       return Promise.resolve(chunk);
     }
     if (this.#error) return Promise.reject(this.#error);
-    if (this.#ended) return Promise.resolve(null);
+    if (this.#state & ENDED) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
       this.#reader = { resolve, reject };
     });
@@ -138,18 +144,19 @@ class BunTcpConn implements TcpConn {
   /** Hands queued chunks to the sink while it takes them, then the end once all are given. */
   #flush(): void {
     const sink = this.#sink!;
-    while (!this.#blocked) {
+    while (!(this.#state & BLOCKED)) {
       const chunk = this.#queue?.shift();
       if (!chunk) break;
       this.#deliver(chunk);
     }
-    if (this.#blocked) return;
-    if (this.#paused && !this.#ended) {
-      this.#paused = false;
+    const state = this.#state;
+    if (state & BLOCKED) return;
+    if (state & PAUSED && !(state & ENDED)) {
+      this.#state &= ~PAUSED;
       this.#socket?.resume();
     }
-    if (this.#ended && !this.#endGiven) {
-      this.#endGiven = true;
+    if (state & ENDED && !(state & END_GIVEN)) {
+      this.#state |= END_GIVEN;
       if (this.#error) sink.error(this.#error);
       else sink.end();
     }
@@ -158,11 +165,11 @@ class BunTcpConn implements TcpConn {
   #deliver(chunk: Uint8Array): void {
     const wait = this.#sink!.chunk(chunk);
     if (!wait) return;
-    this.#blocked = true;
-    if (!this.#paused) this.#pause();
+    this.#state |= BLOCKED;
+    if (!(this.#state & PAUSED)) this.#pause();
     wait.then(
       this.#unblock ??= () => {
-        this.#blocked = false;
+        this.#state &= ~BLOCKED;
         this.#flush();
       },
     );
@@ -173,7 +180,7 @@ class BunTcpConn implements TcpConn {
 
   write(chunk: Uint8Array): Promise<void> | undefined {
     const socket = this.#socket;
-    const n = socket && !this.#closed ? socket.write(chunk) : -1;
+    const n = socket && !(this.#state & CLOSED) ? socket.write(chunk) : -1;
     if (n === chunk.length) return undefined;
     if (n < 0) {
       return Promise.reject(this.#error ?? new SocketError("EPIPE", "connection is closed"));
@@ -185,14 +192,13 @@ class BunTcpConn implements TcpConn {
 
   closeWrite(): void {
     // `end()` would close both ways; `shutdown()` sends FIN and keeps reading.
-    if (!this.#closed) this.#socket?.shutdown();
+    if (!(this.#state & CLOSED)) this.#socket?.shutdown();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#state & CLOSED) return;
+    this.#state |= CLOSED | ENDED;
     this.#socket?.end();
-    this.#ended = true;
     this.#queue = undefined;
     // The end reaches the sink (or reader) after the caller of close() is done, as on Deno,
     // where a pending read settles later: no sink sees its connection end inside its own
@@ -201,7 +207,7 @@ class BunTcpConn implements TcpConn {
   }
 
   #pause(): void {
-    this.#paused = true;
+    this.#state |= PAUSED;
     this.#socket?.pause();
   }
 
@@ -266,16 +272,14 @@ class BunTcpListener implements TcpListener {
   }
 }
 
-const ignoreConnectError = () => {};
-
-/** Handlers shared by every outgoing socket: a handler object per connection costs memory. */
+/**
+ * Handlers shared by every outgoing socket: a handler object per connection costs memory. With
+ * no `connectError` handler, a failed connect rejects the promise `Bun.connect` returns.
+ */
 const connectHandlers = {
   ...handlers,
   open(socket: BunSocket) {
     socket.data.attach(socket);
-  },
-  connectError(socket: BunSocket, error: Error) {
-    socket.data.onConnectError(error);
   },
 };
 
@@ -292,13 +296,6 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
       reject(abortError(signal!));
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    conn.onConnectError = (error) => {
-      conn.onClose();
-      signal?.removeEventListener("abort", onAbort);
-      if (settled) return;
-      settled = true;
-      reject(socketError(error));
-    };
     Bun.connect<BunTcpConn>({
       hostname: options.hostname,
       port: options.port,
@@ -308,7 +305,6 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
     }).then(
       () => {
         signal?.removeEventListener("abort", onAbort);
-        conn.onConnectError = ignoreConnectError;
         if (settled) {
           conn.close();
           return;
@@ -316,8 +312,13 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
         settled = true;
         resolve(conn);
       },
-      // onConnectError has already rejected; this only keeps the rejection handled.
-      () => {},
+      (error) => {
+        signal?.removeEventListener("abort", onAbort);
+        conn.onClose();
+        if (settled) return;
+        settled = true;
+        reject(socketError(error));
+      },
     );
   });
 }

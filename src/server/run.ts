@@ -54,14 +54,14 @@ export async function run(options: RunOptions): Promise<number> {
     onSignal = (signal) => {
       if (++signalled > 1) {
         logger.warn("second signal; closing every connection now", { signal });
-        for (const ctx of [...server.env.connections]) ctx.end("forced stop");
+        for (const conn of [...server.tracker.live]) conn.end("forced stop");
         return resolve(1);
       }
       // Listeners close before the line is written, so whoever reads it can rely on it.
       server.close();
       logger.info("stopping: no new connections; draining", {
         signal,
-        connections: server.env.connections.size,
+        connections: server.tracker.live.size,
         drainTimeoutMs: options.drainTimeout,
       });
       server.drain(options.drainTimeout).then((forced) => {

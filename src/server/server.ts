@@ -79,7 +79,6 @@ export class L4pServer {
       runtime: options.runtime,
       logger: options.logger,
       tracker: this.tracker,
-      connections: new Set(),
     };
     this.#random = options.random === undefined ? Math.random : options.random;
   }
@@ -209,7 +208,7 @@ export class L4pServer {
    */
   async drain(timeoutMs: number): Promise<number> {
     this.close();
-    const live = this.env.connections;
+    const live = this.tracker.live;
     if (live.size > 0) {
       this.env.logger.info("draining", { connections: live.size, timeoutMs });
       const end = Date.now() + timeoutMs;
@@ -218,7 +217,7 @@ export class L4pServer {
       }
     }
     const forced = live.size;
-    for (const ctx of [...live]) ctx.end("drain timeout");
+    for (const conn of [...live]) conn.end("drain timeout");
     return forced;
   }
 

@@ -50,12 +50,12 @@ export class TcpEntryPoint {
       onAcceptError: (error) =>
         env.logger.error("accept failed", { entryPoint: this.name, error: errorText(error) }),
     }, (conn) => {
-      const record = env.tracker.open(this.name, conn.remoteAddr);
+      const ctx = new TcpContext(conn, this.name, env);
       // Guarded: the fields would be built for every connection even with debug off.
       if (env.logger.enabled("debug")) {
-        env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(record.client) });
+        env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(ctx.client) });
       }
-      this.#accepted(new TcpContext(conn, record, env));
+      this.#accepted(ctx);
     });
   }
 

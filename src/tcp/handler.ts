@@ -6,23 +6,45 @@ import type { NetAddr, Runtime, TcpConn } from "../runtime/types.ts";
 /** What every handler may use: sockets, accounting and the log. */
 export interface ProxyEnv {
   runtime: Runtime;
+  /** Its `live` set holds every TCP connection not yet ended, for a drain to wait on. */
   tracker: TrafficTracker;
   logger: Logger;
-  /** Every TCP connection not yet ended, so that a drain can wait for them and end the rest. */
-  connections: Set<TcpContext>;
 }
 
-/** An accepted client connection on its way to a backend. */
-export class TcpContext {
+/** Something to tell when a connection ends. */
+interface EndWatcher {
+  contextEnded(): void;
+}
+
+/** What a connection's watcher becomes once it has ended (a flag without a field of its own). */
+const ENDED: EndWatcher = { contextEnded() {} };
+
+/**
+ * An accepted client connection on its way to a backend, and its own record for the tracker
+ * (every field here is memory an idle connection holds, so the two are one object).
+ */
+export class TcpContext implements ConnRecord {
+  readonly id: number;
+  readonly startedAt: number;
+  /** The client: the socket's peer, or the original client a trusted PROXY header named. */
+  client: NetAddr;
+  router = "";
+  service = "";
+  server = "";
+  bytesIn = 0;
+  bytesOut = 0;
   /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
   initial: Uint8Array | undefined;
   #destination: NetAddr | undefined;
-  #ended = false;
-  #onEnd: { contextEnded(): void } | undefined;
+  /** Told when the connection ends; {@link ENDED} once it has. */
+  #onEnd: EndWatcher | undefined;
 
   /** `conn` may be replaced by a wrapper (a PROXY header guard) before it is served. */
-  constructor(public conn: TcpConn, readonly record: ConnRecord, readonly env: ProxyEnv) {
-    env.connections.add(this);
+  constructor(public conn: TcpConn, readonly entryPoint: string, readonly env: ProxyEnv) {
+    this.id = env.tracker.nextId();
+    this.startedAt = env.tracker.now();
+    this.client = conn.remoteAddr;
+    env.tracker.open(this);
   }
 
   /**
@@ -38,23 +60,23 @@ export class TcpContext {
   }
 
   /** Tells `watcher` when the connection ends (the proxy closes its backend so). */
-  onEnd(watcher: { contextEnded(): void }): void {
-    this.#onEnd = watcher;
+  onEnd(watcher: EndWatcher): void {
+    if (this.#onEnd !== ENDED) this.#onEnd = watcher;
   }
 
   /** True once {@link end} has been called. */
   get ended(): boolean {
-    return this.#ended;
+    return this.#onEnd === ENDED;
   }
 
   /** Closes the client connection and records why; later calls do nothing. */
   end(reason: string): void {
-    if (this.#ended) return;
-    this.#ended = true;
+    const watcher = this.#onEnd;
+    if (watcher === ENDED) return;
+    this.#onEnd = ENDED;
     this.conn.close();
-    this.#onEnd?.contextEnded();
-    this.env.connections.delete(this);
-    this.env.tracker.close(this.record, reason);
+    watcher?.contextEnded();
+    this.env.tracker.close(this, reason);
   }
 }
 

@@ -53,7 +53,7 @@ export class TcpLoadBalancer implements TcpHandler {
     this.#connect(ctx).catch((error) => {
       ctx.env.logger.error("unexpected failure serving a connection", {
         service: this.name,
-        client: formatAddr(ctx.record.client),
+        client: formatAddr(ctx.client),
         error: errorText(error),
       });
       ctx.end("internal error");
@@ -61,20 +61,20 @@ export class TcpLoadBalancer implements TcpHandler {
   }
 
   async #connect(ctx: TcpContext): Promise<void> {
-    const { env, record } = ctx;
+    const env = ctx.env;
     const pipe = new TcpPipe(ctx, this.transport.terminationDelay);
     let attempt: AbortController | undefined;
     // An end of stream before any byte means the client is gone: nothing would reach the
     // backend but a connect and a close. A half-close after some bytes is not that.
     pipe.onClientGone = () => attempt?.abort();
-    ctx.conn.stream(pipe.upstream);
+    ctx.conn.stream(pipe);
     const tried = new Set<TcpServer>();
     for (;;) {
       const server = this.#wrr.next((s) => tried.has(s));
       if (!server) {
         env.logger.warn("no server could be reached", {
           service: this.name,
-          client: formatAddr(record.client),
+          client: formatAddr(ctx.client),
           tried: tried.size,
         });
         pipe.close("no server reachable");
@@ -89,7 +89,7 @@ export class TcpLoadBalancer implements TcpHandler {
         backend?.close();
         env.logger.debug("client left while its backend was being dialled", {
           service: this.name,
-          client: formatAddr(record.client),
+          client: formatAddr(ctx.client),
           server: server.label,
         });
         pipe.close("client left during dial");
@@ -100,15 +100,17 @@ export class TcpLoadBalancer implements TcpHandler {
         return;
       }
       if (!backend) continue;
-      env.tracker.connected(record, this.name, server.label);
+      env.tracker.connected(ctx, this.name, server.label);
       const prefix: Uint8Array[] = [];
       const version = this.transport.proxyProtocol;
       if (version) {
-        prefix.push(encodeProxyHeader(proxyHeaderFor(version, record.client, ctx.destination)));
+        prefix.push(encodeProxyHeader(proxyHeaderFor(version, ctx.client, ctx.destination)));
       }
       if (ctx.initial) {
         prefix.push(ctx.initial);
-        record.bytesIn += ctx.initial.length;
+        ctx.bytesIn += ctx.initial.length;
+        // Handed on: a long connection should not keep its ClientHello.
+        ctx.initial = undefined;
       }
       // The closure holds this dial's state; a connection that lives long should not.
       pipe.onClientGone = noop;
@@ -139,7 +141,7 @@ export class TcpLoadBalancer implements TcpHandler {
       ctx.env.tracker.dialFailed(this.name, server.label);
       ctx.env.logger.warn("dial failed", {
         service: this.name,
-        client: formatAddr(ctx.record.client),
+        client: formatAddr(ctx.client),
         server: server.label,
         error: errorText(error),
       });

@@ -26,8 +26,8 @@ export async function peek<T>(
   }
   const timer = setTimeout(() => {
     ctx.env.logger.warn(`no complete ${what} in time; connection closed`, {
-      entryPoint: ctx.record.entryPoint,
-      client: `${ctx.record.client.hostname}:${ctx.record.client.port}`,
+      entryPoint: ctx.entryPoint,
+      client: `${ctx.client.hostname}:${ctx.client.port}`,
       timeoutMs,
     });
     ctx.end(`${what} timeout`);

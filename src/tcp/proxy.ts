@@ -4,6 +4,16 @@ import type { TcpContext } from "./handler.ts";
 
 const noop = () => {};
 
+// The states of a TcpPipe, as bits of one field (an idle connection holds every field).
+/** The client ended its writes. */
+const CLIENT_ENDED = 1;
+/** The backend ended its writes. */
+const BACKEND_ENDED = 2;
+/** The client left before sending a byte and before a backend was had. */
+const CLIENT_GONE = 4;
+/** Both sides are closed. */
+const DONE = 8;
+
 /**
  * One proxied connection. The client is streamed from the start, so it is watched while the
  * backend is dialled: its first chunk waits (reading paused, nothing dropped) until
@@ -13,17 +23,16 @@ const noop = () => {};
  * When one side ends its writes, the other side's writes are ended too (half-close) and the
  * reverse direction goes on until it ends or stays silent for `terminationDelay`. An error in
  * either direction closes both. Bytes are counted on the connection's record.
+ *
+ * The pipe is itself the sink of the client's bytes (client → backend); the backend's go to a
+ * small {@link Downstream}. Few objects and few fields: an idle connection holds them all.
  */
-export class TcpPipe {
-  /** Set when the client ended or failed before sending a byte and before a backend was had. */
-  clientGone = false;
+export class TcpPipe implements ChunkSink {
   /** Called once when {@link clientGone} becomes true. */
   onClientGone: () => void = noop;
   #backend: TcpConn | undefined;
   #held: { chunk: Uint8Array; release: () => void } | undefined;
-  #clientEnded = false;
-  #open = 2;
-  #done = false;
+  #state = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -34,43 +43,42 @@ export class TcpPipe {
     ctx.onEnd(this);
   }
 
-  /** Client → backend. A class instance rather than closures: an idle connection is small. */
-  readonly upstream: ChunkSink = new Upstream(this);
+  /** True when the client ended or failed before sending a byte and before a backend was had. */
+  get clientGone(): boolean {
+    return (this.#state & CLIENT_GONE) !== 0;
+  }
 
-  /** Backend → client. */
-  readonly downstream: ChunkSink = new Downstream(this);
-
-  /** For the sinks: a chunk from the client. */
-  fromClient(data: Uint8Array): Promise<void> | undefined {
-    this.ctx.record.bytesIn += data.length;
+  /** A chunk from the client. */
+  chunk(data: Uint8Array): Promise<void> | undefined {
+    this.ctx.bytesIn += data.length;
     const backend = this.#backend;
     if (backend) return this.#write(backend, data, "client→backend");
-    if (this.#done) return undefined;
+    if (this.#state & DONE) return undefined;
     return new Promise<void>((release) => this.#held = { chunk: data, release });
   }
 
-  /** For the sinks: the client ended its writes. */
-  clientEnded(): void {
-    if (this.#backend) return this.#ended(this.#backend);
-    this.#clientEnded = true;
-    if (this.ctx.record.bytesIn === 0 && !this.ctx.initial) this.#gone();
+  /** The client ended its writes. */
+  end(): void {
+    if (this.#backend) return this.#ended(this.#backend, CLIENT_ENDED);
+    this.#state |= CLIENT_ENDED;
+    if (this.ctx.bytesIn === 0 && !this.ctx.initial) this.#gone();
   }
 
-  /** For the sinks: reading the client failed. */
-  clientFailed(error: SocketError): void {
+  /** Reading the client failed. */
+  error(error: SocketError): void {
     if (!this.#backend) return this.#gone();
     this.#finish(`client→backend: ${errorText(error)}`);
   }
 
   /** For the sinks: a chunk from the backend. */
   fromBackend(data: Uint8Array): Promise<void> | undefined {
-    this.ctx.record.bytesOut += data.length;
+    this.ctx.bytesOut += data.length;
     return this.#write(this.ctx.conn, data, "backend→client");
   }
 
   /** For the sinks: the backend ended its writes. */
   backendEnded(): void {
-    this.#ended(this.ctx.conn);
+    this.#ended(this.ctx.conn, BACKEND_ENDED);
   }
 
   /** For the sinks: reading the backend failed. */
@@ -100,13 +108,14 @@ export class TcpPipe {
         const w = this.#write(backend, held.chunk, "client→backend");
         if (w) w.then(held.release);
         else held.release();
-      } else if (this.#clientEnded) {
-        this.#ended(backend);
+      } else if (this.#state & CLIENT_ENDED) {
+        this.#state &= ~CLIENT_ENDED;
+        this.#ended(backend, CLIENT_ENDED);
       }
     };
     if (wait) wait.then(flush, (e) => this.#finish(`client→backend: ${errorText(e)}`));
     else flush();
-    backend.stream(this.downstream);
+    backend.stream(new Downstream(this));
   }
 
   /** Closes both sides now. */
@@ -115,21 +124,25 @@ export class TcpPipe {
   }
 
   #write(to: TcpConn, data: Uint8Array, direction: string): Promise<void> | undefined {
-    if (this.#done) return undefined;
+    if (this.#state & DONE) return undefined;
     const w = to.write(data);
     return w && w.catch((e) => this.#finish(`${direction}: ${errorText(e)}`));
   }
 
   #gone(): void {
-    if (this.clientGone) return;
-    this.clientGone = true;
+    if (this.#state & CLIENT_GONE) return;
+    this.#state |= CLIENT_GONE;
     this.onClientGone();
   }
 
-  #ended(to: TcpConn): void {
-    if (this.#done) return;
+  /** One direction ended (`which`): the other side's writes are ended too. */
+  #ended(to: TcpConn, which: number): void {
+    if (this.#state & (DONE | which)) return;
+    this.#state |= which;
     to.closeWrite();
-    if (--this.#open === 0) return this.#finish("done");
+    if ((this.#state & (CLIENT_ENDED | BACKEND_ENDED)) === (CLIENT_ENDED | BACKEND_ENDED)) {
+      return this.#finish("done");
+    }
     if (this.terminationDelay >= 0) this.#armIdleDeadline();
   }
 
@@ -141,7 +154,7 @@ export class TcpPipe {
    * fires late (the process was busy, so bytes may be waiting unread) looks once more.
    */
   #armIdleDeadline(): void {
-    const record = this.ctx.record;
+    const record = this.ctx;
     const delay = this.terminationDelay;
     let seen = record.bytesIn + record.bytesOut;
     let armedAt = Date.now();
@@ -157,8 +170,8 @@ export class TcpPipe {
   }
 
   #finish(reason: string): void {
-    if (this.#done) return;
-    this.#done = true;
+    if (this.#state & DONE) return;
+    this.#state |= DONE;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#held?.release();
     this.#held = undefined;
@@ -167,19 +180,7 @@ export class TcpPipe {
   }
 }
 
-class Upstream implements ChunkSink {
-  constructor(readonly pipe: TcpPipe) {}
-  chunk(data: Uint8Array) {
-    return this.pipe.fromClient(data);
-  }
-  end() {
-    this.pipe.clientEnded();
-  }
-  error(e: SocketError) {
-    this.pipe.clientFailed(e);
-  }
-}
-
+/** Backend → client. */
 class Downstream implements ChunkSink {
   constructor(readonly pipe: TcpPipe) {}
   chunk(data: Uint8Array) {

@@ -8,7 +8,15 @@ import { parseIp } from "../net/ip.ts";
 import { MAX_HELLO, parseClientHello } from "../tls/client_hello.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { peek } from "./peek.ts";
-import { type MatchInfo, matchRule, needsClientHello, type Rule } from "./rule.ts";
+import { type MatchInfo, matchRule, needsClientHello, needsClientIp, type Rule } from "./rule.ts";
+
+/** What is known of a connection that is not matched on its ClientHello. */
+const NO_TLS: MatchInfo = Object.freeze({
+  tls: false,
+  sni: undefined,
+  alpn: Object.freeze([]),
+  clientIp: undefined,
+});
 
 /** One router, ready to match. */
 export interface TcpRoute {
@@ -20,6 +28,7 @@ export interface TcpRoute {
 /** The routers of one entrypoint, in match order. */
 export class TcpRouter implements TcpHandler {
   readonly #needsHello: boolean;
+  readonly #needsClientIp: boolean;
 
   constructor(
     readonly entryPoint: string,
@@ -28,12 +37,14 @@ export class TcpRouter implements TcpHandler {
     readonly helloTimeout: number,
   ) {
     this.#needsHello = routes.some((r) => needsClientHello(r.rule));
+    this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
   }
 
   serve(ctx: TcpContext): void {
-    const clientIp = parseIp(ctx.record.client.hostname);
+    // Parsed only when a rule asks: most entrypoints route every connection alike.
+    const clientIp = this.#needsClientIp ? parseIp(ctx.client.hostname) : undefined;
     if (!this.#needsHello) {
-      return this.#dispatch(ctx, { tls: false, sni: undefined, alpn: [], clientIp });
+      return this.#dispatch(ctx, clientIp ? { ...NO_TLS, clientIp } : NO_TLS);
     }
     peek(ctx, this.helloTimeout, "TLS ClientHello", (buf) => {
       const r = parseClientHello(buf);
@@ -43,7 +54,7 @@ export class TcpRouter implements TcpHandler {
       if (hello.kind === "error") {
         ctx.env.logger.warn("malformed TLS ClientHello; connection closed", {
           entryPoint: this.entryPoint,
-          client: formatAddr(ctx.record.client),
+          client: formatAddr(ctx.client),
           error: hello.message,
           bound: MAX_HELLO,
         });
@@ -51,7 +62,7 @@ export class TcpRouter implements TcpHandler {
       }
       const info: MatchInfo = hello.kind === "hello"
         ? { tls: true, sni: hello.info.sni, alpn: hello.info.alpn, clientIp }
-        : { tls: false, sni: undefined, alpn: [], clientIp };
+        : { ...NO_TLS, clientIp };
       this.#dispatch(ctx, info);
     });
   }
@@ -59,13 +70,13 @@ export class TcpRouter implements TcpHandler {
   #dispatch(ctx: TcpContext, info: MatchInfo): void {
     for (const route of this.routes) {
       if (!matchRule(route.rule, info)) continue;
-      ctx.env.tracker.routed(ctx.record, route.name);
+      ctx.env.tracker.routed(ctx, route.name);
       route.handler.serve(ctx);
       return;
     }
     ctx.env.logger.info("no router matched; connection closed", {
       entryPoint: this.entryPoint,
-      client: formatAddr(ctx.record.client),
+      client: formatAddr(ctx.client),
       tls: info.tls,
       sni: info.sni,
     });

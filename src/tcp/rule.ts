@@ -245,6 +245,19 @@ export function needsClientHello(rule: Rule): boolean {
   }
 }
 
+/** Whether matching needs the client's address (a `ClientIP` matcher anywhere in it). */
+export function needsClientIp(rule: Rule): boolean {
+  switch (rule.op) {
+    case "and":
+    case "or":
+      return needsClientIp(rule.left) || needsClientIp(rule.right);
+    case "not":
+      return needsClientIp(rule.rule);
+    default:
+      return rule.op === "ClientIP";
+  }
+}
+
 /** The literal host names a rule can match, when it is nothing but `HostSNI` of names. */
 export function literalHosts(rule: Rule): string[] | undefined {
   if (rule.op === "HostSNI" && rule.names.every((n) => n !== "*" && !n.includes("*"))) {

@@ -380,6 +380,7 @@ function redisWorkload(
 
 const udpWorkload: Workload = (() => {
   let server: ChildProcess | undefined;
+  let serverPort = 0;
   const queries = `${dir}/queries.txt`;
   return {
     name: "udp request/response (dnsperf → dnsmasq)",
@@ -390,7 +391,7 @@ const udpWorkload: Workload = (() => {
         queries,
         Array.from({ length: 1000 }, (_, i) => `q${i}.l4p.test A`).join("\n") + "\n",
       );
-      const target = port();
+      const target = serverPort = port();
       server = start(which("dnsmasq")!, [
         "--keep-in-foreground",
         "--conf-file=/dev/null",
@@ -407,6 +408,7 @@ const udpWorkload: Workload = (() => {
       return { target, teardown: () => stop(server) };
     },
     async measure(proxy) {
+      const dropsBefore = udpDrops(serverPort);
       const out = await run(which("dnsperf")!, [
         "-s",
         "127.0.0.1",
@@ -425,13 +427,30 @@ const udpWorkload: Workload = (() => {
       ]);
       const qps = Number(out.match(/Queries per second:\s+([\d.]+)/)?.[1]);
       const lost = out.match(/Queries lost:\s+(\d+)/);
-      lastLoss = Number(lost?.[1] ?? 0);
+      lastLoss = { lost: Number(lost?.[1] ?? 0), atServer: udpDrops(serverPort) - dropsBefore };
       return qps;
     },
   };
 })();
-let lastLoss = 0;
-const udpLoss = new Map<string, number>();
+let lastLoss = { lost: 0, atServer: 0 };
+const udpLoss = new Map<string, { lost: number; atServer: number }>();
+
+/**
+ * Datagrams the kernel dropped at the UDP socket bound to `port` (its receive buffer was full),
+ * from /proc/net/udp: a lost query may be the DNS server's, not the proxy's.
+ */
+function udpDrops(port: number): number {
+  let drops = 0;
+  try {
+    for (const line of readFileSync("/proc/net/udp", "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 12 && parseInt(f[1].split(":")[1], 16) === port) drops += Number(f.at(-1));
+    }
+  } catch {
+    // Not Linux: no attribution.
+  }
+  return drops;
+}
 
 const memoryWorkload: Workload = (() => {
   let server: net.Server | undefined;
@@ -610,13 +629,17 @@ function table(results: Record<string, Record<string, number | string>>, names: 
       else if (base && n !== "direct" && !w.lower) cell = `${fmt(v)} (${(v / base).toFixed(2)}x)`;
       else if (base && n !== "direct") cell = `${fmt(v)} (+${fmt(v - base)})`;
       else cell = fmt(v);
-      if (w === udpWorkload && typeof v === "number") cell += ` L${udpLoss.get(n) ?? "?"}`;
+      const loss = udpLoss.get(n);
+      if (w === udpWorkload && typeof v === "number") {
+        cell += loss ? ` L${loss.lost} D${loss.atServer}` : " L?";
+      }
       out += cell.padStart(width);
     }
     out += "\n";
   }
   return out +
-    "\nUDP cells end in L<queries lost>. Latency cells show the added time over direct.\n";
+    "\nUDP cells end in L<queries lost> D<datagrams dnsmasq's own socket dropped (its receive buffer" +
+    " was full)>.\nLatency cells show the added time over direct.\n";
 }
 
 function fmt(v: number): string {

@@ -11,8 +11,10 @@
  *
  * Workloads: single-stream TCP throughput both ways (iperf3), kept-alive request/response and a
  * new connection per request (redis-benchmark PING against redis-server, 50 clients), UDP
- * request/response (dnsperf against dnsmasq), RSS per idle proxied connection (4 000 of them),
- * and the latency of a one-client ping-pong (redis-benchmark, p50/p99). Every peer runs single
+ * request/response (dnsperf against dnsmasq; lost queries that dnsmasq's own socket dropped are
+ * counted apart), RSS per idle proxied connection (4 000 of them; the lowest RSS over 12 s, so a
+ * garbage-collected runtime is seen after it has collected), and the latency of a one-client
+ * ping-pong (redis-benchmark, p50/p99). Every peer runs single
  * process, single thread, defaults otherwise. Loopback only.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -615,7 +617,7 @@ function table(results: Record<string, Record<string, number | string>>, names: 
   let out = `\nl4p benchmark (${WORKERS} worker${
     WORKERS > 1 ? "s" : ""
   }; ratio = value / direct; memory has no direct)\n\n`;
-  const width = 22;
+  const width = 24;
   out += "workload".padEnd(52) + names.map((n) => n.padStart(width)).join("") + "\n";
   for (const w of WORKLOADS) {
     const row = results[w.name];

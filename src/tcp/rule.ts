@@ -227,35 +227,33 @@ function hostMatches(pattern: string, sni: string): boolean {
     sni.length > rest.length;
 }
 
-/** Whether matching needs the ClientHello (SNI or ALPN), so the router must peek for it. */
-export function needsClientHello(rule: Rule): boolean {
+/** One matcher of a rule: what `&&`, `||` and `!` combine. */
+type Matcher = Exclude<Rule, { op: "and" | "or" } | { op: "not" }>;
+
+/** Whether any matcher in `rule` passes `test`. */
+function anyMatcher(rule: Rule, test: (matcher: Matcher) => boolean): boolean {
   switch (rule.op) {
     case "and":
     case "or":
-      return needsClientHello(rule.left) || needsClientHello(rule.right);
+      return anyMatcher(rule.left, test) || anyMatcher(rule.right, test);
     case "not":
-      return needsClientHello(rule.rule);
-    case "HostSNI":
-      return rule.names.some((n) => n !== "*");
-    case "HostSNIRegexp":
-    case "ALPN":
-      return true;
-    case "ClientIP":
-      return false;
+      return anyMatcher(rule.rule, test);
+    default:
+      return test(rule);
   }
+}
+
+/** Whether matching needs the ClientHello (SNI or ALPN), so the router must peek for it. */
+export function needsClientHello(rule: Rule): boolean {
+  return anyMatcher(
+    rule,
+    (m) => m.op === "HostSNI" ? m.names.some((n) => n !== "*") : m.op !== "ClientIP",
+  );
 }
 
 /** Whether matching needs the client's address (a `ClientIP` matcher anywhere in it). */
 export function needsClientIp(rule: Rule): boolean {
-  switch (rule.op) {
-    case "and":
-    case "or":
-      return needsClientIp(rule.left) || needsClientIp(rule.right);
-    case "not":
-      return needsClientIp(rule.rule);
-    default:
-      return rule.op === "ClientIP";
-  }
+  return anyMatcher(rule, (m) => m.op === "ClientIP");
 }
 
 /** The literal host names a rule can match, when it is nothing but `HostSNI` of names. */

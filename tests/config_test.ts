@@ -73,6 +73,11 @@ const BAD: [string, string, string[]][] = [
     "    a:\n      weighted:\n        services: [{ name: b }]\n    b:\n      weighted:\n        services: [{ name: a }]\n",
     ["l4p.yaml:16:7: tcp.services.a.weighted: weighted services form a cycle: a → b → a"],
   ],
+  // An empty file is what a reload may read while an editor writes: taking it would close every
+  // listener.
+  ["an empty file", "", [
+    "l4p.yaml:1:1: entryPoints: no entrypoint is defined; l4p would listen on nothing",
+  ]],
   ["an empty server list", VALID.replace(/servers:\n.*\n/, "servers: []\n"), [
     "l4p.yaml:13:18: tcp.services.app.loadBalancer.servers: the server list is empty",
   ]],

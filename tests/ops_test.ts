@@ -118,6 +118,11 @@ test("reload under traffic: streams go on, new connections take the new route, n
     );
     assert.equal(await ask(port), "B");
 
+    // A file read while an editor writes it may be empty: refused, every listener stays.
+    writeFileSync(file, "");
+    await l4p.waitForLine(new RegExp(`${file}:1:1: entryPoints: no entrypoint is defined`));
+    assert.equal(await ask(port), "B");
+
     // SIGHUP reloads too.
     writeFileSync(file, configText(port, "a", { a: a.port, b: b.port }));
     await waitFor(

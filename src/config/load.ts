@@ -209,6 +209,11 @@ type Report = (path: Path, message: string) => void;
 /** Checks what the schema cannot: references, cycles, addresses shared by entrypoints. */
 function crossCheck(file: ParsedFile, error: Report, note: Report): void {
   const entryPoints = file.entryPoints ?? {};
+  // Nothing to listen on is a mistake, and on a reload usually a file read while being written
+  // (truncated, so empty): taking it would close every listener.
+  if (Object.keys(entryPoints).length === 0) {
+    error(["entryPoints"], "no entrypoint is defined; l4p would listen on nothing");
+  }
   const seen: { name: string; protocol: string; hostname: string; port: number }[] = [];
   for (const [name, ep] of Object.entries(entryPoints)) {
     const { address, protocol } = ep.address;

@@ -2,6 +2,7 @@
  * Reading the first bytes of a connection before it is routed (a PROXY header, a TLS
  * ClientHello), bounded in time; what was read stays in `ctx.initial` for the backend.
  */
+import { formatAddr } from "../config/address.ts";
 import type { TcpContext } from "./handler.ts";
 
 /** What `decide` says of the bytes so far: read more, or done with a value. */
@@ -27,7 +28,7 @@ export async function peek<T>(
   const timer = setTimeout(() => {
     ctx.env.logger.warn(`no complete ${what} in time; connection closed`, {
       entryPoint: ctx.entryPoint,
-      client: `${ctx.client.hostname}:${ctx.client.port}`,
+      client: formatAddr(ctx.client),
       timeoutMs,
     });
     ctx.end(`${what} timeout`);

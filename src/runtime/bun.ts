@@ -57,7 +57,7 @@ class BunTcpConn implements TcpConn {
   attach(socket: BunSocket): void {
     this.#socket = socket;
     socket.setNoDelay(true);
-    if (this.#queue?.length && !(this.#state & PAUSED)) this.#pause();
+    if (this.#queue?.length) this.#pause();
   }
 
   // Read from the socket when asked: a backend connection's addresses are rarely wanted, and
@@ -76,7 +76,7 @@ class BunTcpConn implements TcpConn {
     if (this.#sink) {
       if (!(this.#state & BLOCKED) && !this.#queue?.length) return this.#deliver(chunk);
       (this.#queue ??= []).push(chunk);
-      if (!(this.#state & PAUSED)) this.#pause();
+      this.#pause();
       return;
     }
     const reader = this.#reader;
@@ -86,7 +86,7 @@ class BunTcpConn implements TcpConn {
       return;
     }
     (this.#queue ??= []).push(chunk);
-    if (!(this.#state & PAUSED) && this.#socket) this.#pause();
+    if (this.#socket) this.#pause();
   }
 
   onEnd(): void {
@@ -166,7 +166,7 @@ class BunTcpConn implements TcpConn {
     const wait = this.#sink!.chunk(chunk);
     if (!wait) return;
     this.#state |= BLOCKED;
-    if (!(this.#state & PAUSED)) this.#pause();
+    this.#pause();
     wait.then(
       this.#unblock ??= () => {
         this.#state &= ~BLOCKED;
@@ -206,7 +206,9 @@ class BunTcpConn implements TcpConn {
     queueMicrotask(() => (this.#sink ? this.#flush() : this.#wakeReader()));
   }
 
+  /** Pauses reading (once: it is asked for wherever a chunk has to wait). */
   #pause(): void {
+    if (this.#state & PAUSED) return;
     this.#state |= PAUSED;
     this.#socket?.pause();
   }

@@ -109,7 +109,6 @@ export class TcpPipe implements ChunkSink {
         if (w) w.then(held.release);
         else held.release();
       } else if (this.#state & CLIENT_ENDED) {
-        this.#state &= ~CLIENT_ENDED;
         this.#ended(backend, CLIENT_ENDED);
       }
     };
@@ -135,9 +134,9 @@ export class TcpPipe implements ChunkSink {
     this.onClientGone();
   }
 
-  /** One direction ended (`which`): the other side's writes are ended too. */
+  /** One direction ended (`which`; each is told once): the other side's writes end too. */
   #ended(to: TcpConn, which: number): void {
-    if (this.#state & (DONE | which)) return;
+    if (this.#state & DONE) return;
     this.#state |= which;
     to.closeWrite();
     if ((this.#state & (CLIENT_ENDED | BACKEND_ENDED)) === (CLIENT_ENDED | BACKEND_ENDED)) {

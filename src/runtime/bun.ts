@@ -269,8 +269,10 @@ class BunTcpListener implements TcpListener {
     this.addr = { hostname: this.#listener.hostname, port: this.#listener.port };
   }
 
-  close(): void {
+  close(): Promise<void> {
+    // Bun closes the listening socket at once.
     this.#listener.stop(false);
+    return Promise.resolve();
   }
 }
 

@@ -245,6 +245,8 @@ class DenoTcpListener implements TcpListener {
   readonly addr: NetAddr;
   #listener: Deno.TcpListener;
   #closed = false;
+  /** Ends once the pending accept has been cancelled, and with it the socket closed. */
+  #loop: Promise<void>;
 
   constructor(options: ListenOptions, onConn: (conn: TcpConn) => void) {
     try {
@@ -258,7 +260,7 @@ class DenoTcpListener implements TcpListener {
       throw socketError(error);
     }
     this.addr = netAddr(this.#listener.addr);
-    this.#acceptLoop(onConn, options.onAcceptError);
+    this.#loop = this.#acceptLoop(onConn, options.onAcceptError);
   }
 
   async #acceptLoop(
@@ -281,14 +283,17 @@ class DenoTcpListener implements TcpListener {
     }
   }
 
-  close(): void {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    if (this.#closed) return this.#loop;
     this.#closed = true;
     try {
       this.#listener.close();
     } catch {
       // Already closed: nothing to release.
     }
+    // Deno closes the socket when it next polls the cancelled accept: until then the port still
+    // takes connections (measured), so "closed" means once the accept loop has ended.
+    return this.#loop;
   }
 }
 

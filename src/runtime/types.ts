@@ -78,8 +78,11 @@ export interface ListenOptions {
 /** A listening TCP socket. */
 export interface TcpListener {
   readonly addr: NetAddr;
-  /** Stops accepting; open connections are not touched. */
-  close(): void;
+  /**
+   * Stops accepting; open connections are not touched. Resolves once the port refuses new
+   * connections (on Deno that is only after the pending accept has been cancelled).
+   */
+  close(): Promise<void>;
 }
 
 /** Options for an outgoing TCP connection. */

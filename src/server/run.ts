@@ -57,14 +57,16 @@ export async function run(options: RunOptions): Promise<number> {
         for (const conn of [...server.tracker.live]) conn.end("forced stop");
         return resolve(1);
       }
-      // Listeners close before the line is written, so whoever reads it can rely on it.
-      server.close();
-      logger.info("stopping: no new connections; draining", {
-        signal,
-        connections: server.tracker.live.size,
-        drainTimeoutMs: options.drainTimeout,
-      });
-      server.drain(options.drainTimeout).then((forced) => {
+      // Listeners are closed (their ports refuse) before the line is written, so whoever reads
+      // it can rely on it.
+      server.close().then(() => {
+        logger.info("stopping: no new connections; draining", {
+          signal,
+          connections: server.tracker.live.size,
+          drainTimeoutMs: options.drainTimeout,
+        });
+        return server.drain(options.drainTimeout);
+      }).then((forced) => {
         if (forced > 0) logger.warn("drain timeout; connections closed", { connections: forced });
         else logger.info("drained");
         resolve(0);
@@ -113,7 +115,7 @@ export async function run(options: RunOptions): Promise<number> {
       });
     }
   } catch (error) {
-    server.close();
+    await server.close();
     cleanup();
     throw error;
   }

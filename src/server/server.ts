@@ -125,11 +125,12 @@ export class L4pServer {
         }
       }
     } catch (error) {
-      for (const ep of opened) ep.close();
+      await Promise.all(opened.map((ep) => ep.close()));
       throw error;
     }
-    // Everything listens: switch over, then close what is no longer configured.
-    for (const ep of running.values()) ep.close();
+    // Everything listens: switch over, then close what is no longer configured (and wait until
+    // its ports refuse, so that "reloaded" means done).
+    await Promise.all([...running.values()].map((ep) => ep.close()));
     this.#tcp.clear();
     this.#udp.clear();
     for (const [name, ep] of kept) {
@@ -194,12 +195,16 @@ export class L4pServer {
     return this.#udp.get(entryPoint)?.sessions ?? 0;
   }
 
-  /** Stops every listener; established TCP connections go on, UDP sessions end. */
-  close(): void {
-    for (const ep of this.#tcp.values()) ep.close();
+  /**
+   * Stops every listener; established TCP connections go on, UDP sessions end. Resolves once
+   * every TCP port refuses new connections.
+   */
+  close(): Promise<void> {
+    const closing = [...this.#tcp.values()].map((ep) => ep.close());
     this.#tcp.clear();
     for (const ep of this.#udp.values()) ep.close();
     this.#udp.clear();
+    return Promise.all(closing).then(() => {});
   }
 
   /**
@@ -207,7 +212,7 @@ export class L4pServer {
    * those still open then are closed. Resolves to how many had to be closed.
    */
   async drain(timeoutMs: number): Promise<number> {
-    this.close();
+    await this.close();
     const live = this.tracker.live;
     if (live.size > 0) {
       this.env.logger.info("draining", { connections: live.size, timeoutMs });

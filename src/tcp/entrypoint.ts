@@ -71,9 +71,10 @@ export class TcpEntryPoint {
     });
   }
 
-  /** Stops accepting; established connections go on. */
-  close(): void {
-    this.#listener?.close();
+  /** Stops accepting; established connections go on. Resolves once the port refuses. */
+  close(): Promise<void> {
+    const listener = this.#listener;
     this.#listener = undefined;
+    return listener ? listener.close() : Promise.resolve();
   }
 }

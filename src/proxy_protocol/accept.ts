@@ -154,5 +154,6 @@ export function guardAgainstProxyHeader(ctx: TcpContext): TcpConn {
     write: (chunk) => inner.write(chunk),
     closeWrite: () => inner.closeWrite(),
     close: () => inner.close(),
+    reset: () => inner.reset(),
   };
 }

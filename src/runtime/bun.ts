@@ -1,5 +1,6 @@
 /// <reference types="bun-types" />
 /** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
+import { close as closeFd, closeSync, open as openFd, openSync, write as writeFd } from "node:fs";
 import process from "node:process";
 import {
   type ChunkSink,
@@ -9,6 +10,7 @@ import {
   type HttpOptions,
   type HttpServer,
   type ListenOptions,
+  type LogOutput,
   type NetAddr,
   type Runtime,
   SocketError,
@@ -196,9 +198,19 @@ class BunTcpConn implements TcpConn {
   }
 
   close(): void {
+    this.#close(false);
+  }
+
+  reset(): void {
+    this.#close(true);
+  }
+
+  #close(reset: boolean): void {
     if (this.#state & CLOSED) return;
     this.#state |= CLOSED | ENDED;
-    this.#socket?.end();
+    // terminate() closes with SO_LINGER 0: the peer gets an RST and no TIME_WAIT stays here.
+    if (reset) this.#socket?.terminate();
+    else this.#socket?.end();
     this.#queue = undefined;
     // The end reaches the sink (or reader) after the caller of close() is done, as on Deno,
     // where a pending read settles later: no sink sees its connection end inside its own
@@ -246,6 +258,7 @@ class BunTcpListener implements TcpListener {
   #listener: Bun.TCPSocketListener<BunTcpConn>;
 
   constructor(options: ListenOptions, onConn: (conn: TcpConn) => void) {
+    const keepAlive = options.keepAlive ?? 0;
     try {
       this.#listener = Bun.listen<BunTcpConn>({
         hostname: options.hostname,
@@ -259,6 +272,7 @@ class BunTcpListener implements TcpListener {
             const conn = new BunTcpConn();
             socket.data = conn;
             conn.attach(socket);
+            if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
             onConn(conn);
           },
         },
@@ -287,6 +301,24 @@ const connectHandlers = {
   },
 };
 
+/**
+ * Bun 1.4.5 reports a connect that could not get a socket (out of file descriptors) as
+ * ECONNREFUSED, which would blame the server: a refusal is checked by opening a descriptor.
+ */
+function connectError(error: unknown): SocketError {
+  const e = socketError(error);
+  if (e.code !== "ECONNREFUSED") return e;
+  try {
+    closeSync(openSync("/dev/null", "r"));
+  } catch (probe) {
+    const code = (probe as { code?: string }).code;
+    if (code === "EMFILE" || code === "ENFILE") {
+      return new SocketError(code, "out of file descriptors", { cause: error });
+    }
+  }
+  return e;
+}
+
 function connect(options: ConnectOptions): Promise<TcpConn> {
   const signal = options.signal;
   if (signal?.aborted) return Promise.reject(abortError(signal));
@@ -307,12 +339,14 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
       data: conn,
       socket: connectHandlers,
     }).then(
-      () => {
+      (socket) => {
         signal?.removeEventListener("abort", onAbort);
         if (settled) {
           conn.close();
           return;
         }
+        const keepAlive = options.keepAlive ?? 0;
+        if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
         settled = true;
         resolve(conn);
       },
@@ -321,7 +355,7 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
         conn.onClose();
         if (settled) return;
         settled = true;
-        reject(socketError(error));
+        reject(connectError(error));
       },
     );
   });
@@ -372,10 +406,40 @@ async function bindDatagram(options: DatagramOptions): Promise<DatagramSocket> {
   return new BunDatagramSocket({ hostname: socket.hostname, port: socket.port }, socket);
 }
 
+/**
+ * A log output through `node:fs` writes, which Bun runs off the event loop: a full stderr pipe
+ * makes a write wait, not the process (Bun's `process.stderr.write` would buffer without bound).
+ */
+function openOutput(path?: string): Promise<LogOutput> {
+  const fdOf = path === undefined
+    ? Promise.resolve(2)
+    : new Promise<number>((resolve, reject) =>
+      openFd(path, "a", 0o644, (error, fd) => error ? reject(error) : resolve(fd))
+    );
+  return fdOf.then((fd) => ({
+    write(data: Uint8Array): Promise<void> {
+      return new Promise((resolve, reject) => {
+        const from = (offset: number) =>
+          writeFd(fd, data, offset, data.length - offset, null, (error, n) => {
+            if (error) return reject(error);
+            if (offset + n < data.length) from(offset + n);
+            else resolve();
+          });
+        from(0);
+      });
+    },
+    close() {
+      if (fd !== 2) closeFd(fd, () => {});
+    },
+  }));
+}
+
 /** The Bun implementation of {@link Runtime}. */
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
+  capabilities: { reset: true, keepAliveIdle: true },
+  openOutput,
   listen: (options, onConn) => new BunTcpListener(options, onConn),
   connect,
   bindDatagram,

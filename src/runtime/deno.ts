@@ -7,6 +7,7 @@ import {
   type HttpOptions,
   type HttpServer,
   type ListenOptions,
+  type LogOutput,
   type NetAddr,
   type Runtime,
   SocketError,
@@ -216,6 +217,11 @@ class DenoTcpConn implements TcpConn {
     this.#conn.closeWrite().catch(() => {});
   }
 
+  /** Deno's connections cannot be reset (no SO_LINGER): a close is the nearest thing. */
+  reset(): void {
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -248,7 +254,10 @@ class DenoTcpListener implements TcpListener {
   /** Ends once the pending accept has been cancelled, and with it the socket closed. */
   #loop: Promise<void>;
 
+  readonly #keepAlive: boolean;
+
   constructor(options: ListenOptions, onConn: (conn: TcpConn) => void) {
+    this.#keepAlive = (options.keepAlive ?? 0) > 0;
     try {
       this.#listener = Deno.listen({
         hostname: options.hostname,
@@ -279,6 +288,7 @@ class DenoTcpListener implements TcpListener {
         continue;
       }
       conn.setNoDelay(true);
+      if (this.#keepAlive) conn.setKeepAlive(true);
       onConn(new DenoTcpConn(conn));
     }
   }
@@ -316,6 +326,8 @@ async function connect(options: ConnectOptions): Promise<TcpConn> {
     throw abortError(options.signal);
   }
   conn.setNoDelay(true);
+  // Deno switches keep-alive on without an idle time: the system's (tcp_keepalive_time) applies.
+  if ((options.keepAlive ?? 0) > 0) conn.setKeepAlive(true);
   return new DenoTcpConn(conn);
 }
 
@@ -356,6 +368,11 @@ class DenoDatagramSocket implements DatagramSocket {
     );
   }
 
+  /** Deno's connections cannot be reset (no SO_LINGER): a close is the nearest thing. */
+  reset(): void {
+    this.close();
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -367,10 +384,41 @@ class DenoDatagramSocket implements DatagramSocket {
   }
 }
 
+/**
+ * A log output through Deno's asynchronous writes: `process.stderr.write` and `node:fs` writes
+ * are synchronous on Deno, and a full stderr pipe would block the event loop (measured).
+ */
+async function openOutput(path?: string): Promise<LogOutput> {
+  let file: Deno.FsFile | undefined;
+  if (path !== undefined) {
+    try {
+      file = await Deno.open(path, { append: true, create: true, mode: 0o644 });
+    } catch (error) {
+      throw socketError(error);
+    }
+  }
+  const target = file ?? Deno.stderr;
+  return {
+    async write(data: Uint8Array): Promise<void> {
+      let off = 0;
+      while (off < data.length) off += await target.write(data.subarray(off));
+    },
+    close() {
+      try {
+        file?.close();
+      } catch {
+        // Already closed: nothing to release.
+      }
+    },
+  };
+}
+
 /** The Deno implementation of {@link Runtime}. */
 export const denoRuntime: Runtime = {
   name: "deno",
   version: Deno.version.deno,
+  capabilities: { reset: false, keepAliveIdle: false },
+  openOutput,
   listen: (options, onConn) => new DenoTcpListener(options, onConn),
   connect,
   selfCommand() {

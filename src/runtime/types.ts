@@ -63,6 +63,11 @@ export interface TcpConn {
   closeWrite(): void;
   /** Closes both directions and releases the socket. Idempotent. */
   close(): void;
+  /**
+   * Closes with a reset (SO_LINGER 0: an RST, no TIME_WAIT) where the runtime can
+   * ({@link Capabilities.reset}); elsewhere the same as {@link close}. Idempotent.
+   */
+  reset(): void;
 }
 
 /** Options for a TCP listener. */
@@ -73,6 +78,8 @@ export interface ListenOptions {
   reusePort?: boolean;
   /** Told of a failed accept (say, out of file descriptors); the listener keeps accepting. */
   onAcceptError?: (error: Error) => void;
+  /** TCP keep-alive on accepted connections: idle time before probes, in ms; absent or ≤ 0: off. */
+  keepAlive?: number;
 }
 
 /** A listening TCP socket. */
@@ -91,6 +98,8 @@ export interface ConnectOptions {
   port: number;
   /** Aborting gives up the attempt; a connection that opens after that is closed at once. */
   signal?: AbortSignal;
+  /** TCP keep-alive: idle time before probes, in ms; absent or ≤ 0: off. */
+  keepAlive?: number;
 }
 
 /** A bound UDP socket. */
@@ -123,6 +132,22 @@ export interface HttpOptions {
   handler(request: Request): Response | Promise<Response>;
 }
 
+/** Where log lines go: stderr or a file, written without ever blocking the event loop. */
+export interface LogOutput {
+  /** Writes all of `data`; resolves once written (a full pipe makes it wait, not the process). */
+  write(data: Uint8Array): Promise<void>;
+  /** Releases the file, if any. */
+  close(): void;
+}
+
+/** What a runtime can and cannot do, asked by the rest of l4p instead of naming the runtime. */
+export interface Capabilities {
+  /** {@link TcpConn.reset} sends an RST (Bun's `terminate()`); Deno's connections have no reset. */
+  reset: boolean;
+  /** Keep-alive takes an idle time; on Deno it only switches on (the system's idle time applies). */
+  keepAliveIdle: boolean;
+}
+
 /** What every runtime adapter provides. Process matters (arguments, signals, files) go through
  * `node:process` and `node:fs`, which both runtimes implement alike. */
 export interface Runtime {
@@ -130,12 +155,18 @@ export interface Runtime {
   readonly name: "deno" | "bun";
   /** The runtime's own version. */
   readonly version: string;
+  readonly capabilities: Capabilities;
   /** Starts a TCP listener; `onConn` is called for each accepted connection. */
   listen(options: ListenOptions, onConn: (conn: TcpConn) => void): TcpListener;
   /** Opens a TCP connection. */
   connect(options: ConnectOptions): Promise<TcpConn>;
   /** Binds a UDP socket. */
   bindDatagram(options: DatagramOptions): Promise<DatagramSocket>;
+  /**
+   * Opens a log output: stderr, or the file at `path` (appended to, created 0644). Throws a
+   * `SocketError`-like error with a code when the file cannot be opened.
+   */
+  openOutput(path?: string): Promise<LogOutput>;
   /** Serves HTTP with web-standard requests and responses. */
   serveHttp(options: HttpOptions): HttpServer;
   /** How to start this same program again (for worker processes): the command and the

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { AccessLog } from "../src/log/access_log.ts";
 import { type ConnRecord, TrafficTracker } from "../src/metrics/tracker.ts";
+import { loadRuntime } from "../src/runtime/mod.ts";
 import { waitFor } from "./_helpers.ts";
 
 function traffic(tracker: TrafficTracker) {
@@ -81,13 +82,14 @@ test("access log: the text format, appended to a file", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-access-`);
   try {
     const tracker = new TrafficTracker(() => 0);
+    const runtime = await loadRuntime();
     const log = new AccessLog(tracker, {
       format: "text",
-      filePath: `${dir}/access.log`,
+      output: await runtime.openOutput(`${dir}/access.log`),
       now: () => new Date(0),
     });
     traffic(tracker);
-    log.close();
+    await log.close();
     const read =
       () => (existsSync(`${dir}/access.log`) ? readFileSync(`${dir}/access.log`, "utf8") : "");
     await waitFor(() => read().split("\n").length === 3, 5000, "two lines written");

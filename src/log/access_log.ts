@@ -2,18 +2,23 @@
  * The access log: one line per closed TCP connection and per ended UDP session, JSON by default
  * (for log shippers) or text (for people), to stderr or a file.
  */
-import { createWriteStream, type WriteStream } from "node:fs";
 import process from "node:process";
 import { formatAddr } from "../config/address.ts";
 import type { ClosedConn, ClosedSession, TrafficTracker } from "../metrics/tracker.ts";
+import type { LogOutput } from "../runtime/types.ts";
+import { BoundedWriter } from "./writer.ts";
 
 /** Where access lines go and how they look. */
 export interface AccessLogOptions {
   format: "json" | "text";
-  /** Append to this file; stderr when absent. */
-  filePath?: string;
-  /** Receives each line instead (tests). */
+  /** Its own output (a file), written through a bounded writer of its own and closed with it. */
+  output?: LogOutput;
+  /** Else a writer shared with the log (stderr), so lines of both never interleave. */
+  writer?: BoundedWriter;
+  /** Else this receives each line (tests); else stderr. */
   write?: (line: string) => void;
+  /** Told how many access lines a slow output cost, once it has caught up. */
+  onDropped?: (count: number) => void;
   now?: () => Date;
   /** Whether lines are written now (access lines are info-level); always when absent. */
   active?: () => boolean;
@@ -21,33 +26,33 @@ export interface AccessLogOptions {
 
 /** Writes an access line for every connection and session `tracker` sees end. */
 export class AccessLog {
+  /** The writer of its own output, if it has one. */
+  readonly #own: BoundedWriter | undefined;
   readonly #write: (line: string) => void;
-  readonly #stream: WriteStream | undefined;
   readonly #now: () => Date;
 
   constructor(tracker: TrafficTracker, readonly options: AccessLogOptions) {
     this.#now = options.now ?? (() => new Date());
-    if (options.write) {
-      this.#write = options.write;
-    } else if (options.filePath) {
-      const stream = createWriteStream(options.filePath, { flags: "a" });
-      // A failing log file must not take the proxy down; the error is said once on stderr.
-      stream.on(
-        "error",
-        (e) => process.stderr.write(`l4p: access log ${options.filePath}: ${e.message}\n`),
-      );
-      this.#stream = stream;
-      this.#write = (line) => stream.write(line);
-    } else {
-      this.#write = (line) => process.stderr.write(line);
-    }
+    const writer = options.output
+      ? this.#own = new BoundedWriter(options.output, undefined, options.onDropped)
+      : options.writer;
+    this.#write = writer
+      ? (line) => writer.write(line)
+      : options.write ?? ((line) => process.stderr.write(line));
     tracker.onClosed((c) => this.#tcp(c));
     tracker.onSessionClosed((s) => this.#udp(s));
   }
 
-  /** Flushes and closes the file, if any. */
-  close(): void {
-    this.#stream?.end();
+  /** Access lines lost to a slow or failed output of its own since the start. */
+  get dropped(): number {
+    return this.#own?.dropped ?? 0;
+  }
+
+  /** Writes what is queued, then closes its own output (a file), if any. */
+  async close(): Promise<void> {
+    if (!this.#own) return;
+    await this.#own.flush();
+    this.#own.output.close();
   }
 
   #tcp({ record: r, durationMs, reason }: ClosedConn): void {

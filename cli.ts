@@ -14,7 +14,7 @@ import { parseDuration } from "./src/config/duration.ts";
 import { startDemo } from "./src/demo/demo.ts";
 import { LOG_LEVELS, Logger } from "./src/log/logger.ts";
 import { loadRuntime, type Runtime } from "./src/runtime/mod.ts";
-import { run, type RunOptions } from "./src/server/run.ts";
+import { run, type RunOptions, StartError } from "./src/server/run.ts";
 import {
   configForWorker,
   spawnWorkers,
@@ -23,7 +23,8 @@ import {
   workerNumber,
   workersExited,
 } from "./src/server/workers.ts";
-import { describeConfig, ListenError } from "./src/server/server.ts";
+import { describeConfig } from "./src/graph/describe.ts";
+import { ListenError } from "./src/server/server.ts";
 
 /** The version printed by `l4p --version`. */
 export const VERSION: string = pkg.version;
@@ -59,6 +60,8 @@ Flags:
   --access-log                  one JSON line on stderr per closed connection or UDP session
   --drain-timeout DURATION      on SIGTERM/SIGINT, how long established connections may take
                                 to finish before they are closed (default 30s)
+  --max-connections N           most connections each TCP entrypoint holds at once (for those
+                                without maxConnections); beyond it new ones are closed at once
   --workers N                   N processes share the TCP listeners (SO_REUSEPORT); UDP,
                                 the admin listener and the access log file stay with the first
   --log-level LEVEL             debug, info, warn or error (default info)
@@ -94,6 +97,7 @@ const FLAGS = {
   "access-log": { type: "boolean" },
   "drain-timeout": { type: "string" },
   workers: { type: "string" },
+  "max-connections": { type: "string" },
 } as const;
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
@@ -151,6 +155,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       level: oneOf("--log-level", values["log-level"], LOG_LEVELS),
       format: oneOf("--log-format", values["log-format"], ["text", "json"] as const),
     });
+    // The log goes through the runtime's non-blocking stderr: a pipe nobody reads must cost
+    // log lines, not the event loop.
+    const stderr = await runtime.openOutput();
     switch (command) {
       case "run": {
         noExtra(command, rest);
@@ -160,6 +167,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const logger = new Logger({
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
+          output: stderr,
         });
         return await serveAll({
           ...common(runtime, values, logger, config),
@@ -188,7 +196,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           proxyProtocol: ppVersion(values["proxy-protocol"]),
           acceptProxy: values["accept-proxy"],
         });
-        return await serveAll(common(runtime, values, new Logger(logOptions()), config));
+        return await serveAll(
+          common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
+        );
       }
       case "udp": {
         if (rest.length < 2) throw new UsageError("udp needs LISTEN and at least one TARGET");
@@ -198,7 +208,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           timeout: duration("--timeout", values.timeout),
           maxSessions: count("--max-sessions", values["max-sessions"]),
         });
-        return await serveAll(common(runtime, values, new Logger(logOptions()), config));
+        return await serveAll(
+          common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
+        );
       }
       case "demo": {
         noExtra(command, rest);
@@ -208,7 +220,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const listen = values.listen ?? "127.0.0.1:8080";
         const bad = parseHostPort(listen, true);
         if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);
-        const logger = new Logger(logOptions());
+        const logger = new Logger({ ...logOptions(), output: stderr });
         const demo = await startDemo(runtime, logger, listen);
         if (values["print-config"]) {
           demo.close();
@@ -236,7 +248,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       io.err(`${error.message}\n`);
       return 1;
     }
-    if (error instanceof ListenError) {
+    if (error instanceof ListenError || error instanceof StartError) {
       io.err(`l4p: ${error.message}\n`);
       return 1;
     }
@@ -281,6 +293,7 @@ function common(runtime: Runtime, values: Values, logger: Logger, config: Config
     metrics: worker > 0 ? undefined : metrics,
     accessLog: values["access-log"] ? { format: "json" as const } : undefined,
     drainTimeout: duration("--drain-timeout", values["drain-timeout"]) ?? DEFAULT_DRAIN_TIMEOUT,
+    maxConnections: count("--max-connections", values["max-connections"]),
   };
 }
 

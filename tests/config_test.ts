@@ -116,6 +116,68 @@ const BAD: [string, string, string[]][] = [
   ],
 ];
 
+/** VALID with middleware `guard` on the router, defined by `body` (indented 6). */
+const guarded = (body: string) =>
+  VALID.replace("      service: app\n", "      service: app\n      middlewares: [guard]\n") +
+  "  middlewares:\n    guard:\n" + body;
+
+BAD.push(
+  ["a bad CIDR in ipAllowList", guarded("      ipAllowList: { sourceRange: [10.0.0.0/33] }\n"), [
+    "l4p.yaml:18:36: tcp.middlewares.guard.ipAllowList.sourceRange[0]: has a bad prefix length (0-32)",
+  ]],
+  ["an inFlightConn amount below 1", guarded("      inFlightConn: { amount: 0 }\n"), [
+    "l4p.yaml:18:31: tcp.middlewares.guard.inFlightConn.amount: must be at least 1",
+  ]],
+  [
+    "a negative connRateLimit period",
+    guarded("      connRateLimit: { average: 5, period: -1s }\n"),
+    [
+      "l4p.yaml:18:44: tcp.middlewares.guard.connRateLimit.period: must be above zero",
+    ],
+  ],
+  ["an unknown middleware kind", guarded("      ipAlowList: { sourceRange: [10.0.0.0/8] }\n"), [
+    "l4p.yaml:17:5: tcp.middlewares.guard: a middleware needs one of ipAllowList, inFlightConn or connRateLimit",
+    'l4p.yaml:18:7: tcp.middlewares.guard.ipAlowList: unknown key; did you mean "ipAllowList"?',
+  ]],
+  [
+    "two kinds in one middleware",
+    guarded(
+      "      inFlightConn: { amount: 1 }\n      ipAllowList: { sourceRange: [10.0.0.0/8] }\n",
+    ),
+    [
+      "l4p.yaml:17:5: tcp.middlewares.guard: a middleware is one kind; this one has ipAllowList and inFlightConn",
+    ],
+  ],
+  [
+    "a router naming an undefined middleware",
+    guarded("      inFlightConn: { amount: 1 }\n").replace("[guard]", "[gaurd]"),
+    [
+      'l4p.yaml:10:21: tcp.routers.to-app.middlewares[0]: tcp middleware "gaurd" is not defined; did you mean "guard"?',
+    ],
+  ],
+  [
+    "a PROXY protocol version that does not exist",
+    VALID.replace("        servers:", "        proxyProtocol: { version: 42 }\n        servers:"),
+    [
+      "l4p.yaml:13:35: tcp.services.app.loadBalancer.proxyProtocol.version: expected one of 1, 2, got number 42",
+    ],
+  ],
+  [
+    "a keep-alive that is no duration",
+    VALID.replace('address: "127.0.0.1:8080"', 'address: "127.0.0.1:8080"\n    keepAlive: often'),
+    [
+      'l4p.yaml:4:16: entryPoints.web.keepAlive: invalid duration "often": use a number with a unit, like 100ms, 5s, 1m or 1h30m',
+    ],
+  ],
+  [
+    "a maxConnections below 1",
+    VALID.replace('address: "127.0.0.1:8080"', 'address: "127.0.0.1:8080"\n    maxConnections: 0'),
+    [
+      "l4p.yaml:4:21: entryPoints.web.maxConnections: must be at least 1",
+    ],
+  ],
+);
+
 for (const [kind, yaml, expected] of BAD) {
   test(`config error is located: ${kind}`, () => {
     const got = problems(yaml);

@@ -7,11 +7,14 @@ import type { Config, ServerConfig, WeightedConfig } from "../config/model.ts";
 import { renderMetrics } from "../metrics/prometheus.ts";
 import type { Totals, UdpTotals } from "../metrics/tracker.ts";
 import type { HttpServer } from "../runtime/types.ts";
-import { type L4pServer, routerOrder } from "../server/server.ts";
+import { routerOrder } from "../graph/describe.ts";
+import type { L4pServer } from "../server/server.ts";
 
 /** Who is running, for `l4p_info` and the status API. */
 export interface AdminInfo {
   version: string;
+  /** Access log lines lost to a slow output of its own (a file). */
+  accessLogDropped?: () => number;
 }
 
 /** Starts the admin listener; throws a `SocketError` when the address can't be had. */
@@ -37,6 +40,10 @@ export function startAdmin(server: L4pServer, address: HostPort, info: AdminInfo
               runtime,
               startedAt: server.startedAt,
               reloads: server.reloads,
+              logDropped: {
+                log: server.env.logger.dropped,
+                access: info.accessLogDropped?.() ?? 0,
+              },
             }),
             { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
           );
@@ -118,6 +125,8 @@ export function status(
         ? {
           routers: config ? routerOrder(config, name) : [],
           ...tcpCounters(tcp.entryPoint.get(name)),
+          maxConnections: server.maxConnectionsOf(name) ?? null,
+          refusedOverLimit: tracker.overLimit.get(name) ?? 0,
         }
         : {
           ...udpCounters(udp.entryPoint.get(name)),
@@ -126,7 +135,9 @@ export function status(
     };
   }
   for (const [name, r] of Object.entries(config?.tcp.routers ?? {})) {
-    tcpRouters[name] = { ...r, ...tcpCounters(tcp.router.get(name)) };
+    const refused: Record<string, number> = {};
+    for (const mw of r.middlewares) refused[mw] = tracker.refusals.get(`${name} ${mw}`) ?? 0;
+    tcpRouters[name] = { ...r, ...tcpCounters(tcp.router.get(name)), refused };
   }
   const tcpServices = services(config?.tcp.services ?? {}, tcp.service, tcp.server, tcpCounters);
   for (const [name, r] of Object.entries(config?.udp.routers ?? {})) {

@@ -51,6 +51,7 @@ function entryPoint(listen: string, protocol: "tcp" | "udp"): EntryPointConfig {
     reusePort: false,
     udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
     helloTimeout: DEFAULTS.helloTimeout,
+    keepAlive: DEFAULTS.keepAlive,
   };
 }
 
@@ -85,11 +86,17 @@ export function adHocTcpConfig(options: AdHocTcp): Config {
     dialTimeout: options.dialTimeout ?? DEFAULTS.dialTimeout,
     terminationDelay: options.terminationDelay ?? DEFAULTS.terminationDelay,
     proxyProtocol: options.proxyProtocol ? { version: options.proxyProtocol } : undefined,
+    dialKeepAlive: DEFAULTS.dialKeepAlive,
   };
   config.tcp.services.targets = {
     loadBalancer: { servers: servers(options.targets), serversTransport: "adhoc" },
   };
-  config.tcp.routers.tcp = { entryPoints: ["tcp"], rule: "HostSNI(`*`)", service: "targets" };
+  config.tcp.routers.tcp = {
+    entryPoints: ["tcp"],
+    rule: "HostSNI(`*`)",
+    service: "targets",
+    middlewares: [],
+  };
   return config;
 }
 

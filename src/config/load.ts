@@ -112,7 +112,12 @@ function issueProblems(
     return [problem(path, `expected ${issue.expected}, got ${describe(issue.input)}`)];
   }
   if (issue.code === "invalid_union") {
-    return [problem(path, `expected a duration like 100ms or 5s, got ${describe(issue.input)}`)];
+    // A union says what it expects in its own message (a duration, say); else its branches do.
+    const expected = issue.message.startsWith("expected ")
+      ? issue.message.slice("expected ".length)
+      : [...new Set(issue.errors.flat().map((e) => (e as { expected?: string }).expected))]
+        .filter(Boolean).join(" or ") || "something else";
+    return [problem(path, `expected ${expected}, got ${describe(issue.input)}`)];
   }
   if (issue.code === "invalid_value") {
     const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");
@@ -297,6 +302,26 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
     });
   }
 
+  const middlewares = file.tcp?.middlewares ?? {};
+  for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
+    (router.middlewares ?? []).forEach((mw, i) => {
+      if (!middlewares[mw]) {
+        error(
+          ["tcp", "routers", name, "middlewares", i],
+          `tcp middleware "${mw}" is not defined${suggest(mw, Object.keys(middlewares))}`,
+        );
+      }
+    });
+  }
+  for (const [name, mw] of Object.entries(middlewares)) {
+    if (mw.ipWhiteList) {
+      note(
+        ["tcp", "middlewares", name, "ipWhiteList"],
+        "traefik's older name, accepted as ipAllowList; traefik v3 calls it ipAllowList",
+      );
+    }
+  }
+
   const transports = file.tcp?.serversTransports ?? {};
   for (const [name, service] of Object.entries(file.tcp?.services ?? {})) {
     const lb = service.loadBalancer;
@@ -401,6 +426,11 @@ function findCycle(
   return undefined;
 }
 
+/** traefik's keep-alive reading: absent or zero is the default, negative is off (as -1). */
+function keepAliveOf(ms: number | undefined, fallback: number): number {
+  return ms === undefined || ms === 0 ? fallback : ms < 0 ? -1 : ms;
+}
+
 /** Fills in defaults: the model l4p runs. */
 function toModel(file: ParsedFile): Config {
   const config = emptyConfig();
@@ -427,6 +457,8 @@ function toModel(file: ParsedFile): Config {
         timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
         maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,
       },
+      keepAlive: keepAliveOf(ep.keepAlive, DEFAULTS.keepAlive),
+      maxConnections: ep.maxConnections,
       proxyProtocol: ep.proxyProtocol && {
         trustedIPs: ep.proxyProtocol.trustedIPs ?? [],
         insecure: ep.proxyProtocol.insecure ?? false,
@@ -441,7 +473,22 @@ function toModel(file: ParsedFile): Config {
       dialTimeout: t.dialTimeout ?? DEFAULTS.dialTimeout,
       terminationDelay: t.terminationDelay ?? DEFAULTS.terminationDelay,
       proxyProtocol: t.proxyProtocol,
+      dialKeepAlive: keepAliveOf(t.dialKeepAlive, DEFAULTS.dialKeepAlive),
     };
+  }
+  for (const [name, m] of Object.entries(file.tcp?.middlewares ?? {})) {
+    const allow = m.ipAllowList ?? m.ipWhiteList;
+    config.tcp.middlewares[name] = allow
+      ? { ipAllowList: { sourceRange: allow.sourceRange } }
+      : m.inFlightConn
+      ? { inFlightConn: { amount: m.inFlightConn.amount } }
+      : {
+        connRateLimit: {
+          average: m.connRateLimit!.average,
+          period: m.connRateLimit!.period ?? DEFAULTS.rateLimitPeriod,
+          burst: m.connRateLimit!.burst ?? DEFAULTS.rateLimitBurst,
+        },
+      };
   }
   for (const [name, s] of Object.entries(file.tcp?.services ?? {})) {
     config.tcp.services[name] = s.loadBalancer
@@ -461,6 +508,7 @@ function toModel(file: ParsedFile): Config {
       rule: r.rule,
       service: r.service,
       priority: r.priority,
+      middlewares: r.middlewares ?? [],
     };
   }
   for (const [name, s] of Object.entries(file.udp?.services ?? {})) {

@@ -14,6 +14,13 @@ export const DEFAULTS = {
   helloTimeout: 5_000,
   udpTimeout: 3_000,
   udpMaxSessions: 10_000,
+  /** TCP keep-alive idle time on backend connections (traefik's `dialKeepAlive`). */
+  dialKeepAlive: 15_000,
+  /** TCP keep-alive idle time on client connections (Go's, so traefik's, listener default). */
+  keepAlive: 15_000,
+  /** `connRateLimit`: the period `average` is counted over, and the burst (traefik's). */
+  rateLimitPeriod: 1_000,
+  rateLimitBurst: 1,
 } as const;
 
 /** A whole configuration. */
@@ -40,6 +47,10 @@ export interface EntryPointConfig {
   helloTimeout: number;
   /** Take PROXY headers from these sources; absent: no PROXY protocol on this entrypoint. */
   proxyProtocol?: EntryPointProxyProtocol;
+  /** TCP keep-alive idle time on accepted connections, in ms; ≤ 0: off. */
+  keepAlive: number;
+  /** Most connections open at once; beyond it new ones are closed at once. Absent: no limit. */
+  maxConnections?: number;
 }
 
 /** Who may send PROXY headers to an entrypoint. */
@@ -52,12 +63,19 @@ export interface EntryPointProxyProtocol {
   headerTimeout: number;
 }
 
-/** TCP routers, services and transports. */
+/** TCP routers, services, transports and middlewares. */
 export interface TcpConfig {
   routers: Record<string, TcpRouterConfig>;
   services: Record<string, TcpServiceConfig>;
   serversTransports: Record<string, TcpServersTransportConfig>;
+  middlewares: Record<string, TcpMiddlewareConfig>;
 }
+
+/** A TCP middleware: exactly one kind (traefik's `ipWhiteList` is read as `ipAllowList`). */
+export type TcpMiddlewareConfig =
+  | { ipAllowList: { sourceRange: string[] } }
+  | { inFlightConn: { amount: number } }
+  | { connRateLimit: { average: number; period: number; burst: number } };
 
 /** Which connections go to which service. */
 export interface TcpRouterConfig {
@@ -65,6 +83,8 @@ export interface TcpRouterConfig {
   rule: string;
   service: string;
   priority?: number;
+  /** Middlewares a connection passes, in order, before the service. */
+  middlewares: string[];
 }
 
 /** A service: servers behind a balancer, or other services by weight. */
@@ -99,6 +119,8 @@ export interface TcpServersTransportConfig {
   terminationDelay: number;
   /** Send a PROXY header of this version to the servers. */
   proxyProtocol?: { version: 1 | 2 };
+  /** TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. */
+  dialKeepAlive: number;
 }
 
 /** UDP routers and services. */
@@ -122,7 +144,7 @@ export type UdpServiceConfig =
 export function emptyConfig(): Config {
   return {
     entryPoints: {},
-    tcp: { routers: {}, services: {}, serversTransports: {} },
+    tcp: { routers: {}, services: {}, serversTransports: {}, middlewares: {} },
     udp: { routers: {}, services: {} },
     log: {},
   };

@@ -12,7 +12,9 @@ import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
 const durationText = "a duration: 100ms, 5s, 1m30s; a bare number means seconds";
 
 /** A duration, to milliseconds. */
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+const duration = z.union([z.string(), z.number()], {
+  error: "expected a duration like 100ms or 5s",
+}).transform((value, ctx) => {
   const ms = typeof value === "number" ? value * 1000 : parseDuration(value);
   if (typeof ms === "string") {
     ctx.addIssue({ code: "custom", message: ms });
@@ -61,12 +63,12 @@ const weight = z.number().int().min(0).meta({ description: "share of the traffic
 const names = z.array(z.string().min(1));
 
 const proxyProtocolVersion = z.strictObject({
-  version: z.union([z.literal(1), z.literal(2)]).meta({
+  version: z.literal([1, 2]).meta({
     description: "PROXY protocol version: 1 (text) or 2 (binary)",
   }),
 });
 
-const trustedIP = z.string().superRefine((value, ctx) => {
+const cidr = z.string().superRefine((value, ctx) => {
   const c = parseCidr(value);
   if (typeof c === "string") ctx.addIssue({ code: "custom", message: c.replace(/^"[^"]*" /, "") });
 }).meta({
@@ -74,8 +76,19 @@ const trustedIP = z.string().superRefine((value, ctx) => {
   examples: ["127.0.0.1/32", "10.0.0.0/8", "::1"],
 });
 
+/** A duration that must be above zero. */
+const positiveDuration = duration.refine((ms) => ms > 0, { message: "must be above zero" });
+
 const entryPoint = z.strictObject({
   address: entryPointAddress,
+  keepAlive: duration.optional().meta({
+    description:
+      "l4p's own: TCP keep-alive idle time on client connections; default (and zero) 15s; negative: off",
+  }),
+  maxConnections: z.number().int().min(1, { message: "must be at least 1" }).optional().meta({
+    description:
+      "l4p's own: most connections open at once; beyond it new ones are closed at once and counted",
+  }),
   reusePort: z.boolean().optional().meta({
     description: "SO_REUSEPORT, so several l4p processes can share the port",
   }),
@@ -93,7 +106,7 @@ const entryPoint = z.strictObject({
     }),
   }).optional(),
   proxyProtocol: z.strictObject({
-    trustedIPs: z.array(trustedIP).optional().meta({
+    trustedIPs: z.array(cidr).optional().meta({
       description:
         "sources whose PROXY headers are believed; from others a header closes the connection",
     }),
@@ -145,6 +158,9 @@ const tcpRouter = z.strictObject({
   rule: z.string().min(1),
   service: z.string().min(1),
   priority: z.number().int().optional(),
+  middlewares: names.optional().meta({
+    description: "tcp.middlewares a connection passes, in order, before the service",
+  }),
   tls: z.strictObject({
     passthrough: z.literal(true).meta({ description: "TLS is passed through, never terminated" }),
   }).optional(),
@@ -159,6 +175,48 @@ const serversTransport = z.strictObject({
   proxyProtocol: proxyProtocolVersion.optional().meta({
     description: "send a PROXY header to the servers",
   }),
+  dialKeepAlive: duration.optional().meta({
+    description:
+      "TCP keep-alive idle time on backend connections; default (and zero) 15s; negative: off",
+  }),
+});
+
+const ipAllowList = z.strictObject({
+  sourceRange: z.array(cidr).min(1, { message: "sourceRange is empty: no client would pass" }),
+});
+
+/** A TCP middleware, traefik's kinds (and `connRateLimit`); exactly one kind each. */
+const tcpMiddleware = z.strictObject({
+  ipAllowList: ipAllowList.optional().meta({
+    description: "only clients from these addresses or CIDR ranges get through",
+  }),
+  ipWhiteList: ipAllowList.optional().meta({
+    description: "traefik's older name for ipAllowList",
+  }),
+  inFlightConn: z.strictObject({
+    amount: z.number().int().min(1, { message: "must be at least 1" }).meta({
+      description: "most connections open at once per client IP",
+    }),
+  }).optional(),
+  connRateLimit: z.strictObject({
+    average: z.number().min(1, { message: "must be at least 1" }).meta({
+      description: "new connections allowed per period, per client IP",
+    }),
+    period: positiveDuration.optional().meta({ description: "default 1s" }),
+    burst: z.number().int().min(1, { message: "must be at least 1" }).optional().meta({
+      description: "most connections let through at once; default 1",
+    }),
+  }).optional(),
+}).superRefine((m, ctx) => {
+  const kinds = Object.keys(m).filter((k) => m[k as keyof typeof m] !== undefined);
+  if (kinds.length !== 1) {
+    ctx.addIssue({
+      code: "custom",
+      message: kinds.length === 0
+        ? "a middleware needs one of ipAllowList, inFlightConn or connRateLimit"
+        : `a middleware is one kind; this one has ${kinds.join(" and ")}`,
+    });
+  }
 });
 
 const udpService = service(z.strictObject({
@@ -179,6 +237,7 @@ export const fileSchema = z.strictObject({
     routers: record(tcpRouter).optional(),
     services: record(tcpService).optional(),
     serversTransports: record(serversTransport).optional(),
+    middlewares: record(tcpMiddleware).optional(),
   }).optional(),
   udp: z.strictObject({
     routers: record(udpRouter).optional(),

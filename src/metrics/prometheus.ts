@@ -11,6 +11,8 @@ export interface MetricsSource {
   runtime: string;
   startedAt: number;
   reloads: { successes: number; failures: number; lastSuccessAt: number; lastFailureAt: number };
+  /** Lines lost to a slow output, by log: `log` (l4p's own) and `access`. */
+  logDropped?: { log: number; access: number };
 }
 
 type Labels = Record<string, string>;
@@ -88,6 +90,22 @@ export function renderMetrics(src: MetricsSource): string {
     }
     emitScope(e, `l4p_tcp_${scope}`, scope, labels, t.tcpTotals(key), families);
   }
+
+  e.family(
+    "l4p_tcp_entrypoint_connections_refused_total",
+    "counter",
+    "TCP connections closed at once because the entrypoint had maxConnections open, by entrypoint.",
+    sorted(t.overLimit).map(([ep, n]) => [{ entrypoint: ep }, n]),
+  );
+  e.family(
+    "l4p_tcp_middleware_refused_connections_total",
+    "counter",
+    "TCP connections a middleware refused, by router and middleware.",
+    sorted(t.refusals).map(([key, n]) => {
+      const [router, middleware] = key.split(" ");
+      return [{ router, middleware }, n];
+    }),
+  );
 
   e.histogramHeader(
     "l4p_tcp_connection_duration_seconds",
@@ -168,6 +186,13 @@ export function renderMetrics(src: MetricsSource): string {
     "When a configuration was last refused (0: never).",
     [[{}, r.lastFailureAt / 1000]],
   );
+  const dropped = src.logDropped ?? { log: 0, access: 0 };
+  e.family(
+    "l4p_log_dropped_lines_total",
+    "counter",
+    "Log lines dropped because the output was too slow (never blocking the proxy), by log.",
+    [[{ log: "log" }, dropped.log], [{ log: "access" }, dropped.access]],
+  );
   return e.text;
 }
 
@@ -192,6 +217,10 @@ function emitScope<T>(
       rows.map(([k, v]) => [labels(k), value(v)]),
     );
   }
+}
+
+function sorted<T>(map: Map<string, T>): [string, T][] {
+  return [...map].sort(([a], [b]) => a.localeCompare(b));
 }
 
 function serverLabels(key: string): Labels {

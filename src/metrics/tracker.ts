@@ -117,6 +117,10 @@ export class TrafficTracker {
   readonly servers = new Map<string, Totals>();
   /** Connection durations, by entrypoint. */
   readonly durations = new Map<string, Histogram>();
+  /** Connections a middleware refused, keyed by router and middleware, joined by a space. */
+  readonly refusals = new Map<string, number>();
+  /** Connections an entrypoint closed at once because it had `maxConnections` open. */
+  readonly overLimit = new Map<string, number>();
   readonly udpLive = new Set<UdpSessionRecord>();
   readonly udpEntryPoints = new Map<string, UdpTotals>();
   readonly udpRouters = new Map<string, UdpTotals>();
@@ -271,6 +275,23 @@ export class TrafficTracker {
   routed(record: ConnRecord, router: string): void {
     record.router = router;
     totals(this.routers, router).opened++;
+  }
+
+  /** Records a connection refused by middleware `middleware` of `router`. */
+  refused(router: string, middleware: string): void {
+    const key = `${router} ${middleware}`;
+    this.refusals.set(key, (this.refusals.get(key) ?? 0) + 1);
+  }
+
+  /** Records a connection `entryPoint` closed at once, being at its `maxConnections`. */
+  refusedOverLimit(entryPoint: string): void {
+    this.overLimit.set(entryPoint, (this.overLimit.get(entryPoint) ?? 0) + 1);
+  }
+
+  /** TCP connections open now on `entryPoint`. */
+  openOn(entryPoint: string): number {
+    const t = this.entryPoints.get(entryPoint);
+    return t ? t.opened - t.closed : 0;
   }
 
   /** Records a failed dial of `server` in `service`. */

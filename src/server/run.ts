@@ -9,6 +9,7 @@ import type { Config } from "../config/model.ts";
 import { AccessLog } from "../log/access_log.ts";
 import type { Logger } from "../log/logger.ts";
 import type { HttpServer, Runtime } from "../runtime/types.ts";
+import { connectionsWithin, fdLimit } from "./limits.ts";
 import { ConfigReloader } from "./reloader.ts";
 import { L4pServer, ListenError } from "./server.ts";
 
@@ -28,6 +29,8 @@ export interface RunOptions {
   accessLog?: { filePath?: string; format: "json" | "text" };
   /** How long established connections may take to finish after a stop signal, in ms. */
   drainTimeout: number;
+  /** `maxConnections` of every TCP entrypoint that sets none. */
+  maxConnections?: number;
   /** Called with every configuration put in force after the first (log settings, say). */
   onReload?: (config: Config) => void;
   /** Turns each configuration read from `file` into the one to run (a worker's share). */
@@ -45,7 +48,11 @@ export interface RunOptions {
  */
 export async function run(options: RunOptions): Promise<number> {
   const { logger, config } = options;
-  const server = new L4pServer({ runtime: options.runtime, logger });
+  const server = new L4pServer({
+    runtime: options.runtime,
+    logger,
+    maxConnections: options.maxConnections,
+  });
   // Signal handlers go in before the first "listening" line, so that whoever waits for that
   // line can stop l4p cleanly at once.
   let signalled = 0;
@@ -90,21 +97,36 @@ export async function run(options: RunOptions): Promise<number> {
   let admin: HttpServer | undefined;
   let accessLog: AccessLog | undefined;
   let reloader: ConfigReloader | undefined;
-  const cleanup = () => {
+  const cleanup = async () => {
     for (const [s, h] of handlers) process.off(s, h);
     process.off("unhandledRejection", onUnexpected);
     process.off("uncaughtException", onUnexpected);
     reloader?.close();
     admin?.close();
-    accessLog?.close();
     options.onStop?.();
+    await accessLog?.close();
+    await logger.flush();
   };
+  const access = options.accessLog ?? config.accessLog;
   try {
+    if (access) {
+      accessLog = new AccessLog(server.tracker, {
+        format: access.format,
+        output: access.filePath ? await openAccessLog(options.runtime, access.filePath) : undefined,
+        writer: logger.writer,
+        onDropped: (dropped) =>
+          logger.warn("access log lines were dropped: its output was too slow", { dropped }),
+        active: () => logger.enabled("info"),
+      });
+    }
     await server.start(config);
     const adminAddress = options.metrics ?? config.metrics?.address;
     if (adminAddress) {
       try {
-        admin = startAdmin(server, adminAddress, { version: options.version });
+        admin = startAdmin(server, adminAddress, {
+          version: options.version,
+          accessLogDropped: () => accessLog?.dropped ?? 0,
+        });
       } catch (error) {
         const code = (error as { code?: string }).code ?? "EIO";
         throw new ListenError("metrics", adminAddress.text, code, error);
@@ -116,15 +138,8 @@ export async function run(options: RunOptions): Promise<number> {
     }
   } catch (error) {
     await server.close();
-    cleanup();
+    await cleanup();
     throw error;
-  }
-  const access = options.accessLog ?? config.accessLog;
-  if (access) {
-    accessLog = new AccessLog(server.tracker, {
-      ...access,
-      active: () => logger.enabled("info"),
-    });
   }
   if (options.file) {
     reloader = new ConfigReloader(server, options.file, logger, {
@@ -139,8 +154,50 @@ export async function run(options: RunOptions): Promise<number> {
     process.on("SIGHUP", onHup);
     handlers.push(["SIGHUP", onHup]);
   }
+  reportFdLimit(logger, config, options.maxConnections);
   if (options.banner) (options.out ?? ((t) => process.stdout.write(t)))(options.banner(server));
   const code = await done;
-  cleanup();
+  await cleanup();
   return code;
+}
+
+/** Says how many connections the descriptor limit allows, and warns when limits exceed it. */
+function reportFdLimit(logger: Logger, config: Config, defaultMax: number | undefined): void {
+  const limit = fdLimit();
+  if (!limit) return;
+  const within = connectionsWithin(limit);
+  logger.info("file descriptor limit", {
+    soft: limit.soft,
+    hard: limit.hard,
+    tcpConnections: within,
+  });
+  let total = 0;
+  for (const ep of Object.values(config.entryPoints)) {
+    if (ep.protocol === "tcp") total += ep.maxConnections ?? defaultMax ?? Infinity;
+  }
+  if (total > within) {
+    logger.warn(
+      "the file descriptor limit allows fewer TCP connections than maxConnections (or no maxConnections) lets in; past it, accepts fail until connections close",
+      { tcpConnections: within, maxConnections: Number.isFinite(total) ? total : "none" },
+    );
+  }
+}
+
+/** l4p could not start for a reason other than a listener (an access log it cannot open). */
+export class StartError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StartError";
+  }
+}
+
+async function openAccessLog(runtime: Runtime, path: string) {
+  try {
+    return await runtime.openOutput(path);
+  } catch (error) {
+    const e = error as { code?: string; message?: string };
+    throw new StartError(`access log ${path} cannot be opened: ${e.code ?? e.message}`, {
+      cause: error,
+    });
+  }
 }

@@ -1,29 +1,15 @@
 /** Builds the data path from a {@link Config} and runs it. */
 import { formatAddr } from "../config/address.ts";
-import { formatDuration } from "../config/duration.ts";
-import {
-  type Config,
-  DEFAULTS,
-  type EntryPointConfig,
-  type EntryPointProxyProtocol,
-  type ServerConfig,
-  type TcpLoadBalancerConfig,
-  type WeightedConfig,
-} from "../config/model.ts";
-import type { Weighted } from "../balancer/wrr.ts";
-import { type Cidr, CidrSet, parseCidr } from "../net/ip.ts";
-import type { AcceptProxyOptions } from "../proxy_protocol/accept.ts";
+import type { Config, EntryPointConfig } from "../config/model.ts";
+import { acceptOptions, buildGraph, KeptState } from "../graph/build.ts";
+import { describeRoutes } from "../graph/describe.ts";
 import type { Logger } from "../log/logger.ts";
 import { TrafficTracker } from "../metrics/tracker.ts";
 import type { NetAddr, Runtime } from "../runtime/types.ts";
-import { TcpEntryPoint } from "../tcp/entrypoint.ts";
-import type { ProxyEnv, TcpHandler } from "../tcp/handler.ts";
-import { TcpLoadBalancer, type TcpTransport } from "../tcp/load_balancer.ts";
-import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
-import { parseRule } from "../tcp/rule.ts";
-import { TcpWeighted } from "../tcp/weighted.ts";
+import { TcpEntryPoint, type TcpEntryPointOptions } from "../tcp/entrypoint.ts";
+import type { ProxyEnv } from "../tcp/handler.ts";
+import { TcpRouter } from "../tcp/router.ts";
 import { UdpEntryPoint, type UdpRoute } from "../udp/entrypoint.ts";
-import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
 
 /** An entrypoint could not listen. */
 export class ListenError extends Error {
@@ -51,6 +37,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Random source for the balancers' shuffle; `null` keeps configuration order. */
   random?: (() => number) | null;
+  /** `maxConnections` of every TCP entrypoint that sets none (`--max-connections`). */
+  maxConnections?: number;
 }
 
 /** How configuration reloads went, for metrics and the status API. */
@@ -72,6 +60,8 @@ export class L4pServer {
   readonly #tcp = new Map<string, TcpEntryPoint>();
   readonly #udp = new Map<string, UdpEntryPoint>();
   readonly #random: (() => number) | null;
+  readonly #maxConnections: number | undefined;
+  readonly #kept = new KeptState();
   #config: Config | undefined;
 
   constructor(options: ServerOptions) {
@@ -81,6 +71,7 @@ export class L4pServer {
       tracker: this.tracker,
     };
     this.#random = options.random === undefined ? Math.random : options.random;
+    this.#maxConnections = options.maxConnections;
   }
 
   /** The configuration in force. */
@@ -102,8 +93,9 @@ export class L4pServer {
    * nothing changes and the error is thrown.
    */
   async apply(config: Config): Promise<void> {
-    const routers = this.#buildRouters(config);
-    const udpRoutes = this.#buildUdpRoutes(config);
+    const graph = buildGraph(config, { random: this.#random, kept: this.#kept });
+    const routers = graph.tcp;
+    const udpRoutes = graph.udp;
     // Running entrypoints by what they listen on: a new entrypoint with the same settings
     // (under its old name or, renamed, under another) takes over the socket.
     const running = new Map<string, TcpEntryPoint | UdpEntryPoint>();
@@ -125,9 +117,11 @@ export class L4pServer {
         }
       }
     } catch (error) {
+      this.#kept.discard();
       await Promise.all(opened.map((ep) => ep.close()));
       throw error;
     }
+    this.#kept.commit();
     // Everything listens: switch over, then close what is no longer configured (and wait until
     // its ports refuse, so that "reloaded" means done).
     await Promise.all([...running.values()].map((ep) => ep.close()));
@@ -138,7 +132,7 @@ export class L4pServer {
       ep.name = name;
       if (ep instanceof TcpEntryPoint) {
         ep.handler = routers.get(name) ?? new TcpRouter(name, [], epc.helloTimeout);
-        ep.options.proxyProtocol = acceptOptions(epc.proxyProtocol);
+        Object.assign(ep.options, this.#tcpOptions(epc));
         this.#tcp.set(name, ep);
       } else {
         ep.route = udpRoutes.get(name);
@@ -163,10 +157,7 @@ export class L4pServer {
     try {
       if (ep.protocol === "tcp") {
         const handler = routers.get(name) ?? new TcpRouter(name, [], ep.helloTimeout);
-        entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, {
-          reusePort: ep.reusePort,
-          proxyProtocol: acceptOptions(ep.proxyProtocol),
-        });
+        entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, this.#tcpOptions(ep));
         entryPoint.start();
       } else {
         entryPoint = new UdpEntryPoint(name, ep.address, this.env, udpRoutes.get(name), ep.udp);
@@ -183,6 +174,21 @@ export class L4pServer {
       forwardsTo: describeRoutes(config, name),
     });
     return entryPoint;
+  }
+
+  /** What a TCP entrypoint does with what it accepts (a reload may change it in place). */
+  #tcpOptions(ep: EntryPointConfig): TcpEntryPointOptions {
+    return {
+      reusePort: ep.reusePort,
+      keepAlive: ep.keepAlive,
+      maxConnections: ep.maxConnections ?? this.#maxConnections,
+      proxyProtocol: acceptOptions(ep.proxyProtocol),
+    };
+  }
+
+  /** The connection limit in force on a TCP entrypoint, if any. */
+  maxConnectionsOf(entryPoint: string): number | undefined {
+    return this.#tcp.get(entryPoint)?.options.maxConnections;
   }
 
   /** The bound address of an entrypoint (the real port when 0 was asked for). */
@@ -225,178 +231,10 @@ export class L4pServer {
     for (const conn of [...live]) conn.end("drain timeout");
     return forced;
   }
-
-  #buildUdpRoutes(config: Config): Map<string, UdpRoute> {
-    const service = serviceBuilder<UdpService>(
-      "udp",
-      config.udp.services,
-      (name, lb) => new UdpLoadBalancer(name, servers(lb.servers), this.#random),
-      (name, children) => new UdpWeighted(name, children, this.#random),
-    );
-    const routes = new Map<string, UdpRoute>();
-    for (const [router, rc] of Object.entries(config.udp.routers)) {
-      for (const ep of rc.entryPoints) routes.set(ep, { router, service: service(rc.service) });
-    }
-    return routes;
-  }
-
-  #buildRouters(config: Config): Map<string, TcpRouter> {
-    const service = serviceBuilder<TcpHandler>(
-      "tcp",
-      config.tcp.services,
-      (name, lb) =>
-        new TcpLoadBalancer(name, servers(lb.servers), transportOf(config, lb), this.#random),
-      (name, children) => new TcpWeighted(name, children, this.#random),
-    );
-    const routers = new Map<string, TcpRouter>();
-    for (const [ep, epc] of Object.entries(config.entryPoints)) {
-      if (epc.protocol !== "tcp") continue;
-      const routes: TcpRoute[] = routerOrder(config, ep).map((name) => ({
-        name,
-        rule: parseRule(config.tcp.routers[name].rule),
-        handler: service(config.tcp.routers[name].service),
-      }));
-      routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout));
-    }
-    return routers;
-  }
-}
-
-/**
- * The TCP routers of an entrypoint in match order: highest priority first, where a router's
- * priority is its own `priority` or else its rule's length (the longest rule wins, as in
- * traefik); names break ties.
- */
-export function routerOrder(config: Config, entryPoint: string): string[] {
-  const priority = (name: string) => {
-    const r = config.tcp.routers[name];
-    return r.priority ?? r.rule.length;
-  };
-  return Object.keys(config.tcp.routers)
-    .filter((name) => config.tcp.routers[name].entryPoints.includes(entryPoint))
-    .sort((a, b) => priority(b) - priority(a) || a.localeCompare(b));
-}
-
-/** What a configuration sets up, one entrypoint a line with its routers in match order. */
-export function describeConfig(config: Config): string {
-  let out = "";
-  for (const [name, ep] of Object.entries(config.entryPoints)) {
-    out += `entrypoint ${name} (${ep.protocol} ${ep.address.text})`;
-    if (ep.protocol === "tcp") {
-      const order = routerOrder(config, name);
-      out += order.length
-        ? `: routers in match order: ${
-          order.map((r) =>
-            `${r} [${config.tcp.routers[r].rule} → ${config.tcp.routers[r].service}]`
-          ).join(", ")
-        }`
-        : ": no router";
-    } else {
-      const routers = Object.keys(config.udp.routers).filter((r) =>
-        config.udp.routers[r].entryPoints.includes(name)
-      );
-      out += routers.length
-        ? `: routers: ${routers.map((r) => `${r} [→ ${config.udp.routers[r].service}]`).join(", ")}`
-        : ": no router";
-    }
-    out += "\n";
-  }
-  return out;
-}
-
-function servers(list: readonly ServerConfig[]): Weighted<NetAddr>[] {
-  return list.map((s) => ({ item: s.address, weight: s.weight }));
-}
-
-/**
- * Builds services on demand, each once: a load balancer from its servers, a weighted service
- * from its (already built) children. The configuration was checked, so a missing service or a
- * cycle here is a bug, and throws.
- */
-function serviceBuilder<H>(
-  protocol: string,
-  defs: Record<
-    string,
-    {
-      loadBalancer?: TcpLoadBalancerConfig | { servers: ServerConfig[] };
-      weighted?: WeightedConfig;
-    }
-  >,
-  loadBalancer: (name: string, lb: TcpLoadBalancerConfig) => H,
-  weighted: (name: string, children: Weighted<H>[]) => H,
-): (name: string) => H {
-  const built = new Map<string, H>();
-  const build = (name: string, path: string[]): H => {
-    const done = built.get(name);
-    if (done) return done;
-    const def = defs[name];
-    if (!def) throw new Error(`${protocol} service "${name}" is not defined`);
-    if (path.includes(name)) {
-      throw new Error(`${protocol} service cycle: ${[...path, name].join(" → ")}`);
-    }
-    const handler = def.loadBalancer ? loadBalancer(name, def.loadBalancer) : weighted(
-      name,
-      def.weighted!.services.map((c) => ({
-        item: build(c.name, [...path, name]),
-        weight: c.weight,
-      })),
-    );
-    built.set(name, handler);
-    return handler;
-  };
-  return (name) => build(name, []);
 }
 
 /** What must stay the same for an entrypoint to keep its listening socket across a reload. */
 function listenKey(ep: EntryPointConfig): string {
-  return JSON.stringify([ep.protocol, ep.address.hostname, ep.address.port, ep.reusePort, ep.udp]);
-}
-
-function acceptOptions(pp: EntryPointProxyProtocol | undefined): AcceptProxyOptions | undefined {
-  if (!pp) return undefined;
-  const ranges = pp.trustedIPs.map((t) => parseCidr(t)).filter((c): c is Cidr =>
-    typeof c !== "string"
-  );
-  return { trusted: pp.insecure ? "all" : new CidrSet(ranges), headerTimeout: pp.headerTimeout };
-}
-
-/** The transport a load balancer uses: its serversTransport, then its own v2 settings. */
-export function transportOf(config: Config, lb: TcpLoadBalancerConfig): TcpTransport {
-  const named = lb.serversTransport ? config.tcp.serversTransports[lb.serversTransport] : undefined;
-  return {
-    dialTimeout: named?.dialTimeout ?? DEFAULTS.dialTimeout,
-    terminationDelay: lb.terminationDelay ?? named?.terminationDelay ?? DEFAULTS.terminationDelay,
-    proxyProtocol: (lb.proxyProtocol ?? named?.proxyProtocol)?.version,
-  };
-}
-
-function describeTransport(t: TcpTransport): string {
-  const pp = t.proxyProtocol ? `, proxyProtocol v${t.proxyProtocol}` : "";
-  const delay = formatDuration(t.terminationDelay);
-  return `dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${delay}${pp}`;
-}
-
-function describeRoutes(config: Config, entryPoint: string): string {
-  const parts: string[] = [];
-  const servers = (lb?: { servers: { address: { text: string } }[] }) =>
-    lb?.servers.map((s) => s.address.text).join(",");
-  for (const [name, rc] of Object.entries(config.tcp.routers)) {
-    if (!rc.entryPoints.includes(entryPoint)) continue;
-    const sc = config.tcp.services[rc.service];
-    const t = sc?.loadBalancer ? transportOf(config, sc.loadBalancer) : undefined;
-    parts.push(
-      `${name}→${servers(sc?.loadBalancer) ?? `service ${rc.service}`}` +
-        (t ? ` (${describeTransport(t)})` : ""),
-    );
-  }
-  for (const [name, rc] of Object.entries(config.udp.routers)) {
-    if (!rc.entryPoints.includes(entryPoint)) continue;
-    const ep = config.entryPoints[entryPoint];
-    const sc = config.udp.services[rc.service];
-    parts.push(
-      `${name}→${servers(sc?.loadBalancer) ?? `service ${rc.service}`}` +
-        ` (timeout ${formatDuration(ep.udp.timeout)}, maxSessions ${ep.udp.maxSessions})`,
-    );
-  }
-  return parts.join("; ") || "nothing (no router)";
+  const { protocol, address, reusePort, udp, keepAlive } = ep;
+  return JSON.stringify([protocol, address.hostname, address.port, reusePort, udp, keepAlive]);
 }

@@ -1,6 +1,6 @@
 /** A TCP entrypoint: a listener whose connections go to a (swappable) handler. */
 import { formatAddr, type HostPort } from "../config/address.ts";
-import type { NetAddr, TcpListener } from "../runtime/types.ts";
+import type { NetAddr, TcpConn, TcpListener } from "../runtime/types.ts";
 import {
   type AcceptProxyOptions,
   guardAgainstProxyHeader,
@@ -16,6 +16,14 @@ export interface TcpEntryPointOptions {
   reusePort?: boolean;
   /** Take PROXY headers from these sources (and refuse them from others). */
   proxyProtocol?: AcceptProxyOptions;
+  /** TCP keep-alive idle time on accepted connections, in ms; absent or ≤ 0: off. */
+  keepAlive?: number;
+  /**
+   * Most connections open at once. Beyond it a new connection is closed as soon as it is
+   * accepted (counted, logged once a second at most): the listener keeps accepting, so the
+   * kernel's queue never fills and the clients hear at once.
+   */
+  maxConnections?: number;
 }
 
 /** Listens on one address and hands each accepted connection to `handler`. */
@@ -47,9 +55,20 @@ export class TcpEntryPoint {
       hostname: this.address.hostname,
       port: this.address.port,
       reusePort: this.options.reusePort,
-      onAcceptError: (error) =>
-        env.logger.error("accept failed", { entryPoint: this.name, error: errorText(error) }),
+      keepAlive: this.options.keepAlive,
+      onAcceptError: (error) => {
+        const code = errorText(error);
+        env.logger.repeated("error", `accept ${this.name} ${code}`, "accept failed", {
+          entryPoint: this.name,
+          error: code,
+          hint: code === "EMFILE" || code === "ENFILE"
+            ? "out of file descriptors: raise the limit (ulimit -n, LimitNOFILE) or set maxConnections"
+            : undefined,
+        });
+      },
     }, (conn) => {
+      const max = this.options.maxConnections;
+      if (max !== undefined && env.tracker.openOn(this.name) >= max) return this.#overLimit(conn);
       const ctx = new TcpContext(conn, this.name, env);
       // Guarded: the fields would be built for every connection even with debug off.
       if (env.logger.enabled("debug")) {
@@ -57,6 +76,21 @@ export class TcpEntryPoint {
       }
       this.#accepted(ctx);
     });
+  }
+
+  #overLimit(conn: TcpConn): void {
+    const env = this.env;
+    conn.close();
+    env.tracker.refusedOverLimit(this.name);
+    env.logger.repeated(
+      "warn",
+      `maxConnections ${this.name}`,
+      "entrypoint at maxConnections; new connection closed",
+      {
+        entryPoint: this.name,
+        maxConnections: this.options.maxConnections,
+      },
+    );
   }
 
   #accepted(ctx: TcpContext): void {

@@ -12,7 +12,7 @@ export interface ProxyEnv {
 }
 
 /** Something to tell when a connection ends. */
-interface EndWatcher {
+export interface EndWatcher {
   contextEnded(): void;
 }
 
@@ -59,9 +59,22 @@ export class TcpContext implements ConnRecord {
     this.#destination = addr;
   }
 
-  /** Tells `watcher` when the connection ends (the proxy closes its backend so). */
+  /**
+   * Tells `watcher` when the connection ends (the proxy closes its backend so, a middleware
+   * gives back its place); at once if it has ended already. A second watcher costs an object,
+   * made only for connections that have one.
+   */
   onEnd(watcher: EndWatcher): void {
-    if (this.#onEnd !== ENDED) this.#onEnd = watcher;
+    const first = this.#onEnd;
+    if (first === ENDED) return watcher.contextEnded();
+    this.#onEnd = first
+      ? {
+        contextEnded() {
+          first.contextEnded();
+          watcher.contextEnded();
+        },
+      }
+      : watcher;
   }
 
   /** True once {@link end} has been called. */

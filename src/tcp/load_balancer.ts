@@ -16,6 +16,8 @@ export interface TcpTransport {
   terminationDelay: number;
   /** Send a PROXY header of this version before the client's bytes. */
   proxyProtocol?: 1 | 2;
+  /** TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. */
+  dialKeepAlive: number;
 }
 
 /** One backend server. */
@@ -72,7 +74,7 @@ export class TcpLoadBalancer implements TcpHandler {
     for (;;) {
       const server = this.#wrr.next((s) => tried.has(s));
       if (!server) {
-        env.logger.warn("no server could be reached", {
+        env.logger.repeated("warn", `unreachable ${this.name}`, "no server could be reached", {
           service: this.name,
           client: formatAddr(ctx.client),
           tried: tried.size,
@@ -135,15 +137,18 @@ export class TcpLoadBalancer implements TcpHandler {
         hostname: server.address.hostname,
         port: server.address.port,
         signal: abort.signal,
+        keepAlive: this.transport.dialKeepAlive,
       });
     } catch (error) {
       if ((error as { code?: string }).code === "EABORTED") return undefined;
+      const code = errorText(error);
       ctx.env.tracker.dialFailed(this.name, server.label);
-      ctx.env.logger.warn("dial failed", {
+      // A dead server fails every dial: the first is logged, then one line a second.
+      ctx.env.logger.repeated("warn", `dial ${this.name} ${server.label} ${code}`, "dial failed", {
         service: this.name,
         client: formatAddr(ctx.client),
         server: server.label,
-        error: errorText(error),
+        error: code,
       });
       return undefined;
     } finally {

@@ -14,6 +14,16 @@ const CLIENT_GONE = 4;
 /** Both sides are closed. */
 const DONE = 8;
 
+/** What {@link TcpPipe}'s finish resets rather than closes. */
+const RESET_BACKEND = 1;
+const RESET_CLIENT = 2;
+
+/** Whether a socket failed by a reset (its peer aborted), which is passed on as a reset. */
+function abortive(error: unknown): boolean {
+  const code = (error as { code?: string })?.code;
+  return code === "ECONNRESET" || code === "EPIPE";
+}
+
 /**
  * One proxied connection. The client is streamed from the start, so it is watched while the
  * backend is dialled: its first chunk waits (reading paused, nothing dropped) until
@@ -64,10 +74,10 @@ export class TcpPipe implements ChunkSink {
     if (this.ctx.bytesIn === 0 && !this.ctx.initial) this.#gone();
   }
 
-  /** Reading the client failed. */
+  /** Reading the client failed: a client's reset resets the backend too. */
   error(error: SocketError): void {
     if (!this.#backend) return this.#gone();
-    this.#finish(`client→backend: ${errorText(error)}`);
+    this.#finish(`client→backend: ${errorText(error)}`, abortive(error) ? RESET_BACKEND : 0);
   }
 
   /** For the sinks: a chunk from the backend. */
@@ -81,9 +91,9 @@ export class TcpPipe implements ChunkSink {
     this.#ended(this.ctx.conn, BACKEND_ENDED);
   }
 
-  /** For the sinks: reading the backend failed. */
+  /** For the sinks: reading the backend failed; a backend's reset resets the client too. */
   backendFailed(error: SocketError): void {
-    this.#finish(`backend→client: ${errorText(error)}`);
+    this.#finish(`backend→client: ${errorText(error)}`, abortive(error) ? RESET_CLIENT : 0);
   }
 
   /** The context ended from outside (a drain that ran out of time): the backend goes too. */
@@ -125,7 +135,10 @@ export class TcpPipe implements ChunkSink {
   #write(to: TcpConn, data: Uint8Array, direction: string): Promise<void> | undefined {
     if (this.#state & DONE) return undefined;
     const w = to.write(data);
-    return w && w.catch((e) => this.#finish(`${direction}: ${errorText(e)}`));
+    // A write that fails because its side reset fails the other side the same way.
+    const other = to === this.#backend ? RESET_CLIENT : RESET_BACKEND;
+    return w &&
+      w.catch((e) => this.#finish(`${direction}: ${errorText(e)}`, abortive(e) ? other : 0));
   }
 
   #gone(): void {
@@ -168,13 +181,20 @@ export class TcpPipe implements ChunkSink {
     this.#timer = setTimeout(check, delay);
   }
 
-  #finish(reason: string): void {
+  /**
+   * Closes both sides: with a FIN, or, for the side named in `reset` ({@link RESET_BACKEND},
+   * {@link RESET_CLIENT}), with an RST, as HAProxy passes a reset on. Passing a client's reset on
+   * to the backend also spares l4p a TIME_WAIT (and an ephemeral port) per such connection.
+   */
+  #finish(reason: string, reset = 0): void {
     if (this.#state & DONE) return;
     this.#state |= DONE;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#held?.release();
     this.#held = undefined;
-    this.#backend?.close();
+    if (reset & RESET_BACKEND) this.#backend?.reset();
+    else this.#backend?.close();
+    if (reset & RESET_CLIENT) this.ctx.conn.reset();
     this.ctx.end(reason);
   }
 }

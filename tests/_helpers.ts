@@ -313,11 +313,11 @@ sys.stdin.read()
   return { port, close: () => child.kill() };
 }
 
-/** The example configuration from README.md, exactly as printed there. */
-export function readmeExample(): string {
+/** An example configuration from README.md (after `<!-- example-NAME -->`), as printed there. */
+export function readmeExample(name = "config"): string {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const m = readme.match(/<!-- example-config -->\s*```yaml\n([\s\S]*?)```/);
-  if (!m) throw new Error("README.md has no example configuration after <!-- example-config -->");
+  const m = readme.match(new RegExp(`<!-- example-${name} -->\\s*\`\`\`yaml\\n([\\s\\S]*?)\`\`\``));
+  if (!m) throw new Error(`README.md has no example configuration after <!-- example-${name} -->`);
   return m[1];
 }
 

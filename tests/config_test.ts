@@ -232,6 +232,7 @@ test("the JSON Schema and the validator agree on shapes, file by file", () => {
   const docs = [
     VALID,
     readmeExample(),
+    readmeExample("hardening"),
     VALID.replace("    address:", "    adress:"),
     VALID.replace("- address:", "- weight: lots\n            address:"),
     VALID.replace(/servers:\n.*\n/, "servers: []\n"),
@@ -249,6 +250,29 @@ test("the JSON Schema and the validator agree on shapes, file by file", () => {
 test("the README's example configuration is valid as printed", () => {
   const { config } = parseConfig(readmeExample(), "README.md");
   assert.deepEqual(Object.keys(config.tcp.services).sort(), ["app", "app-v2", "canary"]);
+});
+
+test("traefik's older ipWhiteList is read as ipAllowList, with a note", () => {
+  const { config, notes } = parseConfig(
+    guarded("      ipWhiteList: { sourceRange: [10.0.0.0/8] }\n"),
+    "l4p.yaml",
+  );
+  assert.deepEqual(config.tcp.middlewares.guard, { ipAllowList: { sourceRange: ["10.0.0.0/8"] } });
+  assert.deepEqual(notes.map(formatProblem), [
+    "l4p.yaml:18:20: tcp.middlewares.guard.ipWhiteList: traefik's older name, accepted as ipAllowList; traefik v3 calls it ipAllowList",
+  ]);
+});
+
+test("l4p check passes the README's hardening example (middlewares, limits, keep-alive)", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-check-`);
+  try {
+    writeFileSync(`${dir}/edge.yaml`, readmeExample("hardening"));
+    const l4p = runL4p(["check", `${dir}/edge.yaml`]);
+    assert.equal(await deadline(l4p.exited, 30_000, "l4p check"), 0, l4p.stderr());
+    assert.match(l4p.stdout(), /edge\.yaml: ok/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("every configuration example in the README is valid as printed", () => {

@@ -42,7 +42,8 @@ export async function readProxyHeader(
   // A trusted source may connect without a header (its own health check, say).
   if (result.kind === "none") return true;
   if (result.kind === "error") {
-    env.logger.warn("malformed PROXY header; connection closed", {
+    const key = `proxy ${ctx.entryPoint} ${result.error.message}`;
+    env.logger.repeated("warn", key, "malformed PROXY header; connection closed", {
       entryPoint: ctx.entryPoint,
       client: formatAddr(ctx.client),
       error: result.error.message,

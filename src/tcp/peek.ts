@@ -26,7 +26,9 @@ export async function peek<T>(
     if (!step.more) return step.value;
   }
   const timer = setTimeout(() => {
-    ctx.env.logger.warn(`no complete ${what} in time; connection closed`, {
+    // Slow clients come in crowds (a slowloris): one line a second says how many.
+    const key = `peek ${ctx.entryPoint} ${what}`;
+    ctx.env.logger.repeated("warn", key, `no complete ${what} in time; connection closed`, {
       entryPoint: ctx.entryPoint,
       client: formatAddr(ctx.client),
       timeoutMs,

@@ -52,7 +52,8 @@ export class TcpRouter implements TcpHandler {
     }).then((hello) => {
       if (!hello) return;
       if (hello.kind === "error") {
-        ctx.env.logger.warn("malformed TLS ClientHello; connection closed", {
+        const key = `hello ${this.entryPoint} ${hello.message}`;
+        ctx.env.logger.repeated("warn", key, "malformed TLS ClientHello; connection closed", {
           entryPoint: this.entryPoint,
           client: formatAddr(ctx.client),
           error: hello.message,

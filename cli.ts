@@ -9,7 +9,9 @@ import pkg from "./package.json" with { type: "json" };
 import { adHocTcpConfig, adHocUdpConfig, UsageError } from "./src/config/adhoc.ts";
 import { parseHostPort } from "./src/config/address.ts";
 import { ConfigError, formatProblem, loadConfigFile } from "./src/config/load.ts";
-import type { Config } from "./src/config/model.ts";
+import { type Config, DEFAULTS, type HealthCheckConfig } from "./src/config/model.ts";
+import { STRATEGIES } from "./src/balancer/strategy.ts";
+import { toHex } from "./src/health/probe.ts";
 import { parseDuration } from "./src/config/duration.ts";
 import { startDemo } from "./src/demo/demo.ts";
 import { LOG_LEVELS, Logger } from "./src/log/logger.ts";
@@ -51,6 +53,13 @@ Flags:
   --proxy-protocol 1|2          TCP: send a PROXY header of that version to the targets
   --accept-proxy CIDR           TCP: take PROXY headers from these sources (repeatable); from
                                 any other source, a connection that starts with one is closed
+  --strategy NAME               wrr (default), p2c, leastConn or hrw (UDP: wrr or hrw)
+  --health-interval DURATION    check every target this often; a target that fails 3 checks
+                                in a row gets no new connections until it passes 2
+  --health-timeout DURATION     for one check (default 5s)
+  --health-send TEXT            TCP: bytes to send after connecting; UDP: the datagram (needed);
+                                \\r \\n \\t \\0 \\\\ and \\xHH escapes are understood
+  --health-expect TEXT          bytes the reply must contain (same escapes)
   --reuse-port                  share the port with other l4p processes (SO_REUSEPORT)
   --timeout DURATION            UDP: end a session after it has been idle this long (default 3s)
   --max-sessions N              UDP: most sessions at once; when full, the least recently used
@@ -73,6 +82,9 @@ Examples:
   l4p tcp :8080 10.0.0.5:80 10.0.0.6:80
   l4p tcp 127.0.0.1:6380 127.0.0.1:6379 --termination-delay 1s
   l4p udp :5353 10.0.0.53:53 --timeout 10s
+  l4p tcp :80 10.0.0.5:80 10.0.0.6:80 10.0.0.7:80 --health-interval 2s
+  l4p tcp :6379 10.0.0.8:6379 10.0.0.9:6379 --health-interval 1s --health-send 'PING\\r\\n' \\
+      --health-expect +PONG --strategy leastConn
   l4p tcp :443 10.0.0.5:443 --proxy-protocol 2 --accept-proxy 10.0.0.0/8
   l4p check l4p.yaml && l4p run -c l4p.yaml
   l4p demo
@@ -98,6 +110,11 @@ const FLAGS = {
   "drain-timeout": { type: "string" },
   workers: { type: "string" },
   "max-connections": { type: "string" },
+  strategy: { type: "string" },
+  "health-interval": { type: "string" },
+  "health-timeout": { type: "string" },
+  "health-send": { type: "string" },
+  "health-expect": { type: "string" },
 } as const;
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
@@ -149,7 +166,10 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         for (const c of children) c.kill("SIGKILL");
         throw error;
       }
-      return Math.max(code, await workersExited(children));
+      code = Math.max(code, await workersExited(children));
+      // The log is written asynchronously: what the last lines said must reach stderr first.
+      await options.logger.flush();
+      return code;
     };
     const logOptions = () => ({
       level: oneOf("--log-level", values["log-level"], LOG_LEVELS),
@@ -195,6 +215,8 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           reusePort: values["reuse-port"],
           proxyProtocol: ppVersion(values["proxy-protocol"]),
           acceptProxy: values["accept-proxy"],
+          strategy: oneOf("--strategy", values.strategy, STRATEGIES),
+          healthCheck: healthFlags(values, "tcp"),
         });
         return await serveAll(
           common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
@@ -207,6 +229,8 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           targets: rest.slice(1),
           timeout: duration("--timeout", values.timeout),
           maxSessions: count("--max-sessions", values["max-sessions"]),
+          strategy: oneOf("--strategy", values.strategy, ["wrr", "hrw"] as const),
+          healthCheck: healthFlags(values, "udp"),
         });
         return await serveAll(
           common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
@@ -302,6 +326,63 @@ function duration(flag: string, value: string | undefined): number | undefined {
   const ms = parseDuration(value);
   if (typeof ms === "string") throw new UsageError(`${flag}: ${ms}`);
   return ms;
+}
+
+/** The `--health-*` flags as a health check (traefik's defaults for the rest). */
+function healthFlags(values: Values, protocol: "tcp" | "udp"): HealthCheckConfig | undefined {
+  const interval = duration("--health-interval", values["health-interval"]);
+  const timeout = duration("--health-timeout", values["health-timeout"]);
+  const send = values["health-send"];
+  const expect = values["health-expect"];
+  if (interval === undefined) {
+    if (timeout !== undefined || send !== undefined || expect !== undefined) {
+      throw new UsageError("--health-timeout, --health-send and --health-expect need --health-interval");
+    }
+    return undefined;
+  }
+  for (const [flag, ms] of [["--health-interval", interval], ["--health-timeout", timeout]] as const) {
+    if (ms !== undefined && ms <= 0) throw new UsageError(`${flag} must be above zero`);
+  }
+  if (protocol === "udp" && send === undefined) {
+    throw new UsageError("a UDP health check sends a datagram: give --health-send");
+  }
+  const hex = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    const bytes = unescapeBytes(text);
+    if (typeof bytes === "string") throw new UsageError(`${flag}: ${bytes}`);
+    return toHex(bytes);
+  };
+  return {
+    interval,
+    unhealthyInterval: interval,
+    timeout: timeout ?? DEFAULTS.healthCheckTimeout,
+    send: hex("--health-send", send),
+    expect: hex("--health-expect", expect),
+    failsThreshold: DEFAULTS.failsThreshold,
+    passesThreshold: DEFAULTS.passesThreshold,
+  };
+}
+
+/** Text with C escapes (`\r`, `\n`, `\t`, `\0`, `\\`, `\xHH`) as bytes, or what is wrong with it. */
+export function unescapeBytes(text: string): Uint8Array | string {
+  const out: number[] = [];
+  const utf8 = new TextEncoder();
+  for (let i = 0; i < text.length; i++) {
+    const c = String.fromCodePoint(text.codePointAt(i)!);
+    if (c !== "\\") {
+      out.push(...utf8.encode(c));
+      i += c.length - 1; // a character beyond the BMP takes two code units
+      continue;
+    }
+    const e = text[++i];
+    const simple: Record<string, number> = { r: 13, n: 10, t: 9, "0": 0, "\\": 92 };
+    if (e in simple) out.push(simple[e]);
+    else if (e === "x" && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 1, i + 3))) {
+      out.push(parseInt(text.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else return `bad escape "\\${e ?? ""}" (use \\r, \\n, \\t, \\0, \\\\ or \\xHH)`;
+  }
+  return new Uint8Array(out);
 }
 
 function ppVersion(value: string | undefined): 1 | 2 | undefined {

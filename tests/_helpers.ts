@@ -80,10 +80,14 @@ export function echoServer(): Promise<NetServer> {
   });
 }
 
-/** Connects a `node:net` client with half-open allowed. */
-export function connect(port: number, host = "127.0.0.1"): Promise<net.Socket> {
+/** Connects a `node:net` client with half-open allowed (from `localAddress`, if given). */
+export function connect(
+  port: number,
+  host = "127.0.0.1",
+  localAddress?: string,
+): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host, allowHalfOpen: true });
+    const socket = net.connect({ port, host, localAddress, allowHalfOpen: true });
     socket.once("connect", () => {
       socket.off("error", reject);
       resolve(socket);

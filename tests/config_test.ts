@@ -121,7 +121,51 @@ const guarded = (body: string) =>
   VALID.replace("      service: app\n", "      service: app\n      middlewares: [guard]\n") +
   "  middlewares:\n    guard:\n" + body;
 
+/** VALID with `lines` added to the service's loadBalancer (indented 8). */
+const balanced = (lines: string) =>
+  VALID.replace("        servers:\n", `${lines}        servers:\n`);
+
+const UDP = `entryPoints:
+  dns: { address: "127.0.0.1:5353/udp" }
+udp:
+  routers:
+    r: { service: s }
+  services:
+    s:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:53" }]
+`;
+
 BAD.push(
+  ["an unknown strategy, with a did-you-mean", balanced("        strategy: leastconn\n"), [
+    'l4p.yaml:13:19: tcp.services.app.loadBalancer.strategy: expected one of "wrr", "p2c", "leastConn", "hrw", got string "leastconn"; did you mean "leastConn"?',
+  ]],
+  ["a non-positive health check interval", balanced("        healthCheck: { interval: 0s }\n"), [
+    "l4p.yaml:13:34: tcp.services.app.loadBalancer.healthCheck.interval: must be above zero",
+  ]],
+  ["a threshold below 1", balanced("        healthCheck: { interval: 1s, failsThreshold: 0 }\n"), [
+    "l4p.yaml:13:54: tcp.services.app.loadBalancer.healthCheck.failsThreshold: must be at least 1",
+  ]],
+  [
+    "send and sendHex together",
+    balanced('        healthCheck: { interval: 1s, send: "x", sendHex: "78" }\n'),
+    [
+      "l4p.yaml:13:22: tcp.services.app.loadBalancer.healthCheck: give send or sendHex, not both",
+    ],
+  ],
+  ["bad hex", balanced("        healthCheck: { interval: 1s, sendHex: 7g }\n"), [
+    "l4p.yaml:13:47: tcp.services.app.loadBalancer.healthCheck.sendHex: expected hex bytes, two digits each (0a1b2c…)",
+  ]],
+  [
+    "a UDP check that expects without sending",
+    UDP + '        healthCheck: { interval: 1s, expect: "x" }\n',
+    [
+      "l4p.yaml:10:22: udp.services.s.loadBalancer.healthCheck: expect without send: a UDP check sends a datagram (send or sendHex) and expects its reply",
+    ],
+  ],
+  ["a strategy UDP does not have", UDP + "        strategy: p2c\n", [
+    'l4p.yaml:10:19: udp.services.s.loadBalancer.strategy: expected one of "wrr", "hrw", got string "p2c"',
+  ]],
   ["a bad CIDR in ipAllowList", guarded("      ipAllowList: { sourceRange: [10.0.0.0/33] }\n"), [
     "l4p.yaml:18:36: tcp.middlewares.guard.ipAllowList.sourceRange[0]: has a bad prefix length (0-32)",
   ]],
@@ -300,16 +344,26 @@ test("l4p check prints every problem with file:line:column and exits 1", async (
   }
 });
 
-test("l4p check on a valid file lists routers per entrypoint and exits 0", async () => {
+test("l4p check lists routers per entrypoint, each service's strategy and health, and exits 0", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
   try {
     const file = `${dir}/l4p.yaml`;
-    writeFileSync(file, VALID);
+    writeFileSync(
+      file,
+      balanced(
+        "        strategy: leastConn\n" +
+          '        healthCheck: { interval: 2s, send: "PING\\r\\n", expect: "+PONG" }\n' +
+          "        passiveHealthCheck: { maxFailedAttempts: 3 }\n",
+      ),
+    );
     const l4p = runL4p(["check", file]);
-    assert.equal(await deadline(l4p.exited, 15_000, "check exits"), 0);
+    assert.equal(await deadline(l4p.exited, 15_000, "check exits"), 0, l4p.stderr());
     assert.equal(
       l4p.stdout(),
       "entrypoint web (tcp 127.0.0.1:8080): routers in match order: to-app [HostSNI(`*`) → app]\n" +
+        "tcp service app: leastConn over 1 server; health check every 2s, timeout 5s, " +
+        'down after 3 failed, up after 2 passed, send "PING\\r\\n", expect "+PONG"; ' +
+        "passive: down after 3 failed dials within 10s\n" +
         `${file}: ok\n`,
     );
   } finally {

@@ -414,3 +414,26 @@ test("out of file descriptors with stderr unread: l4p serves again once the clie
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the fd limit is logged at start, with a warning when maxConnections exceeds it", async () => {
+  const port = await freePort();
+  const [cmd, args] = cliCommand([
+    "tcp",
+    `127.0.0.1:${port}`,
+    "127.0.0.1:9",
+    "--max-connections",
+    "500",
+  ]);
+  const child = spawn("bash", ["-c", 'ulimit -n 100 && exec "$@"', "l4p", cmd, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  child.stderr!.on("data", (c: Buffer) => err += c);
+  try {
+    await waitFor(() => /maxConnections lets in more/.test(err), 15_000, "the warning");
+    assert.match(err, /file descriptor limit soft=100 hard=100 tcpConnections=34/);
+    assert.match(err, /tcpConnections=34 maxConnections=500/);
+  } finally {
+    child.kill("SIGKILL");
+  }
+});

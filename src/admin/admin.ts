@@ -3,7 +3,14 @@
  * `/api/connections` (the shape of traefik's raw data API), liveness at `/healthz`.
  */
 import { formatAddr, type HostPort } from "../config/address.ts";
-import type { Config, ServerConfig, WeightedConfig } from "../config/model.ts";
+import type {
+  Config,
+  HealthCheckConfig,
+  PassiveHealthCheckConfig,
+  ServerConfig,
+  WeightedConfig,
+} from "../config/model.ts";
+import type { ServerState } from "../health/server_state.ts";
 import { renderMetrics } from "../metrics/prometheus.ts";
 import type { Totals, UdpTotals } from "../metrics/tracker.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -40,6 +47,7 @@ export function startAdmin(server: L4pServer, address: HostPort, info: AdminInfo
               runtime,
               startedAt: server.startedAt,
               reloads: server.reloads,
+              servers: server.servers,
               logDropped: {
                 log: server.env.logger.dropped,
                 access: info.accessLogDropped?.() ?? 0,
@@ -139,11 +147,24 @@ export function status(
     for (const mw of r.middlewares) refused[mw] = tracker.refusals.get(`${name} ${mw}`) ?? 0;
     tcpRouters[name] = { ...r, ...tcpCounters(tcp.router.get(name)), refused };
   }
-  const tcpServices = services(config?.tcp.services ?? {}, tcp.service, tcp.server, tcpCounters);
+  const health = new Map(server.servers.map((s) => [`${s.protocol} ${s.service} ${s.label}`, s]));
+  const tcpServices = services(
+    config?.tcp.services ?? {},
+    tcp.service,
+    tcp.server,
+    tcpCounters,
+    (svc, label) => health.get(`tcp ${svc} ${label}`),
+  );
   for (const [name, r] of Object.entries(config?.udp.routers ?? {})) {
     udpRouters[name] = { ...r, ...udpCounters(udp.router.get(name)) };
   }
-  const udpServices = services(config?.udp.services ?? {}, udp.service, udp.server, udpCounters);
+  const udpServices = services(
+    config?.udp.services ?? {},
+    udp.service,
+    udp.server,
+    udpCounters,
+    (svc, label) => health.get(`udp ${svc} ${label}`),
+  );
   const r = server.reloads;
   return {
     version,
@@ -169,26 +190,64 @@ function services<T>(
   byService: Map<string, T>,
   byServer: Map<string, T>,
   counters: (t: T | undefined) => Record<string, number>,
+  healthOf: (service: string, label: string) => ServerState | undefined,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(defs)) {
-    out[name] = s.loadBalancer
-      ? {
-        type: "loadBalancer",
-        ...counters(byService.get(name)),
-        servers: s.loadBalancer.servers.map((sv) => ({
-          address: sv.address.text,
-          weight: sv.weight,
-          ...counters(byServer.get(`${name} ${formatAddr(sv.address)}`)),
-        })),
-      }
-      : { type: "weighted", services: s.weighted!.services };
+    if (!s.loadBalancer) {
+      out[name] = { type: "weighted", services: s.weighted!.services };
+      continue;
+    }
+    const servers = s.loadBalancer.servers.map((sv) => {
+      const label = formatAddr(sv.address);
+      return {
+        address: sv.address.text,
+        weight: sv.weight,
+        ...serverHealth(healthOf(name, label)),
+        ...counters(byServer.get(`${name} ${label}`)),
+      };
+    });
+    out[name] = {
+      type: "loadBalancer",
+      strategy: s.loadBalancer.strategy,
+      state: servers.some((sv) => sv.state !== "down") ? "up" : "down",
+      healthCheck: s.loadBalancer.healthCheck ?? null,
+      passiveHealthCheck: s.loadBalancer.passiveHealthCheck ?? null,
+      ...counters(byService.get(name)),
+      servers,
+    };
   }
   return out;
 }
 
+/** A server's health for the status API. */
+function serverHealth(s: ServerState | undefined) {
+  if (!s) return { state: "up" };
+  return {
+    state: s.up ? "up" : "down",
+    reason: s.reason,
+    since: iso(s.since),
+    lastCheck: s.lastCheck
+      ? {
+        at: iso(s.lastCheck.at),
+        ok: s.lastCheck.ok,
+        detail: s.lastCheck.detail,
+        durationMs: s.lastCheck.durationMs,
+      }
+      : null,
+    checksPassed: s.checksPassed,
+    checksFailed: s.checksFailed,
+    stateChanges: s.changes,
+  };
+}
+
 type ServiceShape = {
-  loadBalancer?: { servers: ServerConfig[] };
+  loadBalancer?: {
+    servers: ServerConfig[];
+    strategy: string;
+    healthCheck?: HealthCheckConfig;
+    passiveHealthCheck?: PassiveHealthCheckConfig;
+  };
   weighted?: WeightedConfig;
 };
 

@@ -9,8 +9,10 @@ import {
   DEFAULTS,
   emptyConfig,
   type EntryPointConfig,
+  type HealthCheckConfig,
   type ServerConfig,
 } from "./model.ts";
+import type { StrategyName } from "../balancer/strategy.ts";
 
 /** Arguments of `l4p tcp`, already parsed. */
 export interface AdHocTcp {
@@ -23,6 +25,8 @@ export interface AdHocTcp {
   proxyProtocol?: 1 | 2;
   /** Take PROXY headers from these sources (CIDR ranges). */
   acceptProxy?: string[];
+  strategy?: StrategyName;
+  healthCheck?: HealthCheckConfig;
 }
 
 /** Arguments of `l4p udp`, already parsed. */
@@ -32,6 +36,8 @@ export interface AdHocUdp {
   /** Idle time after which a session ends, in ms. */
   timeout?: number;
   maxSessions?: number;
+  strategy?: "wrr" | "hrw";
+  healthCheck?: HealthCheckConfig;
 }
 
 /** A usage error: bad address or missing argument. The CLI prints it and exits 2. */
@@ -89,7 +95,12 @@ export function adHocTcpConfig(options: AdHocTcp): Config {
     dialKeepAlive: DEFAULTS.dialKeepAlive,
   };
   config.tcp.services.targets = {
-    loadBalancer: { servers: servers(options.targets), serversTransport: "adhoc" },
+    loadBalancer: {
+      servers: servers(options.targets),
+      serversTransport: "adhoc",
+      strategy: options.strategy ?? "wrr",
+      healthCheck: options.healthCheck,
+    },
   };
   config.tcp.routers.tcp = {
     entryPoints: ["tcp"],
@@ -109,7 +120,13 @@ export function adHocUdpConfig(options: AdHocUdp): Config {
     maxSessions: options.maxSessions ?? DEFAULTS.udpMaxSessions,
   };
   config.entryPoints.udp = ep;
-  config.udp.services.targets = { loadBalancer: { servers: servers(options.targets) } };
+  config.udp.services.targets = {
+    loadBalancer: {
+      servers: servers(options.targets),
+      strategy: options.strategy ?? "wrr",
+      healthCheck: options.healthCheck,
+    },
+  };
   config.udp.routers.udp = { entryPoints: ["udp"], service: "targets" };
   return config;
 }

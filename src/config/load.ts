@@ -6,7 +6,14 @@ import { readFile } from "node:fs/promises";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
 import { formatAddr } from "./address.ts";
-import { type Config, DEFAULTS, emptyConfig, type ServerConfig } from "./model.ts";
+import { toHex } from "../health/probe.ts";
+import {
+  type Config,
+  DEFAULTS,
+  emptyConfig,
+  type HealthCheckConfig,
+  type ServerConfig,
+} from "./model.ts";
 import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
 import { literalHosts, parseRule, type Rule, RuleError } from "../tcp/rule.ts";
 
@@ -121,7 +128,10 @@ function issueProblems(
   }
   if (issue.code === "invalid_value") {
     const allowed = issue.values.map((v) => JSON.stringify(v)).join(", ");
-    return [problem(path, `expected one of ${allowed}, got ${describe(issue.input)}`)];
+    const hint = typeof issue.input === "string"
+      ? suggest(issue.input, issue.values.map(String))
+      : "";
+    return [problem(path, `expected one of ${allowed}, got ${describe(issue.input)}${hint}`)];
   }
   return [problem(path, issue.message)];
 }
@@ -265,7 +275,7 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
       }
     }
     for (const [name, service] of Object.entries(services)) {
-      service.weighted?.services.forEach((child, i) => {
+      service.weighted?.services.forEach((child: { name: string }, i: number) => {
         if (!services[child.name]) {
           error(
             [protocol, "services", name, "weighted", "services", i, "name"],
@@ -426,6 +436,27 @@ function findCycle(
   return undefined;
 }
 
+type HealthCheckInput = NonNullable<
+  NonNullable<NonNullable<ParsedFile["tcp"]>["services"]>[string]["loadBalancer"]
+>["healthCheck"];
+
+/** A health check with its defaults, its bytes as hex. */
+function healthCheckOf(h: HealthCheckInput): HealthCheckConfig | undefined {
+  if (!h) return undefined;
+  const hexOf = (text: string | undefined, hex: string | undefined) =>
+    hex?.toLowerCase() ?? (text === undefined ? undefined : toHex(new TextEncoder().encode(text)));
+  return {
+    interval: h.interval,
+    unhealthyInterval: h.unhealthyInterval ?? h.interval,
+    timeout: h.timeout ?? DEFAULTS.healthCheckTimeout,
+    send: hexOf(h.send, h.sendHex),
+    expect: hexOf(h.expect, h.expectHex),
+    port: h.port,
+    failsThreshold: h.failsThreshold ?? DEFAULTS.failsThreshold,
+    passesThreshold: h.passesThreshold ?? DEFAULTS.passesThreshold,
+  };
+}
+
 /** traefik's keep-alive reading: absent or zero is the default, negative is off (as -1). */
 function keepAliveOf(ms: number | undefined, fallback: number): number {
   return ms === undefined || ms === 0 ? fallback : ms < 0 ? -1 : ms;
@@ -495,6 +526,14 @@ function toModel(file: ParsedFile): Config {
       ? {
         loadBalancer: {
           servers: servers(s.loadBalancer.servers),
+          strategy: s.loadBalancer.strategy ?? "wrr",
+          healthCheck: healthCheckOf(s.loadBalancer.healthCheck),
+          passiveHealthCheck: s.loadBalancer.passiveHealthCheck && {
+            maxFailedAttempts: s.loadBalancer.passiveHealthCheck.maxFailedAttempts ??
+              DEFAULTS.maxFailedAttempts,
+            failureWindow: s.loadBalancer.passiveHealthCheck.failureWindow ??
+              DEFAULTS.failureWindow,
+          },
           serversTransport: s.loadBalancer.serversTransport,
           terminationDelay: s.loadBalancer.terminationDelay,
           proxyProtocol: s.loadBalancer.proxyProtocol,
@@ -513,7 +552,13 @@ function toModel(file: ParsedFile): Config {
   }
   for (const [name, s] of Object.entries(file.udp?.services ?? {})) {
     config.udp.services[name] = s.loadBalancer
-      ? { loadBalancer: { servers: servers(s.loadBalancer.servers) } }
+      ? {
+        loadBalancer: {
+          servers: servers(s.loadBalancer.servers),
+          strategy: s.loadBalancer.strategy ?? "wrr",
+          healthCheck: healthCheckOf(s.loadBalancer.healthCheck),
+        },
+      }
       : { weighted: weightedOf(s.weighted!) };
   }
   for (const [name, r] of Object.entries(file.udp?.routers ?? {})) {

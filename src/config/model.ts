@@ -3,6 +3,7 @@
  * every address parsed. The YAML file and the ad-hoc `l4p tcp` command both produce this.
  * Names follow traefik's.
  */
+import type { StrategyName } from "../balancer/strategy.ts";
 import type { LogFormat, LogLevel } from "../log/logger.ts";
 import type { HostPort } from "./address.ts";
 
@@ -21,6 +22,13 @@ export const DEFAULTS = {
   /** `connRateLimit`: the period `average` is counted over, and the burst (traefik's). */
   rateLimitPeriod: 1_000,
   rateLimitBurst: 1,
+  /** Health checks: traefik's timeout; HAProxy's fall and rise. */
+  healthCheckTimeout: 5_000,
+  failsThreshold: 3,
+  passesThreshold: 2,
+  /** Passive ejection (traefik's). */
+  maxFailedAttempts: 1,
+  failureWindow: 10_000,
 } as const;
 
 /** A whole configuration. */
@@ -92,9 +100,34 @@ export type TcpServiceConfig =
   | { loadBalancer: TcpLoadBalancerConfig; weighted?: undefined }
   | { weighted: WeightedConfig; loadBalancer?: undefined };
 
+/** An active health check (durations in ms; bytes as hex). */
+export interface HealthCheckConfig {
+  interval: number;
+  /** Between checks of a server that is down. */
+  unhealthyInterval: number;
+  timeout: number;
+  /** Bytes to send (TCP) or the datagram (UDP), as hex. */
+  send?: string;
+  /** Bytes the reply must contain, as hex. */
+  expect?: string;
+  /** Check this port instead of the server's. */
+  port?: number;
+  failsThreshold: number;
+  passesThreshold: number;
+}
+
+/** Passive ejection (traefik v3's names; `failureWindow` in ms). */
+export interface PassiveHealthCheckConfig {
+  maxFailedAttempts: number;
+  failureWindow: number;
+}
+
 /** Servers and how to reach them. */
 export interface TcpLoadBalancerConfig {
   servers: ServerConfig[];
+  strategy: StrategyName;
+  healthCheck?: HealthCheckConfig;
+  passiveHealthCheck?: PassiveHealthCheckConfig;
   serversTransport?: string;
   /** traefik v2's place for it, in ms; more specific than the `serversTransport`, so it wins. */
   terminationDelay?: number;
@@ -137,8 +170,15 @@ export interface UdpRouterConfig {
 
 /** A UDP service. */
 export type UdpServiceConfig =
-  | { loadBalancer: { servers: ServerConfig[] }; weighted?: undefined }
+  | { loadBalancer: UdpLoadBalancerConfig; weighted?: undefined }
   | { weighted: WeightedConfig; loadBalancer?: undefined };
+
+/** UDP servers: `wrr` or `hrw` (on the client IP), and a datagram health check. */
+export interface UdpLoadBalancerConfig {
+  servers: ServerConfig[];
+  strategy: "wrr" | "hrw";
+  healthCheck?: HealthCheckConfig;
+}
 
 /** An empty configuration to build on. */
 export function emptyConfig(): Config {

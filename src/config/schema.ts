@@ -8,6 +8,7 @@ import { parseCidr } from "../net/ip.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
 import { parseDuration } from "./duration.ts";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
+import { STRATEGIES } from "../balancer/strategy.ts";
 
 const durationText = "a duration: 100ms, 5s, 1m30s; a bare number means seconds";
 
@@ -119,6 +120,67 @@ const entryPoint = z.strictObject({
 
 const server = z.strictObject({ address: serverAddress, weight: weight.optional() });
 
+const hex = z.string().regex(/^([0-9a-fA-F]{2})+$/, {
+  message: "expected hex bytes, two digits each (0a1b2c…)",
+});
+const threshold = z.number().int().min(1, { message: "must be at least 1" });
+
+/** Fields of a health check, TCP and UDP alike (traefik v3's TCP names; `sendHex` l4p's). */
+const healthCheckFields = {
+  interval: positiveDuration.meta({ description: "between checks of a server" }),
+  unhealthyInterval: positiveDuration.optional().meta({
+    description: "between checks of a server that is down; default: interval",
+  }),
+  timeout: positiveDuration.optional().meta({ description: "for one check; default 5s" }),
+  send: z.string().min(1).optional().meta({ description: "text to send" }),
+  sendHex: hex.optional().meta({ description: "l4p's own: bytes to send, in hex" }),
+  expect: z.string().min(1).optional().meta({ description: "text the reply must contain" }),
+  expectHex: hex.optional().meta({
+    description: "l4p's own: bytes the reply must contain, in hex",
+  }),
+  port: z.number().int().min(1).max(65535).optional().meta({
+    description: "check this port instead of the server's",
+  }),
+  failsThreshold: threshold.optional().meta({
+    description: "failed checks in a row that put a server down; default 3",
+  }),
+  passesThreshold: threshold.optional().meta({
+    description: "passed checks in a row that bring a server back; default 2",
+  }),
+};
+
+type HealthCheckInput = { send?: string; sendHex?: string; expect?: string; expectHex?: string };
+
+/** Text or hex, not both. */
+function oneForm(h: HealthCheckInput, ctx: z.RefinementCtx): void {
+  for (const [text, bytes] of [["send", "sendHex"], ["expect", "expectHex"]] as const) {
+    if (h[text] !== undefined && h[bytes] !== undefined) {
+      ctx.addIssue({ code: "custom", message: `give ${text} or ${bytes}, not both` });
+    }
+  }
+}
+
+const tcpHealthCheck = z.strictObject(healthCheckFields).superRefine(oneForm);
+
+const udpHealthCheck = z.strictObject(healthCheckFields).superRefine((h, ctx) => {
+  oneForm(h, ctx);
+  if (h.send === undefined && h.sendHex === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: h.expect !== undefined || h.expectHex !== undefined
+        ? "expect without send: a UDP check sends a datagram (send or sendHex) and expects its reply"
+        : "a UDP check sends a datagram: give send or sendHex",
+    });
+  }
+});
+
+const passiveHealthCheck = z.strictObject({
+  maxFailedAttempts: threshold.optional().meta({
+    description: "dial failures within failureWindow that put a server down; default 1",
+  }),
+  failureWindow: positiveDuration.optional().meta({ description: "default 10s" }),
+});
+
 const weighted = z.strictObject({
   services: z.array(z.strictObject({ name: z.string().min(1), weight: weight.optional() })).min(1, {
     message: "a weighted service needs at least one service",
@@ -127,6 +189,12 @@ const weighted = z.strictObject({
 
 const tcpLoadBalancer = z.strictObject({
   servers: z.array(server).min(1, { message: "the server list is empty" }),
+  strategy: z.enum(STRATEGIES).optional().meta({
+    description:
+      "wrr (smooth weighted round robin, the default), p2c, leastConn or hrw (sticky on the client IP)",
+  }),
+  healthCheck: tcpHealthCheck.optional(),
+  passiveHealthCheck: passiveHealthCheck.optional(),
   serversTransport: z.string().min(1).optional(),
   terminationDelay: z.number().int().optional().meta({
     description: "traefik v2 form: milliseconds; prefer serversTransports.NAME.terminationDelay",
@@ -221,6 +289,10 @@ const tcpMiddleware = z.strictObject({
 
 const udpService = service(z.strictObject({
   servers: z.array(server).min(1, { message: "the server list is empty" }),
+  strategy: z.enum(["wrr", "hrw"]).optional().meta({
+    description: "wrr (the default) or hrw (sticky on the client IP)",
+  }),
+  healthCheck: udpHealthCheck.optional(),
 }));
 
 const udpRouter = z.strictObject({

@@ -4,20 +4,29 @@
  * load balancer over servers, or a weighted service over other services). What must outlive a
  * reload (a middleware's per-client counts) is kept in a {@link KeptState} by what it is.
  */
+import { strategyFor } from "../balancer/strategy.ts";
 import type { Weighted } from "../balancer/wrr.ts";
+import { formatAddr } from "../config/address.ts";
 import {
   type Config,
   DEFAULTS,
   type EntryPointProxyProtocol,
+  type HealthCheckConfig,
+  type PassiveHealthCheckConfig,
   type ServerConfig,
   type TcpLoadBalancerConfig,
+  type UdpLoadBalancerConfig,
   type WeightedConfig,
 } from "../config/model.ts";
+import { HealthChecker, type HealthCheckSettings } from "../health/checker.ts";
+import { fromHex } from "../health/probe.ts";
+import { ServerState } from "../health/server_state.ts";
+import { ServiceHealth } from "../health/service_health.ts";
+import type { Logger } from "../log/logger.ts";
 import { type Cidr, CidrSet, parseCidr } from "../net/ip.ts";
 import type { AcceptProxyOptions } from "../proxy_protocol/accept.ts";
-import type { NetAddr } from "../runtime/types.ts";
 import type { TcpHandler } from "../tcp/handler.ts";
-import { TcpLoadBalancer, type TcpTransport } from "../tcp/load_balancer.ts";
+import { TcpLoadBalancer, type TcpService, type TcpTransport } from "../tcp/load_balancer.ts";
 import { ConnRateLimit, RateBuckets } from "../tcp/middlewares/conn_rate_limit.ts";
 import { InFlightConn, InFlightCounts } from "../tcp/middlewares/in_flight_conn.ts";
 import { IpAllowList } from "../tcp/middlewares/ip_allow_list.ts";
@@ -32,6 +41,10 @@ import { routerOrder } from "./describe.ts";
 export interface Graph {
   tcp: Map<string, TcpRouter>;
   udp: Map<string, UdpRoute>;
+  /** Active health checks, to be started when the graph is put in force. */
+  checkers: HealthChecker[];
+  /** Every server of every load balancer, with its health (status API, metrics). */
+  servers: ServerState[];
 }
 
 /**
@@ -66,18 +79,86 @@ export interface BuildOptions {
   /** Random source for the balancers' shuffle; `null` keeps configuration order. */
   random: (() => number) | null;
   kept: KeptState;
+  /** Where health changes are told. */
+  logger: Logger;
+}
+
+/** What building one graph collects on the way. */
+interface Building extends BuildOptions {
+  checkers: HealthChecker[];
+  servers: ServerState[];
 }
 
 /** Builds every router, middleware and service of `config`. */
 export function buildGraph(config: Config, options: BuildOptions): Graph {
-  return { tcp: buildTcp(config, options), udp: buildUdp(config, options) };
+  const b: Building = { ...options, checkers: [], servers: [] };
+  return {
+    tcp: buildTcp(config, b),
+    udp: buildUdp(config, b),
+    checkers: b.checkers,
+    servers: b.servers,
+  };
 }
 
-function buildUdp(config: Config, { random }: BuildOptions): Map<string, UdpRoute> {
-  const service = serviceBuilder<UdpService>(
+/**
+ * The states of a load balancer's servers (kept from the graph before when the same server is
+ * in the same service), their service's health, and its checker if it has checks.
+ */
+function healthOf(
+  b: Building,
+  protocol: "tcp" | "udp",
+  name: string,
+  lb: { servers: ServerConfig[]; healthCheck?: HealthCheckConfig },
+  passive?: PassiveHealthCheckConfig,
+): { states: ServerState[]; health: ServiceHealth } {
+  const seen = new Map<string, number>();
+  const states = lb.servers.map((s) => {
+    const label = formatAddr(s.address);
+    const n = (seen.get(label) ?? 0) + 1;
+    seen.set(label, n);
+    const state = b.kept.keep(
+      `${protocol} ${name} ${label} ${n}`,
+      () => new ServerState(protocol, name, s.address, label, s.weight),
+    );
+    state.weight = s.weight;
+    return state;
+  });
+  const health = new ServiceHealth(name, states, b.logger, passive, lb.healthCheck !== undefined);
+  if (lb.healthCheck) {
+    b.checkers.push(
+      new HealthChecker(
+        protocol,
+        name,
+        states,
+        checkSettings(lb.healthCheck),
+        b.random ?? Math.random,
+      ),
+    );
+  } else {
+    // Checks removed by a reload: nothing would bring a server they put down back up.
+    for (const s of states) if (!s.up && !s.ejectedPassively) s.setUp(true, "no health check");
+  }
+  b.servers.push(...states);
+  return { states, health };
+}
+
+function checkSettings(h: HealthCheckConfig): HealthCheckSettings {
+  return {
+    ...h,
+    send: h.send === undefined ? undefined : fromHex(h.send),
+    expect: h.expect === undefined ? undefined : fromHex(h.expect),
+  };
+}
+
+function buildUdp(config: Config, b: Building): Map<string, UdpRoute> {
+  const { random } = b;
+  const service = serviceBuilder<UdpService, UdpLoadBalancerConfig>(
     "udp",
     config.udp.services,
-    (name, lb) => new UdpLoadBalancer(name, servers(lb.servers), random),
+    (name, lb) => {
+      const { states, health } = healthOf(b, "udp", name, lb);
+      return new UdpLoadBalancer(name, states, strategyFor(lb.strategy, states, random), health);
+    },
     (name, children) => new UdpWeighted(name, children, random),
   );
   const routes = new Map<string, UdpRoute>();
@@ -87,12 +168,16 @@ function buildUdp(config: Config, { random }: BuildOptions): Map<string, UdpRout
   return routes;
 }
 
-function buildTcp(config: Config, options: BuildOptions): Map<string, TcpRouter> {
-  const { random } = options;
-  const service = serviceBuilder<TcpHandler>(
+function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
+  const { random } = b;
+  const service = serviceBuilder<TcpService, TcpLoadBalancerConfig>(
     "tcp",
     config.tcp.services,
-    (name, lb) => new TcpLoadBalancer(name, servers(lb.servers), transportOf(config, lb), random),
+    (name, lb) => {
+      const { states, health } = healthOf(b, "tcp", name, lb, lb.passiveHealthCheck);
+      const strategy = strategyFor(lb.strategy, states, random);
+      return new TcpLoadBalancer(name, states, transportOf(config, lb), strategy, health);
+    },
     (name, children) => new TcpWeighted(name, children, random),
   );
   // A router on several entrypoints is one handler chain: its middlewares count once.
@@ -101,7 +186,7 @@ function buildTcp(config: Config, options: BuildOptions): Map<string, TcpRouter>
     let h = chains.get(router);
     if (!h) {
       const rc = config.tcp.routers[router];
-      h = middlewareChain(config, router, rc.middlewares, service(rc.service), options.kept);
+      h = middlewareChain(config, router, rc.middlewares, service(rc.service), b.kept);
       chains.set(router, h);
     }
     return h;
@@ -152,25 +237,15 @@ function cidrSet(ranges: readonly string[]): CidrSet {
   );
 }
 
-function servers(list: readonly ServerConfig[]): Weighted<NetAddr>[] {
-  return list.map((s) => ({ item: s.address, weight: s.weight }));
-}
-
 /**
  * Builds services on demand, each once: a load balancer from its servers, a weighted service
  * from its (already built) children. The configuration was checked, so a missing service or a
  * cycle here is a bug, and throws.
  */
-function serviceBuilder<H>(
+function serviceBuilder<H, LB>(
   protocol: string,
-  defs: Record<
-    string,
-    {
-      loadBalancer?: TcpLoadBalancerConfig | { servers: ServerConfig[] };
-      weighted?: WeightedConfig;
-    }
-  >,
-  loadBalancer: (name: string, lb: TcpLoadBalancerConfig) => H,
+  defs: Record<string, { loadBalancer?: LB; weighted?: WeightedConfig }>,
+  loadBalancer: (name: string, lb: LB) => H,
   weighted: (name: string, children: Weighted<H>[]) => H,
 ): (name: string) => H {
   const built = new Map<string, H>();

@@ -1,6 +1,7 @@
 /** Saying what a configuration sets up: router order, one line per entrypoint, for logs. */
 import { formatDuration } from "../config/duration.ts";
-import type { Config } from "../config/model.ts";
+import type { Config, HealthCheckConfig, PassiveHealthCheckConfig } from "../config/model.ts";
+import { fromHex } from "../health/probe.ts";
 import { transportOf } from "./build.ts";
 import type { TcpTransport } from "../tcp/load_balancer.ts";
 
@@ -43,7 +44,52 @@ export function describeConfig(config: Config): string {
     }
     out += "\n";
   }
+  for (const protocol of ["tcp", "udp"] as const) {
+    for (const [name, s] of Object.entries(config[protocol].services)) {
+      if (!s.loadBalancer) continue;
+      const lb: LoadBalancerShape = s.loadBalancer;
+      out += `${protocol} service ${name}: ${lb.strategy} over ${lb.servers.length} server${
+        lb.servers.length === 1 ? "" : "s"
+      }; ${describeHealth(lb.healthCheck)}`;
+      if (lb.passiveHealthCheck) {
+        const p = lb.passiveHealthCheck;
+        out += `; passive: down after ${p.maxFailedAttempts} failed dial${
+          p.maxFailedAttempts === 1 ? "" : "s"
+        } within ${formatDuration(p.failureWindow)}`;
+      }
+      out += "\n";
+    }
+  }
   return out;
+}
+
+type LoadBalancerShape = {
+  servers: unknown[];
+  strategy: string;
+  healthCheck?: HealthCheckConfig;
+  passiveHealthCheck?: PassiveHealthCheckConfig;
+};
+
+/** A health check in words, its bytes as text when printable. */
+export function describeHealth(h: HealthCheckConfig | undefined): string {
+  if (!h) return "no health check";
+  let out = `health check every ${formatDuration(h.interval)}`;
+  if (h.unhealthyInterval !== h.interval) {
+    out += ` (${formatDuration(h.unhealthyInterval)} while down)`;
+  }
+  out += `, timeout ${
+    formatDuration(h.timeout)
+  }, down after ${h.failsThreshold} failed, up after ${h.passesThreshold} passed`;
+  if (h.port) out += `, on port ${h.port}`;
+  if (h.send) out += `, send ${bytesText(h.send)}`;
+  if (h.expect) out += `, expect ${bytesText(h.expect)}`;
+  return out;
+}
+
+function bytesText(hex: string): string {
+  const bytes = fromHex(hex);
+  const printable = bytes.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0d || b === 0x0a);
+  return printable ? JSON.stringify(new TextDecoder().decode(bytes)) : `0x${hex}`;
 }
 
 function describeTransport(t: TcpTransport): string {

@@ -2,6 +2,7 @@
  * The Prometheus text exposition of l4p's counters. Label sets are bounded by the configuration
  * (entrypoints, routers, services, servers): no client address is ever a label.
  */
+import type { ServerState } from "../health/server_state.ts";
 import type { Scope, Totals, TrafficTracker, UdpTotals } from "./tracker.ts";
 
 /** What the exposition reads besides the tracker. */
@@ -11,6 +12,8 @@ export interface MetricsSource {
   runtime: string;
   startedAt: number;
   reloads: { successes: number; failures: number; lastSuccessAt: number; lastFailureAt: number };
+  /** Every server of the graph in force, with its health. */
+  servers?: readonly ServerState[];
   /** Lines lost to a slow output, by log: `log` (l4p's own) and `access`. */
   logDropped?: { log: number; access: number };
 }
@@ -185,6 +188,35 @@ export function renderMetrics(src: MetricsSource): string {
     "gauge",
     "When a configuration was last refused (0: never).",
     [[{}, r.lastFailureAt / 1000]],
+  );
+  // One series a server, even when a service lists an address twice.
+  const byId = new Map<string, ServerState>();
+  for (const s of src.servers ?? []) {
+    const key = `${s.protocol} ${s.service} ${s.label}`;
+    if (!byId.has(key)) byId.set(key, s);
+  }
+  const servers = [...byId].sort(([a], [b]) => a.localeCompare(b)).map(([, s]) => s);
+  const id = (s: ServerState) => ({ protocol: s.protocol, service: s.service, server: s.label });
+  e.family(
+    "l4p_server_up",
+    "gauge",
+    "Whether a server is up (1) or down (0) by its health checks, by protocol, service and server.",
+    servers.map((s) => [id(s), s.up ? 1 : 0]),
+  );
+  e.family(
+    "l4p_server_checks_total",
+    "counter",
+    "Active health checks, by protocol, service, server and result.",
+    servers.flatMap((s) => [
+      [{ ...id(s), result: "pass" }, s.checksPassed],
+      [{ ...id(s), result: "fail" }, s.checksFailed],
+    ]),
+  );
+  e.family(
+    "l4p_server_state_changes_total",
+    "counter",
+    "How often a server went down or up, by protocol, service and server.",
+    servers.map((s) => [id(s), s.changes]),
   );
   const dropped = src.logDropped ?? { log: 0, access: 0 };
   e.family(

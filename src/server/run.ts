@@ -171,14 +171,15 @@ function reportFdLimit(logger: Logger, config: Config, defaultMax: number | unde
     hard: limit.hard,
     tcpConnections: within,
   });
+  // Only a limit someone set can be wrong; without one, the line above says what to expect.
   let total = 0;
   for (const ep of Object.values(config.entryPoints)) {
-    if (ep.protocol === "tcp") total += ep.maxConnections ?? defaultMax ?? Infinity;
+    if (ep.protocol === "tcp") total += ep.maxConnections ?? defaultMax ?? 0;
   }
   if (total > within) {
     logger.warn(
-      "the file descriptor limit allows fewer TCP connections than maxConnections (or no maxConnections) lets in; past it, accepts fail until connections close",
-      { tcpConnections: within, maxConnections: Number.isFinite(total) ? total : "none" },
+      "maxConnections lets in more TCP connections than the file descriptor limit allows; past it, accepts fail until connections close",
+      { tcpConnections: within, maxConnections: total },
     );
   }
 }

@@ -3,6 +3,8 @@ import { formatAddr } from "../config/address.ts";
 import type { Config, EntryPointConfig } from "../config/model.ts";
 import { acceptOptions, buildGraph, KeptState } from "../graph/build.ts";
 import { describeRoutes } from "../graph/describe.ts";
+import type { HealthChecker } from "../health/checker.ts";
+import type { ServerState } from "../health/server_state.ts";
 import type { Logger } from "../log/logger.ts";
 import { TrafficTracker } from "../metrics/tracker.ts";
 import type { NetAddr, Runtime } from "../runtime/types.ts";
@@ -62,6 +64,8 @@ export class L4pServer {
   readonly #random: (() => number) | null;
   readonly #maxConnections: number | undefined;
   readonly #kept = new KeptState();
+  #checkers: HealthChecker[] = [];
+  #servers: ServerState[] = [];
   #config: Config | undefined;
 
   constructor(options: ServerOptions) {
@@ -72,6 +76,11 @@ export class L4pServer {
     };
     this.#random = options.random === undefined ? Math.random : options.random;
     this.#maxConnections = options.maxConnections;
+  }
+
+  /** Every server of every load balancer in force, with its health. */
+  get servers(): readonly ServerState[] {
+    return this.#servers;
   }
 
   /** The configuration in force. */
@@ -93,7 +102,11 @@ export class L4pServer {
    * nothing changes and the error is thrown.
    */
   async apply(config: Config): Promise<void> {
-    const graph = buildGraph(config, { random: this.#random, kept: this.#kept });
+    const graph = buildGraph(config, {
+      random: this.#random,
+      kept: this.#kept,
+      logger: this.env.logger,
+    });
     const routers = graph.tcp;
     const udpRoutes = graph.udp;
     // Running entrypoints by what they listen on: a new entrypoint with the same settings
@@ -122,6 +135,11 @@ export class L4pServer {
       throw error;
     }
     this.#kept.commit();
+    // Checks move to the new graph; servers kept from the old one keep their state.
+    for (const c of this.#checkers) c.stop();
+    this.#checkers = graph.checkers;
+    for (const c of this.#checkers) c.start(this.env.runtime);
+    this.#servers = graph.servers;
     // Everything listens: switch over, then close what is no longer configured (and wait until
     // its ports refuse, so that "reloaded" means done).
     await Promise.all([...running.values()].map((ep) => ep.close()));
@@ -206,6 +224,8 @@ export class L4pServer {
    * every TCP port refuses new connections.
    */
   close(): Promise<void> {
+    for (const c of this.#checkers) c.stop();
+    this.#checkers = [];
     const closing = [...this.#tcp.values()].map((ep) => ep.close());
     this.#tcp.clear();
     for (const ep of this.#udp.values()) ep.close();

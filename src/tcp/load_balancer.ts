@@ -1,7 +1,13 @@
-/** A `loadBalancer` service: picks a server by smooth WRR, dials it, retries the next on failure. */
-import { SmoothWeightedRoundRobin, type Weighted } from "../balancer/wrr.ts";
+/**
+ * A `loadBalancer` service: picks a server by its strategy among those that are up, dials it,
+ * and tries the next on failure.
+ */
+import type { Strategy } from "../balancer/strategy.ts";
 import { formatAddr } from "../config/address.ts";
-import type { NetAddr, TcpConn } from "../runtime/types.ts";
+import type { ServerState } from "../health/server_state.ts";
+import type { HealthSource, ServiceHealth } from "../health/service_health.ts";
+import { canonicalIp } from "../net/ip.ts";
+import type { TcpConn } from "../runtime/types.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { encodeProxyHeader, proxyHeaderFor } from "../proxy_protocol/codec.ts";
 import { errorText, TcpPipe } from "./proxy.ts";
@@ -20,36 +26,27 @@ export interface TcpTransport {
   dialKeepAlive: number;
 }
 
-/** One backend server. */
-export interface TcpServer {
-  address: NetAddr;
-  /** `host:port`, as in logs and metrics. */
-  label: string;
+/** A TCP service: a handler whose health its parents can follow. */
+export interface TcpService extends TcpHandler {
+  readonly health: HealthSource;
 }
 
 /**
- * Serves each connection from one of its servers. A server whose dial fails is skipped and the
- * next one tried, each at most once a connection, so a client sees a failure only when every
- * server failed. While dialling, the client is watched: its first bytes are held for the
- * backend, and if it leaves without sending any, the dial is abandoned.
+ * Serves each connection from one of its servers. Servers that are down sit out while any
+ * server is up (when every one is down, all are tried: better a slow answer than none). A
+ * server whose dial fails is skipped and the next one tried, each at most once a connection,
+ * so a client sees a failure only when every server failed. While dialling, the client is
+ * watched: its first bytes are held for the backend, and if it leaves without sending any, the
+ * dial is abandoned.
  */
-export class TcpLoadBalancer implements TcpHandler {
-  readonly #wrr: SmoothWeightedRoundRobin<TcpServer>;
-
+export class TcpLoadBalancer implements TcpService {
   constructor(
     readonly name: string,
-    servers: readonly Weighted<NetAddr>[],
+    readonly servers: readonly ServerState[],
     readonly transport: TcpTransport,
-    random: (() => number) | null = Math.random,
-  ) {
-    this.#wrr = new SmoothWeightedRoundRobin(
-      servers.map((s) => ({
-        item: { address: s.item, label: formatAddr(s.item) },
-        weight: s.weight,
-      })),
-      random,
-    );
-  }
+    readonly strategy: Strategy<ServerState>,
+    readonly health: ServiceHealth,
+  ) {}
 
   serve(ctx: TcpContext): void {
     this.#connect(ctx).catch((error) => {
@@ -62,6 +59,16 @@ export class TcpLoadBalancer implements TcpHandler {
     });
   }
 
+  /** The next server to try: one that is up and untried, else (none such left) any untried. */
+  #next(tried: Set<ServerState>, key: string): ServerState | undefined {
+    const servers = this.servers;
+    if (this.health.upCount === servers.length) {
+      return this.strategy.pick(tried.size ? (s) => tried.has(s) : undefined, key);
+    }
+    const upLeft = servers.some((s) => s.up && !tried.has(s));
+    return this.strategy.pick((s) => tried.has(s) || (upLeft && !s.up), key);
+  }
+
   async #connect(ctx: TcpContext): Promise<void> {
     const env = ctx.env;
     const pipe = new TcpPipe(ctx, this.transport.terminationDelay);
@@ -70,9 +77,10 @@ export class TcpLoadBalancer implements TcpHandler {
     // backend but a connect and a close. A half-close after some bytes is not that.
     pipe.onClientGone = () => attempt?.abort();
     ctx.conn.stream(pipe);
-    const tried = new Set<TcpServer>();
+    const tried = new Set<ServerState>();
+    const key = this.strategy.usesKey ? canonicalIp(ctx.client.hostname) : "";
     for (;;) {
-      const server = this.#wrr.next((s) => tried.has(s));
+      const server = this.#next(tried, key);
       if (!server) {
         env.logger.repeated("warn", `unreachable ${this.name}`, "no server could be reached", {
           service: this.name,
@@ -103,6 +111,10 @@ export class TcpLoadBalancer implements TcpHandler {
       }
       if (!backend) continue;
       env.tracker.connected(ctx, this.name, server.label);
+      if (this.strategy.usesLive) {
+        server.live++;
+        ctx.onEnd({ contextEnded: () => server.live-- });
+      }
       const prefix: Uint8Array[] = [];
       const version = this.transport.proxyProtocol;
       if (version) {
@@ -121,10 +133,10 @@ export class TcpLoadBalancer implements TcpHandler {
     }
   }
 
-  /** Dials `server`; a failure is logged and counted, and gives `undefined`. */
+  /** Dials `server`; a failure is logged, counted and told to passive health, and gives `undefined`. */
   async #dial(
     ctx: TcpContext,
-    server: TcpServer,
+    server: ServerState,
     abort: AbortController,
   ): Promise<TcpConn | undefined> {
     // A plain timer, cleared as soon as the dial settles: AbortSignal.timeout's would outlive it.
@@ -140,9 +152,10 @@ export class TcpLoadBalancer implements TcpHandler {
         keepAlive: this.transport.dialKeepAlive,
       });
     } catch (error) {
-      if ((error as { code?: string }).code === "EABORTED") return undefined;
       const code = errorText(error);
+      if (code === "EABORTED") return undefined;
       ctx.env.tracker.dialFailed(this.name, server.label);
+      this.health.dialFailed(server, code);
       // A dead server fails every dial: the first is logged, then one line a second.
       ctx.env.logger.repeated("warn", `dial ${this.name} ${server.label} ${code}`, "dial failed", {
         service: this.name,

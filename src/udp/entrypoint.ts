@@ -112,7 +112,7 @@ export class UdpEntryPoint {
 
   #open(key: string, client: NetAddr): Session | undefined {
     const { env, name } = this;
-    const target = this.route?.service.next();
+    const target = this.route?.service.next(client);
     if (!this.route || !target) {
       env.tracker.dropped(name);
       env.logger.debug("no UDP service for a new session; datagram dropped", {

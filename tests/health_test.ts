@@ -462,3 +462,32 @@ test("l4p tcp --health-interval: a one-line health-checked forwarder", async () 
     await good.close();
   }
 });
+
+test("a reload keeps the state of servers that stay; a server added starts up", async () => {
+  const good = await named("G");
+  const refusing = await freePort();
+  const extra = await named("X");
+  const check = "healthCheck: { interval: 100ms, timeout: 500ms }";
+  const proxy = await startProxy(
+    service([`127.0.0.1:${refusing}`, `127.0.0.1:${good.port}`], check),
+  );
+  try {
+    await becomes(proxy, refusing, false);
+    const before = stateOf(proxy, refusing);
+    // Another server joins, the check's settings change: the dead one stays down, unchanged.
+    await proxy.server.apply(service(
+      [`127.0.0.1:${refusing}`, `127.0.0.1:${good.port}`, `127.0.0.1:${extra.port}`],
+      "healthCheck: { interval: 200ms, timeout: 500ms }",
+    ));
+    assert.equal(stateOf(proxy, refusing), before, "the same state object");
+    assert.equal(stateOf(proxy, refusing).up, false);
+    assert.equal(stateOf(proxy, refusing).changes, 1);
+    assert.equal(stateOf(proxy, extra.port).up, true);
+    for (let i = 0; i < 4; i++) assert.notEqual(await ask(proxy.port("web")), "(closed)");
+    assert.equal(proxy.server.tracker.servers.get(`s 127.0.0.1:${refusing}`)?.dialErrors ?? 0, 0);
+  } finally {
+    proxy.close();
+    await good.close();
+    await extra.close();
+  }
+});

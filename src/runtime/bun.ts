@@ -438,7 +438,7 @@ function openOutput(path?: string): Promise<LogOutput> {
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
-  capabilities: { reset: true, keepAliveIdle: true },
+  capabilities: { reset: true, keepAliveIdle: true, tlsAlpnChallenge: true, tlsHalfClose: false },
   openOutput,
   listen: (options, onConn) => new BunTcpListener(options, onConn),
   connect,

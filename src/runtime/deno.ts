@@ -417,7 +417,7 @@ async function openOutput(path?: string): Promise<LogOutput> {
 export const denoRuntime: Runtime = {
   name: "deno",
   version: Deno.version.deno,
-  capabilities: { reset: false, keepAliveIdle: false },
+  capabilities: { reset: false, keepAliveIdle: false, tlsAlpnChallenge: false, tlsHalfClose: true },
   openOutput,
   listen: (options, onConn) => new DenoTcpListener(options, onConn),
   connect,

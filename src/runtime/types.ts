@@ -146,6 +146,16 @@ export interface Capabilities {
   reset: boolean;
   /** Keep-alive takes an idle time; on Deno it only switches on (the system's idle time applies). */
   keepAliveIdle: boolean;
+  /**
+   * TLS can serve the TLS-ALPN-01 challenge certificate; Deno's TLS refuses any certificate with
+   * the critical acmeIdentifier extension (`UnsupportedCriticalExtension`).
+   */
+  tlsAlpnChallenge: boolean;
+  /**
+   * A terminated TLS connection can be half-closed: the client's close_notify ends its direction
+   * only. Bun 1.4.5's node:tls answers it by closing its own side at once.
+   */
+  tlsHalfClose: boolean;
 }
 
 /** What every runtime adapter provides. Process matters (arguments, signals, files) go through

@@ -183,7 +183,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         noExtra(command, rest);
         if (!values.config) throw new UsageError("run needs -c FILE");
         const log = logOptions();
-        const { config, text } = await loadConfigFile(values.config);
+        const { config, text } = await loadConfigFile(values.config, runtime.capabilities);
         const logger = new Logger({
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
@@ -203,7 +203,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const file = rest[0] ?? values.config;
         if (!file) throw new UsageError("check needs FILE");
         noExtra(command, rest.slice(1));
-        return await check(file, io);
+        return await check(file, io, runtime);
       }
       case "tcp": {
         if (rest.length < 2) throw new UsageError("tcp needs LISTEN and at least one TARGET");
@@ -281,10 +281,10 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
 }
 
 /** `l4p check FILE`: every problem, or what the file sets up. */
-async function check(file: string, io: Io): Promise<number> {
+async function check(file: string, io: Io, runtime: Runtime): Promise<number> {
   let loaded;
   try {
-    loaded = await loadConfigFile(file);
+    loaded = await loadConfigFile(file, runtime.capabilities);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     io.err(`${error.message}\n`);
@@ -336,11 +336,15 @@ function healthFlags(values: Values, protocol: "tcp" | "udp"): HealthCheckConfig
   const expect = values["health-expect"];
   if (interval === undefined) {
     if (timeout !== undefined || send !== undefined || expect !== undefined) {
-      throw new UsageError("--health-timeout, --health-send and --health-expect need --health-interval");
+      throw new UsageError(
+        "--health-timeout, --health-send and --health-expect need --health-interval",
+      );
     }
     return undefined;
   }
-  for (const [flag, ms] of [["--health-interval", interval], ["--health-timeout", timeout]] as const) {
+  for (
+    const [flag, ms] of [["--health-interval", interval], ["--health-timeout", timeout]] as const
+  ) {
     if (ms !== undefined && ms <= 0) throw new UsageError(`${flag} must be above zero`);
   }
   if (protocol === "udp" && send === undefined) {

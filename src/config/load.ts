@@ -3,6 +3,7 @@
  * located by file, line, column and key path.
  */
 import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
 import { formatAddr } from "./address.ts";
@@ -15,6 +16,8 @@ import {
   type ServerConfig,
 } from "./model.ts";
 import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
+import { readTlsFiles, type TlsMaterial } from "./tls_files.ts";
+import { CIPHER_SUITES } from "../tls/options.ts";
 import { literalHosts, parseRule, type Rule, RuleError } from "../tcp/rule.ts";
 
 /** One thing wrong (or worth saying) about a configuration, with where it is. */
@@ -51,7 +54,10 @@ export interface LoadedConfig {
 type Path = (string | number)[];
 
 /** Reads and validates `file`; throws {@link ConfigError} listing every problem. */
-export async function loadConfigFile(file: string): Promise<LoadedConfig> {
+export async function loadConfigFile(
+  file: string,
+  options: LoadOptions = {},
+): Promise<LoadedConfig> {
   let text: string;
   try {
     text = await readFile(file, "utf8");
@@ -60,11 +66,20 @@ export async function loadConfigFile(file: string): Promise<LoadedConfig> {
     const why = code === "ENOENT" ? "no such file" : (error as Error).message;
     throw new ConfigError([{ file, line: 1, column: 1, path: "", message: `cannot read: ${why}` }]);
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, options);
 }
 
-/** Validates configuration `text` (YAML) read from `file`. */
-export function parseConfig(text: string, file: string): LoadedConfig {
+/** What the runtime that will run a configuration can do, where it matters to validation. */
+export interface LoadOptions {
+  /** Whether TLS-ALPN-01 can be answered (not on Deno); assumed when absent. */
+  tlsAlpnChallenge?: boolean;
+}
+
+/**
+ * Validates configuration `text` (YAML) read from `file`; files it names (certificates) are
+ * read relative to `file`'s folder.
+ */
+export function parseConfig(text: string, file: string, options: LoadOptions = {}): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => {
@@ -94,13 +109,13 @@ export function parseConfig(text: string, file: string): LoadedConfig {
   }
   const problems: ConfigProblem[] = [];
   const notes: ConfigProblem[] = [];
-  crossCheck(
-    result.data,
-    (path, message) => problems.push(problem(path, message)),
-    (path, message) => notes.push(problem(path, message)),
-  );
+  const error: Report = (path, message) => problems.push(problem(path, message));
+  const note: Report = (path, message) => notes.push(problem(path, message));
+  crossCheck(result.data, error, note);
+  checkTls(result.data, error, options);
+  const material = readTlsFiles(result.data, dirname(file), error, note);
   if (problems.length > 0) throw new ConfigError(sortProblems(problems));
-  return { config: toModel(result.data), notes, text };
+  return { config: toModel(result.data, material), notes, text };
 }
 
 function issueProblems(
@@ -360,6 +375,99 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
   checkRules(file, epOf("tcp"), error);
 }
 
+/** What the TLS settings name exists and fits together. */
+function checkTls(file: ParsedFile, error: Report, options: LoadOptions): void {
+  const tlsOptions = file.tls?.options ?? {};
+  const resolvers = file.certificatesResolvers ?? {};
+  for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
+    const t = router.tls;
+    if (!t) continue;
+    const path = ["tcp", "routers", name, "tls"];
+    if (t.passthrough && (t.options || t.certResolver)) {
+      error(
+        path,
+        "passthrough passes TLS through untouched: options and certResolver are for termination",
+      );
+    }
+    if (t.options && t.options !== "default" && !tlsOptions[t.options]) {
+      error(
+        [...path, "options"],
+        `tls options "${t.options}" are not defined${suggest(t.options, Object.keys(tlsOptions))}`,
+      );
+    }
+    if (t.certResolver && !resolvers[t.certResolver]) {
+      error(
+        [...path, "certResolver"],
+        `certificate resolver "${t.certResolver}" is not defined${
+          suggest(t.certResolver, Object.keys(resolvers))
+        }`,
+      );
+    }
+    if (t.certResolver && !t.domains?.length) {
+      let hosts: string[] | undefined;
+      try {
+        hosts = literalHosts(parseRule(router.rule));
+      } catch {
+        hosts = undefined; // the rule's own error is reported by checkRules
+      }
+      if (!hosts?.some((h) => h !== "*")) {
+        error(
+          [...path, "certResolver"],
+          "a certificate resolver needs names: give tls.domains, or plain host names in HostSNI",
+        );
+      }
+    }
+  }
+  for (const [name, o] of Object.entries(tlsOptions)) {
+    (o.cipherSuites ?? []).forEach((suite, i) => {
+      if (!CIPHER_SUITES[suite]) {
+        error(
+          ["tls", "options", name, "cipherSuites", i],
+          `unknown cipher suite "${suite}"${suggest(suite, Object.keys(CIPHER_SUITES))}`,
+        );
+      }
+    });
+  }
+  (file.tls?.certificates ?? []).forEach((c, i) => {
+    c.stores?.forEach((s, j) => {
+      if (s !== "default") {
+        error(["tls", "certificates", i, "stores", j], `only the default store exists, not "${s}"`);
+      }
+    });
+  });
+  for (const name of Object.keys(file.tls?.stores ?? {})) {
+    if (name !== "default") error(["tls", "stores", name], `only the default store exists`);
+  }
+  const entryPoints = file.entryPoints ?? {};
+  for (const [name, r] of Object.entries(resolvers)) {
+    const path = ["certificatesResolvers", name, "acme"];
+    const a = r.acme;
+    if (!a.tlsChallenge === !a.httpChallenge) {
+      error(path, "an ACME resolver needs one challenge: tlsChallenge or httpChallenge");
+    }
+    if (a.tlsChallenge && options.tlsAlpnChallenge === false) {
+      error(
+        [...path, "tlsChallenge"],
+        "this runtime cannot answer TLS-ALPN-01 (Deno's TLS refuses the challenge certificate's critical acmeIdentifier extension); use httpChallenge, or run l4p on Bun",
+      );
+    }
+    const ep = a.httpChallenge?.entryPoint;
+    if (ep !== undefined) {
+      if (!entryPoints[ep]) {
+        error(
+          [...path, "httpChallenge", "entryPoint"],
+          `entrypoint "${ep}" is not defined${suggest(ep, Object.keys(entryPoints))}`,
+        );
+      } else if (entryPoints[ep].address.protocol !== "tcp") {
+        error(
+          [...path, "httpChallenge", "entryPoint"],
+          `entrypoint "${ep}" is not a tcp entrypoint`,
+        );
+      }
+    }
+  }
+}
+
 /** Every rule parses, and no two routers that could take the same connection tie. */
 function checkRules(file: ParsedFile, tcpEntryPoints: string[], error: Report): void {
   const parsed = new Map<string, Rule>();
@@ -463,10 +571,11 @@ function keepAliveOf(ms: number | undefined, fallback: number): number {
 }
 
 /** Fills in defaults: the model l4p runs. */
-function toModel(file: ParsedFile): Config {
+function toModel(file: ParsedFile, tls: TlsMaterial): Config {
   const config = emptyConfig();
-  const servers = (list: { address: ServerConfig["address"]; weight?: number }[]) =>
-    list.map((s) => ({ address: s.address, weight: s.weight ?? 1 }));
+  const servers = (
+    list: { address: ServerConfig["address"]; weight?: number; tls?: boolean }[],
+  ) => list.map((s) => ({ address: s.address, weight: s.weight ?? 1, tls: s.tls || undefined }));
   const weightedOf = (w: { services: { name: string; weight?: number }[] }) => ({
     services: w.services.map((c) => ({ name: c.name, weight: c.weight ?? 1 })),
   });
@@ -505,6 +614,39 @@ function toModel(file: ParsedFile): Config {
       terminationDelay: t.terminationDelay ?? DEFAULTS.terminationDelay,
       proxyProtocol: t.proxyProtocol,
       dialKeepAlive: keepAliveOf(t.dialKeepAlive, DEFAULTS.dialKeepAlive),
+      tls: t.tls && {
+        serverName: t.tls.serverName,
+        rootCAs: tls.transports[name]?.rootCAs ?? [],
+        insecureSkipVerify: t.tls.insecureSkipVerify ?? false,
+        certificate: tls.transports[name]?.certificate,
+        peerCertURI: t.tls.peerCertURI,
+      },
+    };
+  }
+  config.tls.certificates = tls.certificates;
+  config.tls.defaultCertificate = tls.defaultCertificate;
+  for (const [name, o] of Object.entries(file.tls?.options ?? {})) {
+    config.tls.options[name] = {
+      minVersion: o.minVersion ?? "VersionTLS12",
+      maxVersion: o.maxVersion,
+      cipherSuites: o.cipherSuites,
+      alpnProtocols: o.alpnProtocols ?? [],
+      clientAuth: {
+        cas: tls.clientCas[name] ?? [],
+        clientAuthType: o.clientAuth?.clientAuthType ?? "NoClientCert",
+      },
+      sniStrict: o.sniStrict ?? false,
+    };
+  }
+  for (const [name, r] of Object.entries(file.certificatesResolvers ?? {})) {
+    config.certificatesResolvers[name] = {
+      email: r.acme.email,
+      storage: r.acme.storage,
+      caServer: r.acme.caServer ?? "https://acme-v02.api.letsencrypt.org/directory",
+      caCertificates: tls.acmeCas[name] ?? [],
+      challenge: r.acme.tlsChallenge ? "tls-alpn-01" : "http-01",
+      httpEntryPoint: r.acme.httpChallenge?.entryPoint,
+      keyType: r.acme.keyType ?? "EC256",
     };
   }
   for (const [name, m] of Object.entries(file.tcp?.middlewares ?? {})) {
@@ -548,6 +690,12 @@ function toModel(file: ParsedFile): Config {
       service: r.service,
       priority: r.priority,
       middlewares: r.middlewares ?? [],
+      tls: r.tls && {
+        passthrough: r.tls.passthrough ?? false,
+        options: r.tls.options ?? "default",
+        certResolver: r.tls.certResolver,
+        domains: (r.tls.domains ?? []).map((d) => ({ main: d.main, sans: d.sans ?? [] })),
+      },
     };
   }
   for (const [name, s] of Object.entries(file.udp?.services ?? {})) {

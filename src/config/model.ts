@@ -5,6 +5,7 @@
  */
 import type { StrategyName } from "../balancer/strategy.ts";
 import type { LogFormat, LogLevel } from "../log/logger.ts";
+import type { Certificate } from "../tls/certificates.ts";
 import type { HostPort } from "./address.ts";
 
 /** Defaults, as traefik has them. */
@@ -42,6 +43,58 @@ export interface Config {
   metrics?: { address: HostPort };
   /** The access log; off when absent. */
   accessLog?: { filePath?: string; format: "json" | "text" };
+  /** Certificates and TLS options for routers that terminate TLS. */
+  tls: TlsConfig;
+  /** ACME resolvers, by name. */
+  certificatesResolvers: Record<string, AcmeResolverConfig>;
+}
+
+/** traefik's `tls` section, its files read and checked. */
+export interface TlsConfig {
+  certificates: Certificate[];
+  defaultCertificate?: Certificate;
+  /** By name; `default` is always there (traefik's defaults, unless the file sets it). */
+  options: Record<string, TlsOptionsConfig>;
+}
+
+/** One `tls.options` entry. */
+export interface TlsOptionsConfig {
+  minVersion: TlsVersion;
+  maxVersion?: TlsVersion;
+  /** Go names, validated. */
+  cipherSuites?: string[];
+  alpnProtocols: string[];
+  clientAuth: { cas: string[]; clientAuthType: ClientAuthType };
+  sniStrict: boolean;
+}
+
+export type TlsVersion = "VersionTLS10" | "VersionTLS11" | "VersionTLS12" | "VersionTLS13";
+export type ClientAuthType =
+  | "NoClientCert"
+  | "RequestClientCert"
+  | "RequireAnyClientCert"
+  | "VerifyClientCertIfGiven"
+  | "RequireAndVerifyClientCert";
+
+/** A router's TLS: passed through, or terminated with these options and certificates. */
+export interface RouterTlsConfig {
+  passthrough: boolean;
+  options: string;
+  certResolver?: string;
+  domains: { main: string; sans: string[] }[];
+}
+
+/** An ACME certificate resolver (traefik's `certificatesResolvers.NAME.acme`). */
+export interface AcmeResolverConfig {
+  email?: string;
+  storage: string;
+  caServer: string;
+  /** PEM roots for the ACME server's own certificate (a private CA). */
+  caCertificates: string[];
+  challenge: "tls-alpn-01" | "http-01";
+  /** The entrypoint that answers HTTP-01 challenges. */
+  httpEntryPoint?: string;
+  keyType: "EC256" | "EC384" | "RSA2048" | "RSA4096";
 }
 
 /** Where l4p listens. */
@@ -93,6 +146,8 @@ export interface TcpRouterConfig {
   priority?: number;
   /** Middlewares a connection passes, in order, before the service. */
   middlewares: string[];
+  /** Absent: TLS (if any) passes through untouched, as with `passthrough: true`. */
+  tls?: RouterTlsConfig;
 }
 
 /** A service: servers behind a balancer, or other services by weight. */
@@ -139,6 +194,8 @@ export interface TcpLoadBalancerConfig {
 export interface ServerConfig {
   address: HostPort;
   weight: number;
+  /** TCP: dial it over TLS. */
+  tls?: boolean;
 }
 
 /** Child services by weight. */
@@ -154,6 +211,18 @@ export interface TcpServersTransportConfig {
   proxyProtocol?: { version: 1 | 2 };
   /** TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. */
   dialKeepAlive: number;
+  /** How servers marked `tls: true` are dialled. */
+  tls?: TransportTlsConfig;
+}
+
+/** TLS to servers (traefik's `serversTransports.NAME.tls`), its files read. */
+export interface TransportTlsConfig {
+  serverName?: string;
+  /** PEM roots; the system's when empty. */
+  rootCAs: string[];
+  insecureSkipVerify: boolean;
+  certificate?: Certificate;
+  peerCertURI?: string;
 }
 
 /** UDP routers and services. */
@@ -187,5 +256,17 @@ export function emptyConfig(): Config {
     tcp: { routers: {}, services: {}, serversTransports: {}, middlewares: {} },
     udp: { routers: {}, services: {} },
     log: {},
+    tls: { certificates: [], options: { default: defaultTlsOptions() } },
+    certificatesResolvers: {},
+  };
+}
+
+/** traefik's `default` TLS options: TLS 1.2 and up, no client certificates. */
+export function defaultTlsOptions(): TlsOptionsConfig {
+  return {
+    minVersion: "VersionTLS12",
+    alpnProtocols: [],
+    clientAuth: { cas: [], clientAuthType: "NoClientCert" },
+    sniStrict: false,
   };
 }

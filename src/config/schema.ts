@@ -120,6 +120,110 @@ const entryPoint = z.strictObject({
 
 const server = z.strictObject({ address: serverAddress, weight: weight.optional() });
 
+const tcpServer = z.strictObject({
+  address: serverAddress,
+  weight: weight.optional(),
+  tls: z.boolean().optional().meta({
+    description: "dial this server over TLS (its serversTransport's tls settings)",
+  }),
+});
+
+const file = z.string().min(1);
+const certificateFiles = z.strictObject({
+  certFile: file.meta({ description: "PEM certificate, chain included" }),
+  keyFile: file.meta({ description: "PEM private key" }),
+});
+
+export const TLS_VERSIONS = [
+  "VersionTLS10",
+  "VersionTLS11",
+  "VersionTLS12",
+  "VersionTLS13",
+] as const;
+export const CLIENT_AUTH_TYPES = [
+  "NoClientCert",
+  "RequestClientCert",
+  "RequireAnyClientCert",
+  "VerifyClientCertIfGiven",
+  "RequireAndVerifyClientCert",
+] as const;
+
+const tlsOptions = z.strictObject({
+  minVersion: z.enum(TLS_VERSIONS).optional().meta({ description: "default VersionTLS12" }),
+  maxVersion: z.enum(TLS_VERSIONS).optional(),
+  cipherSuites: z.array(z.string().min(1)).optional().meta({
+    description: "Go names, as traefik: TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, …",
+  }),
+  alpnProtocols: z.array(z.string().min(1)).optional().meta({
+    description: "protocols offered by ALPN on terminated connections; default none",
+  }),
+  clientAuth: z.strictObject({
+    caFiles: z.array(file).optional(),
+    clientAuthType: z.enum(CLIENT_AUTH_TYPES).optional().meta({
+      description: "default NoClientCert",
+    }),
+  }).optional(),
+  sniStrict: z.boolean().optional().meta({
+    description: "refuse a server name no certificate names, even with a default certificate",
+  }),
+});
+
+/** traefik's dynamic `tls` section. */
+const tlsSection = z.strictObject({
+  certificates: z.array(certificateFiles.extend({ stores: names.optional() })).optional(),
+  options: z.record(z.string(), tlsOptions).optional(),
+  stores: z.record(
+    z.string(),
+    z.strictObject({ defaultCertificate: certificateFiles.optional() }),
+  ).optional(),
+});
+
+const routerTls = z.strictObject({
+  passthrough: z.boolean().optional().meta({
+    description: "pass TLS through untouched (no certificate here); default false: terminate",
+  }),
+  options: z.string().min(1).optional().meta({
+    description: "a tls.options name; default: default",
+  }),
+  certResolver: z.string().min(1).optional().meta({
+    description: "a certificatesResolvers name: certificates for this router's names, by ACME",
+  }),
+  domains: z.array(z.strictObject({
+    main: z.string().min(1),
+    sans: z.array(z.string().min(1)).optional(),
+  })).optional(),
+});
+
+const transportTls = z.strictObject({
+  serverName: z.string().min(1).optional().meta({
+    description: "SNI sent, and the name the server certificate must carry; default: the host",
+  }),
+  rootCAs: z.array(file).optional().meta({ description: "PEM files of trusted roots" }),
+  insecureSkipVerify: z.boolean().optional(),
+  certificates: z.array(certificateFiles).optional().meta({
+    description: "a client certificate, for servers that ask",
+  }),
+  peerCertURI: z.string().min(1).optional().meta({
+    description: "the server certificate must carry this URI SAN",
+  }),
+});
+
+const acmeResolver = z.strictObject({
+  email: z.string().min(1).optional(),
+  storage: file.meta({ description: "a JSON file (0600) for the account and certificates" }),
+  caServer: z.string().url().optional().meta({
+    description: "the ACME directory; default Let's Encrypt's",
+  }),
+  caCertificates: z.array(file).optional().meta({
+    description: "l4p's own: PEM roots the ACME server's own certificate is checked with",
+  }),
+  tlsChallenge: z.strictObject({}).optional(),
+  httpChallenge: z.strictObject({ entryPoint: z.string().min(1) }).optional(),
+  keyType: z.enum(["EC256", "EC384", "RSA2048", "RSA4096"]).optional().meta({
+    description: "default EC256",
+  }),
+});
+
 const hex = z.string().regex(/^([0-9a-fA-F]{2})+$/, {
   message: "expected hex bytes, two digits each (0a1b2c…)",
 });
@@ -188,7 +292,7 @@ const weighted = z.strictObject({
 });
 
 const tcpLoadBalancer = z.strictObject({
-  servers: z.array(server).min(1, { message: "the server list is empty" }),
+  servers: z.array(tcpServer).min(1, { message: "the server list is empty" }),
   strategy: z.enum(STRATEGIES).optional().meta({
     description:
       "wrr (smooth weighted round robin, the default), p2c, leastConn or hrw (sticky on the client IP)",
@@ -229,9 +333,7 @@ const tcpRouter = z.strictObject({
   middlewares: names.optional().meta({
     description: "tcp.middlewares a connection passes, in order, before the service",
   }),
-  tls: z.strictObject({
-    passthrough: z.literal(true).meta({ description: "TLS is passed through, never terminated" }),
-  }).optional(),
+  tls: routerTls.optional(),
 });
 
 const serversTransport = z.strictObject({
@@ -243,6 +345,7 @@ const serversTransport = z.strictObject({
   proxyProtocol: proxyProtocolVersion.optional().meta({
     description: "send a PROXY header to the servers",
   }),
+  tls: transportTls.optional(),
   dialKeepAlive: duration.optional().meta({
     description:
       "TCP keep-alive idle time on backend connections; default (and zero) 15s; negative: off",
@@ -315,6 +418,9 @@ export const fileSchema = z.strictObject({
     routers: record(udpRouter).optional(),
     services: record(udpService).optional(),
   }).optional(),
+  tls: tlsSection.optional(),
+  certificatesResolvers: z.record(z.string(), z.strictObject({ acme: acmeResolver }))
+    .optional(),
   metrics: z.strictObject({
     address: serverAddressListen(),
   }).optional().meta({

@@ -15,6 +15,7 @@ import {
   type PassiveHealthCheckConfig,
   type ServerConfig,
   type TcpLoadBalancerConfig,
+  type TcpRouterConfig,
   type UdpLoadBalancerConfig,
   type WeightedConfig,
 } from "../config/model.ts";
@@ -23,6 +24,8 @@ import { fromHex } from "../health/probe.ts";
 import { ServerState } from "../health/server_state.ts";
 import { ServiceHealth } from "../health/service_health.ts";
 import type { Logger } from "../log/logger.ts";
+import { CertificateStore } from "../tls/certificates.ts";
+import { TlsTermination } from "../tls/terminate.ts";
 import { type Cidr, CidrSet, parseCidr } from "../net/ip.ts";
 import type { AcceptProxyOptions } from "../proxy_protocol/accept.ts";
 import type { TcpHandler } from "../tcp/handler.ts";
@@ -117,8 +120,8 @@ function healthOf(
     const n = (seen.get(label) ?? 0) + 1;
     seen.set(label, n);
     const state = b.kept.keep(
-      `${protocol} ${name} ${label} ${n}`,
-      () => new ServerState(protocol, name, s.address, label, s.weight),
+      `${protocol} ${name} ${label}${s.tls ? " tls" : ""} ${n}`,
+      () => new ServerState(protocol, name, s.address, label, s.weight, s.tls ?? false),
     );
     state.weight = s.weight;
     return state;
@@ -180,13 +183,21 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
     },
     (name, children) => new TcpWeighted(name, children, random),
   );
+  const store = new CertificateStore(config.tls.certificates, config.tls.defaultCertificate);
   // A router on several entrypoints is one handler chain: its middlewares count once.
   const chains = new Map<string, TcpHandler>();
   const chain = (router: string) => {
     let h = chains.get(router);
     if (!h) {
       const rc = config.tcp.routers[router];
-      h = middlewareChain(config, router, rc.middlewares, service(rc.service), b.kept);
+      let inner: TcpHandler = service(rc.service);
+      if (terminates(rc)) {
+        const helloTimeout = config.entryPoints[rc.entryPoints[0]]?.helloTimeout ??
+          DEFAULTS.helloTimeout;
+        const options = config.tls.options[rc.tls!.options] ?? config.tls.options.default;
+        inner = new TlsTermination(router, store, options, inner, helloTimeout);
+      }
+      h = middlewareChain(config, router, rc.middlewares, inner, b.kept);
       chains.set(router, h);
     }
     return h;
@@ -198,10 +209,16 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
       name,
       rule: parseRule(config.tcp.routers[name].rule),
       handler: chain(name),
+      terminatesTls: terminates(config.tcp.routers[name]),
     }));
     routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout));
   }
   return routers;
+}
+
+/** Whether a router terminates TLS (a `tls` section without `passthrough`). */
+function terminates(rc: TcpRouterConfig): boolean {
+  return rc.tls !== undefined && !rc.tls.passthrough;
 }
 
 /** `next` behind the router's middlewares, the first named being the outermost. */
@@ -286,5 +303,13 @@ export function transportOf(config: Config, lb: TcpLoadBalancerConfig): TcpTrans
     terminationDelay: lb.terminationDelay ?? named?.terminationDelay ?? DEFAULTS.terminationDelay,
     proxyProtocol: (lb.proxyProtocol ?? named?.proxyProtocol)?.version,
     dialKeepAlive: named?.dialKeepAlive ?? DEFAULTS.dialKeepAlive,
+    tls: named?.tls && {
+      serverName: named.tls.serverName,
+      ca: named.tls.rootCAs.length ? named.tls.rootCAs : undefined,
+      insecureSkipVerify: named.tls.insecureSkipVerify,
+      cert: named.tls.certificate?.cert,
+      key: named.tls.certificate?.key,
+      peerCertURI: named.tls.peerCertURI,
+    },
   };
 }

@@ -65,6 +65,8 @@ export class ServerState implements Candidate {
     /** `host:port`, as in logs and metrics. */
     readonly label: string,
     public weight: number,
+    /** Dialled over TLS. */
+    readonly tls = false,
   ) {
     this.id = label;
   }

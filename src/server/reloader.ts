@@ -71,7 +71,7 @@ export class ConfigReloader {
     }
     if (text === this.#lastText && why === "file changed") return true;
     try {
-      const { config } = parseConfig(text, this.file);
+      const { config } = parseConfig(text, this.file, this.server.env.runtime.capabilities);
       await this.server.apply(this.hooks.prepare ? this.hooks.prepare(config) : config);
       this.#lastText = text;
       stats.successes++;

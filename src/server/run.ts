@@ -87,10 +87,22 @@ export async function run(options: RunOptions): Promise<number> {
   for (const [s, h] of handlers) process.on(s, h);
   // A safety net, not a way of working: a bug on one connection's path must not take every
   // other connection down with the process. It is logged loudly, for a fix.
-  const onUnexpected = (error: unknown) =>
-    logger.error("unexpected failure; l4p keeps running", {
-      error: (error as Error)?.stack ?? String(error),
-    });
+  const onUnexpected = (error: unknown) => {
+    const stack = (error as Error)?.stack ?? String(error);
+    // Deno 2.9's node:tls throws this from its own code after a handshake it refused (a TLS 1.1
+    // client, say); the connection is already failed and closed, and nothing else is affected.
+    if (/_flushEncOut/.test(stack) && /_tls_wrap/.test(stack)) {
+      return logger.repeated(
+        "debug",
+        "deno tls",
+        "Deno's node:tls failed after a refused handshake",
+        {
+          error: (error as Error).message,
+        },
+      );
+    }
+    logger.error("unexpected failure; l4p keeps running", { error: stack });
+  };
   process.on("unhandledRejection", onUnexpected);
   process.on("uncaughtException", onUnexpected);
 

@@ -35,6 +35,8 @@ export class TcpContext implements ConnRecord {
   bytesOut = 0;
   /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
   initial: Uint8Array | undefined;
+  /** The server name of the client's TLS ClientHello, when the router read one. */
+  sni: string | undefined;
   #destination: NetAddr | undefined;
   /** Told when the connection ends; {@link ENDED} once it has. */
   #onEnd: EndWatcher | undefined;

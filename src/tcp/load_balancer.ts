@@ -6,7 +6,8 @@ import type { Strategy } from "../balancer/strategy.ts";
 import { formatAddr } from "../config/address.ts";
 import type { ServerState } from "../health/server_state.ts";
 import type { HealthSource, ServiceHealth } from "../health/service_health.ts";
-import { canonicalIp } from "../net/ip.ts";
+import { canonicalIp, parseIp } from "../net/ip.ts";
+import { originateTls, type TlsClientOptions } from "../runtime/tls.ts";
 import type { TcpConn } from "../runtime/types.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { encodeProxyHeader, proxyHeaderFor } from "../proxy_protocol/codec.ts";
@@ -24,6 +25,8 @@ export interface TcpTransport {
   proxyProtocol?: 1 | 2;
   /** TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. */
   dialKeepAlive: number;
+  /** How servers marked `tls` are dialled (system roots and the server's host name if absent). */
+  tls?: Omit<TlsClientOptions, "timeout">;
 }
 
 /** A TCP service: a handler whose health its parents can follow. */
@@ -144,12 +147,20 @@ export class TcpLoadBalancer implements TcpService {
       () => abort.abort(new DOMException("dial timed out", "TimeoutError")),
       this.transport.dialTimeout,
     );
+    const started = Date.now();
     try {
-      return await ctx.env.runtime.connect({
+      const conn = await ctx.env.runtime.connect({
         hostname: server.address.hostname,
         port: server.address.port,
         signal: abort.signal,
         keepAlive: this.transport.dialKeepAlive,
+      });
+      if (!server.tls) return conn;
+      const host = server.address.hostname;
+      return await originateTls(conn, {
+        ...this.transport.tls,
+        serverName: this.transport.tls?.serverName ?? (parseIp(host) ? undefined : host),
+        timeout: Math.max(1, this.transport.dialTimeout - (Date.now() - started)),
       });
     } catch (error) {
       const code = errorText(error);
@@ -162,6 +173,7 @@ export class TcpLoadBalancer implements TcpService {
         client: formatAddr(ctx.client),
         server: server.label,
         error: code,
+        detail: server.tls ? (error as Error).message : undefined,
       });
       return undefined;
     } finally {

@@ -23,6 +23,8 @@ export interface TcpRoute {
   name: string;
   rule: Rule;
   handler: TcpHandler;
+  /** The router terminates TLS: it needs the ClientHello, and takes only TLS connections. */
+  terminatesTls?: boolean;
 }
 
 /** The routers of one entrypoint, in match order. */
@@ -36,7 +38,7 @@ export class TcpRouter implements TcpHandler {
     /** How long a client may take to send its ClientHello, in ms. */
     readonly helloTimeout: number,
   ) {
-    this.#needsHello = routes.some((r) => needsClientHello(r.rule));
+    this.#needsHello = routes.some((r) => r.terminatesTls || needsClientHello(r.rule));
     this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
   }
 
@@ -69,8 +71,9 @@ export class TcpRouter implements TcpHandler {
   }
 
   #dispatch(ctx: TcpContext, info: MatchInfo): void {
+    ctx.sni = info.sni;
     for (const route of this.routes) {
-      if (!matchRule(route.rule, info)) continue;
+      if ((route.terminatesTls && !info.tls) || !matchRule(route.rule, info)) continue;
       ctx.env.tracker.routed(ctx, route.name);
       route.handler.serve(ctx);
       return;

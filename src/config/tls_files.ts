@@ -1,0 +1,93 @@
+/**
+ * The files a configuration's TLS settings name, read and checked while the configuration is
+ * loaded, so that `l4p check` (and a reload) report a missing file, a key that does not match,
+ * or an expired certificate at the key that names it. Paths are relative to the file's folder.
+ */
+import { type Certificate, loadCaFile, loadCertificate } from "../tls/certificates.ts";
+import type { ParsedFile } from "./schema.ts";
+
+type Path = (string | number)[];
+type Report = (path: Path, message: string) => void;
+
+/** Everything read from files, by where it was named. */
+export interface TlsMaterial {
+  certificates: Certificate[];
+  defaultCertificate?: Certificate;
+  /** Client CA bundles, by `tls.options` name. */
+  clientCas: Record<string, string[]>;
+  /** Root CAs and client certificate, by `serversTransports` name. */
+  transports: Record<string, { rootCAs: string[]; certificate?: Certificate }>;
+  /** ACME servers' roots, by resolver name. */
+  acmeCas: Record<string, string[]>;
+}
+
+/** How long before expiry a certificate is worth a note. */
+const SOON = 7 * 24 * 3600 * 1000;
+
+/** Reads every TLS file `file` names; problems go to `error`, expiry to `note`. */
+export function readTlsFiles(
+  file: ParsedFile,
+  base: string,
+  error: Report,
+  note: Report,
+  now = Date.now(),
+): TlsMaterial {
+  const certificate = (
+    path: Path,
+    files: { certFile: string; keyFile: string },
+  ): Certificate | undefined => {
+    const c = loadCertificate(files.certFile, files.keyFile, base);
+    if ("error" in c) {
+      error([...path, c.file], c.error);
+      return undefined;
+    }
+    if (c.notAfter < now) {
+      note(
+        [...path, "certFile"],
+        `expired on ${new Date(c.notAfter).toISOString()}; served anyway`,
+      );
+    } else if (c.notAfter < now + SOON) {
+      note([...path, "certFile"], `expires on ${new Date(c.notAfter).toISOString()}`);
+    }
+    return c;
+  };
+  const cas = (path: Path, files: string[] | undefined): string[] =>
+    (files ?? []).flatMap((f, i) => {
+      const pem = loadCaFile(f, base);
+      if (typeof pem === "string") return [pem];
+      error([...path, i], pem.error);
+      return [];
+    });
+
+  const m: TlsMaterial = { certificates: [], clientCas: {}, transports: {}, acmeCas: {} };
+  (file.tls?.certificates ?? []).forEach((c, i) => {
+    const loaded = certificate(["tls", "certificates", i], c);
+    if (loaded) m.certificates.push(loaded);
+  });
+  const def = file.tls?.stores?.default?.defaultCertificate;
+  if (def) {
+    m.defaultCertificate = certificate(["tls", "stores", "default", "defaultCertificate"], def);
+  }
+  for (const [name, o] of Object.entries(file.tls?.options ?? {})) {
+    m.clientCas[name] = cas(
+      ["tls", "options", name, "clientAuth", "caFiles"],
+      o.clientAuth?.caFiles,
+    );
+  }
+  for (const [name, t] of Object.entries(file.tcp?.serversTransports ?? {})) {
+    if (!t.tls) continue;
+    const path = ["tcp", "serversTransports", name, "tls"];
+    const first = t.tls.certificates?.[0];
+    m.transports[name] = {
+      rootCAs: cas([...path, "rootCAs"], t.tls.rootCAs),
+      certificate: first ? certificate([...path, "certificates", 0], first) : undefined,
+    };
+  }
+  for (const [name, r] of Object.entries(file.certificatesResolvers ?? {})) {
+    m.acmeCas[name] = cas(
+      ["certificatesResolvers", name, "acme", "caCertificates"],
+      r.acme.caCertificates,
+    );
+  }
+  return m;
+}

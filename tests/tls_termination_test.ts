@@ -24,7 +24,12 @@ const OPENSSL = peerOrSkip("openssl");
 const skip = !OPENSSL && "needs openssl";
 
 /** What `openssl s_client` sees: the certificate's subject and issuer, or the failure. */
-function sClient(port: number, serverName: string, args: string[] = []): Promise<string> {
+function sClient(
+  port: number,
+  serverName: string,
+  args: string[] = [],
+  input = "ping\n",
+): Promise<string> {
   return new Promise((resolve) => {
     const p = execFile(
       OPENSSL as string,
@@ -32,7 +37,7 @@ function sClient(port: number, serverName: string, args: string[] = []): Promise
       { timeout: 10_000 },
       (_e, out, err) => resolve(`${out}\n${err}`),
     );
-    p.stdin!.end("ping\n");
+    p.stdin!.end(input);
   });
 }
 
@@ -117,6 +122,10 @@ tls:
         );
         assert.match(out, /issuer=CN ?= ?l4p-test-ca/);
       }
+      // A client that says nothing and leaves at once after its handshake.
+      assert.match(await sClient(port, "a.example", [], ""), /subject=CN ?= ?a\.example/);
+      // Every openssl client has left (close_notify, then FIN): none of them stays open here.
+      await waitFor(() => proxy.server.tracker.live.size === 0, 5000, "s_client connections gone");
       // The plain backend sees exactly the bytes sent, and half-close works through termination:
       // the client ends its writes and still gets every byte echoed back (where the runtime's
       // TLS can half-close; on Bun the echo is read before closing: README, Known limits).

@@ -3,7 +3,7 @@
  * located by file, line, column and key path.
  */
 import { readFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
 import { formatAddr } from "./address.ts";
@@ -115,7 +115,7 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   checkTls(result.data, error, options);
   const material = readTlsFiles(result.data, dirname(file), error, note);
   if (problems.length > 0) throw new ConfigError(sortProblems(problems));
-  return { config: toModel(result.data, material), notes, text };
+  return { config: toModel(result.data, material, dirname(file)), notes, text };
 }
 
 function issueProblems(
@@ -571,7 +571,7 @@ function keepAliveOf(ms: number | undefined, fallback: number): number {
 }
 
 /** Fills in defaults: the model l4p runs. */
-function toModel(file: ParsedFile, tls: TlsMaterial): Config {
+function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
   const config = emptyConfig();
   const servers = (
     list: { address: ServerConfig["address"]; weight?: number; tls?: boolean }[],
@@ -641,7 +641,7 @@ function toModel(file: ParsedFile, tls: TlsMaterial): Config {
   for (const [name, r] of Object.entries(file.certificatesResolvers ?? {})) {
     config.certificatesResolvers[name] = {
       email: r.acme.email,
-      storage: r.acme.storage,
+      storage: resolve(base, r.acme.storage),
       caServer: r.acme.caServer ?? "https://acme-v02.api.letsencrypt.org/directory",
       caCertificates: tls.acmeCas[name] ?? [],
       challenge: r.acme.tlsChallenge ? "tls-alpn-01" : "http-01",

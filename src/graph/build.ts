@@ -24,7 +24,7 @@ import { fromHex } from "../health/probe.ts";
 import { ServerState } from "../health/server_state.ts";
 import { ServiceHealth } from "../health/service_health.ts";
 import type { Logger } from "../log/logger.ts";
-import { CertificateStore } from "../tls/certificates.ts";
+import { type Certificate, CertificateStore } from "../tls/certificates.ts";
 import { TlsTermination } from "../tls/terminate.ts";
 import { type Cidr, CidrSet, parseCidr } from "../net/ip.ts";
 import type { AcceptProxyOptions } from "../proxy_protocol/accept.ts";
@@ -84,6 +84,8 @@ export interface BuildOptions {
   kept: KeptState;
   /** Where health changes are told. */
   logger: Logger;
+  /** Certificates obtained by ACME, by name (live: the manager adds to it). */
+  obtained?: ReadonlyMap<string, Certificate>;
 }
 
 /** What building one graph collects on the way. */
@@ -183,7 +185,11 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
     },
     (name, children) => new TcpWeighted(name, children, random),
   );
-  const store = new CertificateStore(config.tls.certificates, config.tls.defaultCertificate);
+  const store = new CertificateStore(
+    config.tls.certificates,
+    config.tls.defaultCertificate,
+    b.obtained,
+  );
   // A router on several entrypoints is one handler chain: its middlewares count once.
   const chains = new Map<string, TcpHandler>();
   const chain = (router: string) => {
@@ -211,7 +217,9 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
       handler: chain(name),
       terminatesTls: terminates(config.tcp.routers[name]),
     }));
-    routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout));
+    const answersHttp = Object.values(config.certificatesResolvers)
+      .some((r) => r.httpEntryPoint === ep);
+    routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout, answersHttp));
   }
   return routers;
 }

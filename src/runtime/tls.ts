@@ -290,12 +290,17 @@ class TlsSocketConn implements TlsConn {
       queue.push(d);
       if (!busy) pump();
     });
+    let over = false;
     const finish = (f: () => void) => {
+      if (over) return;
+      over = true;
       last = f;
       if (!busy) pump();
     };
     s.once("end", () => finish(() => sink.end()));
     s.once("error", (e: Error) => finish(() => sink.error(tlsError(e))));
+    // Bun's TLS socket may close on a client's close_notify without an "end".
+    s.once("close", () => finish(() => sink.end()));
     s.resume();
   }
 

@@ -5,6 +5,7 @@ import { acceptOptions, buildGraph, KeptState } from "../graph/build.ts";
 import { describeRoutes } from "../graph/describe.ts";
 import type { HealthChecker } from "../health/checker.ts";
 import type { ServerState } from "../health/server_state.ts";
+import { AcmeManager } from "../tls/acme.ts";
 import type { Logger } from "../log/logger.ts";
 import { TrafficTracker } from "../metrics/tracker.ts";
 import type { NetAddr, Runtime } from "../runtime/types.ts";
@@ -57,6 +58,8 @@ export class ReloadStats {
 export class L4pServer {
   readonly tracker = new TrafficTracker();
   readonly env: ProxyEnv;
+  /** Certificates from ACME resolvers, and their challenges. */
+  readonly acme: AcmeManager;
   readonly reloads = new ReloadStats();
   readonly startedAt = Date.now();
   readonly #tcp = new Map<string, TcpEntryPoint>();
@@ -69,10 +72,12 @@ export class L4pServer {
   #config: Config | undefined;
 
   constructor(options: ServerOptions) {
+    this.acme = new AcmeManager(options.logger);
     this.env = {
       runtime: options.runtime,
       logger: options.logger,
       tracker: this.tracker,
+      acme: this.acme,
     };
     this.#random = options.random === undefined ? Math.random : options.random;
     this.#maxConnections = options.maxConnections;
@@ -106,6 +111,7 @@ export class L4pServer {
       random: this.#random,
       kept: this.#kept,
       logger: this.env.logger,
+      obtained: this.acme.certificates,
     });
     const routers = graph.tcp;
     const udpRoutes = graph.udp;
@@ -140,6 +146,7 @@ export class L4pServer {
     this.#checkers = graph.checkers;
     for (const c of this.#checkers) c.start(this.env.runtime);
     this.#servers = graph.servers;
+    this.acme.configure(config);
     // Everything listens: switch over, then close what is no longer configured (and wait until
     // its ports refuse, so that "reloaded" means done).
     await Promise.all([...running.values()].map((ep) => ep.close()));
@@ -224,6 +231,7 @@ export class L4pServer {
    * every TCP port refuses new connections.
    */
   close(): Promise<void> {
+    this.acme.stop();
     for (const c of this.#checkers) c.stop();
     this.#checkers = [];
     const closing = [...this.#tcp.values()].map((ep) => ep.close());

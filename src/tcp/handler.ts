@@ -1,5 +1,6 @@
 /** The one shape of everything on the TCP data path: something that takes a connection. */
 import type { Logger } from "../log/logger.ts";
+import type { AcmeChallenges } from "../tls/acme.ts";
 import type { ConnRecord, TrafficTracker } from "../metrics/tracker.ts";
 import type { NetAddr, Runtime, TcpConn } from "../runtime/types.ts";
 
@@ -9,6 +10,8 @@ export interface ProxyEnv {
   /** Its `live` set holds every TCP connection not yet ended, for a drain to wait on. */
   tracker: TrafficTracker;
   logger: Logger;
+  /** Challenges of ACME orders under way, answered by the routers. */
+  acme?: AcmeChallenges;
 }
 
 /** Something to tell when a connection ends. */

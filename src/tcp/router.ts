@@ -5,6 +5,7 @@
  */
 import { formatAddr } from "../config/address.ts";
 import { parseIp } from "../net/ip.ts";
+import { answerAlpnChallenge, answerHttpChallenge } from "../tls/acme_challenge.ts";
 import { MAX_HELLO, parseClientHello } from "../tls/client_hello.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { peek } from "./peek.ts";
@@ -37,12 +38,24 @@ export class TcpRouter implements TcpHandler {
     readonly routes: readonly TcpRoute[],
     /** How long a client may take to send its ClientHello, in ms. */
     readonly helloTimeout: number,
+    /** This entrypoint answers ACME HTTP-01 challenges (`httpChallenge.entryPoint`). */
+    readonly answersHttpChallenges = false,
   ) {
     this.#needsHello = routes.some((r) => r.terminatesTls || needsClientHello(r.rule));
     this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
   }
 
   serve(ctx: TcpContext): void {
+    if (this.answersHttpChallenges) {
+      answerHttpChallenge(ctx, this.helloTimeout).then((r) => {
+        if (r === "pass") this.#route(ctx);
+      });
+      return;
+    }
+    this.#route(ctx);
+  }
+
+  #route(ctx: TcpContext): void {
     // Parsed only when a rule asks: most entrypoints route every connection alike.
     const clientIp = this.#needsClientIp ? parseIp(ctx.client.hostname) : undefined;
     if (!this.#needsHello) {
@@ -63,6 +76,10 @@ export class TcpRouter implements TcpHandler {
         });
         return ctx.end("malformed ClientHello");
       }
+      if (
+        hello.kind === "hello" &&
+        answerAlpnChallenge(ctx, hello.info.sni, hello.info.alpn, this.helloTimeout)
+      ) return;
       const info: MatchInfo = hello.kind === "hello"
         ? { tls: true, sni: hello.info.sni, alpn: hello.info.alpn, clientIp }
         : { ...NO_TLS, clientIp };

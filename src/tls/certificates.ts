@@ -117,6 +117,8 @@ export class CertificateStore {
   constructor(
     readonly certificates: readonly Certificate[],
     readonly defaultCertificate: Certificate | undefined,
+    /** Certificates obtained at run time (ACME), by lowercase name; may change any time. */
+    readonly obtained: ReadonlyMap<string, Certificate> = new Map(),
   ) {
     // Later files do not override earlier ones for a name (traefik keeps the first).
     for (const c of certificates) {
@@ -132,7 +134,7 @@ export class CertificateStore {
   select(serverName: string | undefined, strict = false): Certificate | undefined {
     if (serverName) {
       const name = serverName.toLowerCase();
-      const exact = this.#exact.get(name);
+      const exact = this.#exact.get(name) ?? this.obtained.get(name);
       if (exact) return exact;
       const dot = name.indexOf(".");
       const wild = dot > 0 ? this.#wildcard.get(name.slice(dot + 1)) : undefined;

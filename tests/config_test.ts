@@ -322,7 +322,9 @@ test("l4p check passes the README's hardening example (middlewares, limits, keep
 test("every configuration example in the README is valid as printed", () => {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
   const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1])
-    .filter((b) => b.includes("entryPoints:"));
+    // Examples that name certificate files are checked with the files in place
+    // (tls_termination_test).
+    .filter((b) => b.includes("entryPoints:") && !b.includes("certFile"));
   assert.ok(blocks.length >= 4, `${blocks.length} examples`);
   for (const block of blocks) assert.deepEqual(problems(block), [], block);
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type net from "node:net";
 import tls from "node:tls";
 import { test } from "node:test";
@@ -13,6 +13,7 @@ import {
   freePort,
   pattern,
   peerOrSkip,
+  readmeExample,
   runL4p,
   sha256,
   startProxy,
@@ -545,6 +546,28 @@ tls:
     for (const c of clients) c.destroy();
     proxy.close();
     await backend.close();
+    rmSync(fx.dir, { recursive: true, force: true });
+  }
+});
+
+test("the README's TLS example passes l4p check with its certificate files in place", {
+  skip,
+}, async () => {
+  const fx = makeTlsFixtures(["db.example.com", "default.example"]);
+  try {
+    mkdirSync(`${fx.dir}/certs`);
+    const copy = (from: string, to: string) => copyFileSync(from, `${fx.dir}/certs/${to}`);
+    copy(fx.server("db.example.com").cert, "db.example.com.pem");
+    copy(fx.server("db.example.com").key, "db.example.com.key");
+    copy(fx.server("default.example").cert, "default.pem");
+    copy(fx.server("default.example").key, "default.key");
+    copy(fx.ca, "internal-ca.pem");
+    copy(fx.ca, "clients-ca.pem");
+    writeFileSync(`${fx.dir}/l4p.yaml`, readmeExample("tls"));
+    const l4p = runL4p(["check", `${fx.dir}/l4p.yaml`]);
+    assert.equal(await deadline(l4p.exited, 30_000, "l4p check"), 0, l4p.stderr());
+    assert.match(l4p.stdout(), /l4p\.yaml: ok/);
+  } finally {
     rmSync(fx.dir, { recursive: true, force: true });
   }
 });

@@ -14,8 +14,11 @@
  * request/response (dnsperf against dnsmasq; lost queries that dnsmasq's own socket dropped are
  * counted apart), RSS per idle proxied connection (4 000 of them; the lowest RSS over 12 s, so a
  * garbage-collected runtime is seen after it has collected), and the latency of a one-client
- * ping-pong (redis-benchmark, p50/p99). Every peer runs single
- * process, single thread, defaults otherwise. Loopback only.
+ * ping-pong (redis-benchmark, p50/p99), and TLS termination (the same ECDSA P-256 certificate
+ * everywhere): new handshakes per second (two `openssl s_time -new` clients) and bulk
+ * throughput (socat's OpenSSL client sending 1 GiB). TLS has no direct run: those rows give the
+ * ratio to the best peer. Every peer runs single process, single thread, defaults otherwise.
+ * Loopback only.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -171,7 +174,8 @@ interface Proxy {
   stop(): Promise<void>;
 }
 
-type ProxyKind = "tcp" | "udp";
+/** `tls`: terminate TLS with the bench certificate, forward plain TCP. */
+type ProxyKind = "tcp" | "udp" | "tls";
 
 interface Subject {
   name: string;
@@ -187,10 +191,23 @@ function l4p(runtime: "deno" | "bun"): Subject {
     async start(kind, target) {
       const p = port();
       const args = runtime === "deno" ? ["run", "-A", "cli.ts"] : ["cli.ts"];
-      args.push(kind, `127.0.0.1:${p}`, `127.0.0.1:${target}`, "--log-level", "warn");
+      if (kind === "tls") {
+        const cfg = `${dir}/l4p-tls-${p}.yaml`;
+        writeFileSync(
+          cfg,
+          `entryPoints:\n  tls: { address: "127.0.0.1:${p}" }\ntcp:\n  routers:\n` +
+            `    r: { rule: "HostSNI(\`*\`)", service: s, tls: {} }\n  services:\n` +
+            `    s: { loadBalancer: { servers: [{ address: "127.0.0.1:${target}" }] } }\n` +
+            // The default certificate too: s_time sends no SNI, and HAProxy and nginx serve
+            // their one certificate to every name.
+            `tls:\n  stores:\n    default:\n      defaultCertificate: ` +
+            `{ certFile: ${CERT.cert}, keyFile: ${CERT.key} }\n`,
+        );
+        args.push("run", "-c", cfg, "--log-level", "warn");
+      } else args.push(kind, `127.0.0.1:${p}`, `127.0.0.1:${target}`, "--log-level", "warn");
       if (WORKERS > 1) args.push("--workers", String(WORKERS));
       const child = start(bin, args);
-      if (kind === "tcp") await waitTcp(p);
+      if (kind !== "udp") await waitTcp(p);
       else await sleep(1500);
       return {
         port: p,
@@ -199,6 +216,26 @@ function l4p(runtime: "deno" | "bun"): Subject {
       };
     },
   };
+}
+
+/** The bench's certificate: ECDSA P-256, self-signed, for every TLS subject. */
+const CERT = { cert: `${dir}/bench.pem`, key: `${dir}/bench.key`, both: `${dir}/bench-both.pem` };
+function makeCertificate(): void {
+  spawnSync("openssl", ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", CERT.key]);
+  spawnSync("openssl", [
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    CERT.key,
+    "-subj",
+    "/CN=bench.example",
+    "-days",
+    "2",
+    "-out",
+    CERT.cert,
+  ]);
+  writeFileSync(CERT.both, readFileSync(CERT.cert, "utf8") + readFileSync(CERT.key, "utf8"));
 }
 
 function descendants(pid: number): number[] {
@@ -213,10 +250,11 @@ const haproxy: Subject = {
     if (kind === "udp") throw new Error("HAProxy does not proxy UDP");
     const p = port();
     const cfg = `${dir}/haproxy-${p}.cfg`;
+    const ssl = kind === "tls" ? ` ssl crt ${CERT.both}` : "";
     writeFileSync(
       cfg,
       `global\n  maxconn 9000\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
-        `listen bench\n  bind 127.0.0.1:${p}\n  server s 127.0.0.1:${target}\n`,
+        `listen bench\n  bind 127.0.0.1:${p}${ssl}\n  server s 127.0.0.1:${target}\n`,
     );
     const child = start(which("haproxy")!, ["-db", "-f", cfg]);
     await waitTcp(p);
@@ -239,7 +277,8 @@ worker_rlimit_nofile 20000;
 events { worker_connections 20000; }
 stream {
   server {
-    listen 127.0.0.1:${p}${kind === "udp" ? " udp" : ""};
+    listen 127.0.0.1:${p}${kind === "udp" ? " udp" : kind === "tls" ? " ssl" : ""};
+    ${kind === "tls" ? `ssl_certificate ${CERT.cert}; ssl_certificate_key ${CERT.key};` : ""}
     proxy_pass 127.0.0.1:${target};
     ${kind === "udp" ? "proxy_responses 1; proxy_timeout 3s;" : ""}
   }
@@ -254,7 +293,7 @@ stream {
       "-e",
       "stderr",
     ]);
-    if (kind === "tcp") await waitTcp(p);
+    if (kind !== "udp") await waitTcp(p);
     else await sleep(500);
     return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
   },
@@ -264,6 +303,7 @@ const socat: Subject = {
   name: "socat",
   available: () => (which("socat") ? undefined : "socat not installed"),
   async start(kind, target) {
+    if (kind === "tls") throw new Error("not a TLS terminator here");
     const p = port();
     const proto = kind.toUpperCase();
     const child = start(which("socat")!, [
@@ -283,8 +323,10 @@ const socat: Subject = {
 const direct: Subject = {
   name: "direct",
   available: () => undefined,
-  start: (_kind, target) =>
-    Promise.resolve({ port: target, pids: () => [], stop: () => Promise.resolve() }),
+  start: (kind, target) =>
+    kind === "tls"
+      ? Promise.reject(new Error("no TLS without a terminator"))
+      : Promise.resolve({ port: target, pids: () => [], stop: () => Promise.resolve() }),
 };
 
 const SUBJECTS: Subject[] = [direct, l4p("deno"), l4p("bun"), haproxy, nginx, socat];
@@ -509,6 +551,58 @@ const memoryWorkload: Workload = (() => {
   };
 })();
 
+/** A plain TCP server for TLS workloads: socat writing what it gets to /dev/null. */
+async function sink(): Promise<{ target: number; teardown(): Promise<void> }> {
+  const target = port();
+  const server = start(which("socat")!, [
+    "-u",
+    `TCP-LISTEN:${target},bind=127.0.0.1,fork,reuseaddr`,
+    "OPEN:/dev/null,wronly",
+  ]);
+  await waitTcp(target);
+  return { target, teardown: () => stop(server) };
+}
+
+/** New TLS handshakes per second: two `openssl s_time -new` clients at once, added up. */
+const handshakes: Workload = {
+  name: "TLS handshakes (2× openssl s_time -new)",
+  unit: "hs/s",
+  kind: "tls",
+  setup: sink,
+  async measure(proxy) {
+    const seconds = QUICK ? "3" : "6";
+    const one = () =>
+      run("openssl", ["s_time", "-connect", `127.0.0.1:${proxy.port}`, "-new", "-time", seconds])
+        .then((out) => {
+          const m = out.match(/(\d+) connections in ([\d.]+)s?;?/);
+          if (!m) throw new Error(`s_time: ${out.slice(-200)}`);
+          return Number(m[1]) / Number(m[2]);
+        });
+    const rates = await Promise.all([one(), one()]);
+    return rates[0] + rates[1];
+  },
+};
+
+/** Bulk throughput through termination: socat's OpenSSL client sends 1 GiB of zeros. */
+const tlsBulk: Workload = {
+  name: "TLS bulk client→backend (socat OPENSSL, 1 GiB)",
+  unit: "Gbit/s",
+  kind: "tls",
+  setup: sink,
+  async measure(proxy) {
+    const mib = QUICK ? 256 : 1024;
+    const t0 = process.hrtime.bigint();
+    await run("sh", [
+      "-c",
+      `head -c ${mib}M /dev/zero | ${
+        which("socat")
+      } -u - OPENSSL:127.0.0.1:${proxy.port},verify=0,snihost=bench.example`,
+    ]);
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    return (mib * 1048576 * 8) / s / 1e9;
+  },
+};
+
 const WORKLOADS: Workload[] = [
   iperf(false),
   iperf(true),
@@ -544,6 +638,8 @@ const WORKLOADS: Workload[] = [
     (r) => r.p99_latency_ms,
     true,
   ),
+  handshakes,
+  tlsBulk,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -567,6 +663,7 @@ async function main(): Promise<void> {
       if (r.status !== 0) throw new Error("apt-get install failed");
     }
   }
+  makeCertificate();
   const absent = PEERS.filter((p) => !which(p));
   if (absent.length) {
     throw new Error(`missing: ${absent.join(", ")}; run with --install (apt-get) or install them`);
@@ -623,6 +720,9 @@ function table(results: Record<string, Record<string, number | string>>, names: 
     const row = results[w.name];
     if (!row) continue;
     const base = typeof row.direct === "number" ? row.direct : undefined;
+    // Without a direct run (TLS), l4p's cells give the ratio to the best peer.
+    const peers = ["haproxy", "nginx"].map((n) => row[n]).filter((v) => typeof v === "number");
+    const best = peers.length ? Math.max(...(peers as number[])) : undefined;
     out += `${w.name} [${w.unit}]`.padEnd(52);
     for (const n of names) {
       const v = row[n];
@@ -630,6 +730,7 @@ function table(results: Record<string, Record<string, number | string>>, names: 
       if (typeof v !== "number") cell = String(v ?? "").slice(0, width - 2);
       else if (base && n !== "direct" && !w.lower) cell = `${fmt(v)} (${(v / base).toFixed(2)}x)`;
       else if (base && n !== "direct") cell = `${fmt(v)} (+${fmt(v - base)})`;
+      else if (!base && best && n.startsWith("l4p")) cell = `${fmt(v)} (${(v / best).toFixed(2)}b)`;
       else cell = fmt(v);
       const loss = udpLoss.get(n);
       if (w === udpWorkload && typeof v === "number") {
@@ -641,7 +742,8 @@ function table(results: Record<string, Record<string, number | string>>, names: 
   }
   return out +
     "\nUDP cells end in L<queries lost> D<datagrams dnsmasq's own socket dropped (its receive buffer" +
-    " was full)>.\nLatency cells show the added time over direct.\n";
+    " was full)>.\nLatency cells show the added time over direct.\n" +
+    "TLS rows have no direct run: l4p's cells show (ratio to the best of HAProxy and nginx)b.\n";
 }
 
 function fmt(v: number): string {

@@ -37,10 +37,26 @@ const { values: opts } = parseArgs({
     only: { type: "string" },
     workloads: { type: "string" },
     workers: { type: "string", default: "1" },
+    cores: { type: "string" },
     quick: { type: "boolean" },
   },
 });
-const WORKERS = Number(opts.workers);
+/**
+ * --cores N: each proxy gets N cores to itself (taskset: cores 0..N-1) and as many processes or
+ * threads (l4p --workers N, HAProxy nbthread N, nginx worker_processes N); load generators and
+ * backends run on the other cores.
+ */
+const CORES = opts.cores ? Number(opts.cores) : undefined;
+const WORKERS = CORES ?? Number(opts.workers);
+const NPROC = Number(spawnSync("nproc", [], { encoding: "utf8" }).stdout.trim()) || 1;
+if (CORES !== undefined && !(CORES >= 1 && CORES < NPROC)) {
+  throw new Error(
+    `--cores ${CORES}: this machine has ${NPROC} cores; leave at least one to the load`,
+  );
+}
+/** Where proxies run, and where everything else does, under --cores. */
+const PROXY_CPUS = CORES ? `0-${CORES - 1}` : undefined;
+const LOAD_CPUS = CORES ? `${CORES}-${NPROC - 1}` : undefined;
 const QUICK = opts.quick ?? false;
 const PEERS = [
   "iperf3",
@@ -77,8 +93,9 @@ function which(name: string): string | undefined {
   return undefined;
 }
 
-function start(cmd: string, args: string[]): ChildProcess {
-  const child = spawn(cmd, args, { stdio: ["ignore", "ignore", "pipe"], cwd: ROOT });
+function start(cmd: string, args: string[], cpus = LOAD_CPUS): ChildProcess {
+  const [file, argv] = cpus ? ["taskset", ["-c", cpus, cmd, ...args]] : [cmd, args];
+  const child = spawn(file, argv, { stdio: ["ignore", "ignore", "pipe"], cwd: ROOT });
   let err = "";
   child.stderr!.on("data", (c: Buffer) => err = (err + c.toString()).slice(-2000));
   child.on("exit", (code) => {
@@ -123,7 +140,8 @@ function port(): number {
 /** Runs a command to completion; resolves to its stdout. */
 function run(cmd: string, args: string[], timeoutMs = 120_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const [file, argv] = LOAD_CPUS ? ["taskset", ["-c", LOAD_CPUS, cmd, ...args]] : [cmd, args];
+    const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
     let err = "";
     child.stdout!.on("data", (c: Buffer) => out += c.toString());
@@ -206,7 +224,7 @@ function l4p(runtime: "deno" | "bun"): Subject {
         args.push("run", "-c", cfg, "--log-level", "warn");
       } else args.push(kind, `127.0.0.1:${p}`, `127.0.0.1:${target}`, "--log-level", "warn");
       if (WORKERS > 1) args.push("--workers", String(WORKERS));
-      const child = start(bin, args);
+      const child = start(bin, args, PROXY_CPUS);
       if (kind !== "udp") await waitTcp(p);
       else await sleep(1500);
       return {
@@ -253,10 +271,10 @@ const haproxy: Subject = {
     const ssl = kind === "tls" ? ` ssl crt ${CERT.both}` : "";
     writeFileSync(
       cfg,
-      `global\n  maxconn 9000\n  nbthread 1\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
+      `global\n  maxconn 9000\n  nbthread ${WORKERS}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
         `listen bench\n  bind 127.0.0.1:${p}${ssl}\n  server s 127.0.0.1:${target}\n`,
     );
-    const child = start(which("haproxy")!, ["-db", "-f", cfg]);
+    const child = start(which("haproxy")!, ["-db", "-f", cfg], PROXY_CPUS);
     await waitTcp(p);
     return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
   },
@@ -272,7 +290,9 @@ const nginx: Subject = {
     writeFileSync(
       `${prefix}/nginx.conf`,
       `${existsSync(module) ? `load_module ${module};` : ""}
-daemon off; master_process off; worker_processes 1; pid ${prefix}/nginx.pid; error_log stderr error;
+daemon off; master_process ${
+        WORKERS > 1 ? "on" : "off"
+      }; worker_processes ${WORKERS}; pid ${prefix}/nginx.pid; error_log stderr error;
 worker_rlimit_nofile 20000;
 events { worker_connections 20000; }
 stream {
@@ -292,10 +312,14 @@ stream {
       `${prefix}/nginx.conf`,
       "-e",
       "stderr",
-    ]);
+    ], PROXY_CPUS);
     if (kind !== "udp") await waitTcp(p);
     else await sleep(500);
-    return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
+    return {
+      port: p,
+      pids: () => [child.pid!, ...descendants(child.pid!)],
+      stop: () => stop(child),
+    };
   },
 };
 
@@ -309,7 +333,7 @@ const socat: Subject = {
     const child = start(which("socat")!, [
       `${proto}-LISTEN:${p},bind=127.0.0.1,fork,reuseaddr`,
       `${proto}:127.0.0.1:${target}`,
-    ]);
+    ], PROXY_CPUS);
     if (kind === "tcp") await waitTcp(p);
     else await sleep(300);
     return {
@@ -341,7 +365,30 @@ interface Workload {
   lower?: boolean;
   kind: ProxyKind;
   setup(): Promise<{ target: number; teardown(): Promise<void> }>;
-  measure(proxy: Proxy, subject: Subject): Promise<number | undefined>;
+  /** The figure, or the figure and how many operations it took (for CPU per operation). */
+  measure(
+    proxy: Proxy,
+    subject: Subject,
+  ): Promise<number | { value: number; ops: number } | undefined>;
+}
+
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) ||
+  100;
+
+/** CPU time (user + system, reaped children included) of processes, in seconds. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the command's closing parenthesis: utime is the 12th, then stime, cutime, cstime.
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // Gone: its time went to its parent's cutime/cstime, counted there.
+    }
+  }
+  return ticks / CLK_TCK;
 }
 
 function iperf(reverse: boolean): Workload {
@@ -417,7 +464,10 @@ function redisWorkload(
       const lines = out.trim().split("\n").map((l) => l.split(",").map((c) => c.replace(/"/g, "")));
       const header = lines[0];
       const row = lines.find((l) => l[0] === "PING_MBULK") ?? lines[1];
-      return pick(Object.fromEntries(header.map((h, i) => [h, Number(row[i])])));
+      const value = pick(Object.fromEntries(header.map((h, i) => [h, Number(row[i])])));
+      // -t ping runs PING_INLINE and PING_MBULK: twice -n requests.
+      const n = Number(args[args.indexOf("-n") + 1]);
+      return lower ? value : { value, ops: 2 * n };
     },
   };
 }
@@ -551,6 +601,58 @@ const memoryWorkload: Workload = (() => {
   };
 })();
 
+/**
+ * New connections per second, each a PING/PONG round trip with redis-server, made by
+ * scripts/connload.c (epoll, one thread) closing normally or with a reset: a generator that
+ * costs less than what it measures. 50 connections at a time.
+ */
+function connloadWorkload(close: "close" | "reset"): Workload {
+  let server: ChildProcess | undefined;
+  return {
+    name: `new connections, client ${close === "close" ? "closes" : "resets"} (connload, 50)`,
+    unit: "conn/s",
+    kind: "tcp",
+    async setup() {
+      const target = port();
+      server = start(which("redis-server")!, [
+        "--port",
+        String(target),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxclients",
+        "20000",
+      ]);
+      await waitTcp(target);
+      return { target, teardown: () => stop(server) };
+    },
+    async measure(proxy) {
+      const seconds = QUICK ? 3 : 5;
+      const out = await run(CONNLOAD, [
+        "127.0.0.1",
+        String(proxy.port),
+        "50",
+        String(seconds),
+        close,
+      ]);
+      const [ok, failed] = out.trim().split(" ").map(Number);
+      if (failed > ok / 100) throw new Error(`${failed} of ${ok + failed} failed`);
+      return { value: ok / seconds, ops: ok };
+    },
+  };
+}
+
+const CONNLOAD = `${dir}/connload`;
+function buildConnload(): void {
+  const r = spawnSync("cc", ["-O2", "-o", CONNLOAD, `${ROOT}scripts/connload.c`], {
+    encoding: "utf8",
+  });
+  if (r.status !== 0) throw new Error(`cc scripts/connload.c failed: ${r.stderr}`);
+}
+
 /** A plain TCP server for TLS workloads: socat writing what it gets to /dev/null. */
 async function sink(): Promise<{ target: number; teardown(): Promise<void> }> {
   const target = port();
@@ -614,14 +716,8 @@ const WORKLOADS: Workload[] = [
     "-P",
     "1",
   ], (r) => r.rps),
-  redisWorkload("new connection per request (redis PING, 50 clients)", "req/s", [
-    "-c",
-    "50",
-    "-n",
-    QUICK ? "10000" : "30000",
-    "-k",
-    "0",
-  ], (r) => r.rps),
+  connloadWorkload("close"),
+  connloadWorkload("reset"),
   udpWorkload,
   memoryWorkload,
   redisWorkload(
@@ -664,6 +760,7 @@ async function main(): Promise<void> {
     }
   }
   makeCertificate();
+  buildConnload();
   const absent = PEERS.filter((p) => !which(p));
   if (absent.length) {
     throw new Error(`missing: ${absent.join(", ")}; run with --install (apt-get) or install them`);
@@ -671,6 +768,7 @@ async function main(): Promise<void> {
   const only = opts.only?.split(",");
   const subjects = SUBJECTS.filter((s) => !only || s.name === "direct" || only.includes(s.name));
   const results: Record<string, Record<string, number | string>> = {};
+  const cpuPerOp: Record<string, Record<string, number>> = {};
   const wanted = opts.workloads?.split(",");
   for (const w of WORKLOADS) {
     if (wanted && !wanted.some((x) => w.name.includes(x))) continue;
@@ -687,8 +785,15 @@ async function main(): Promise<void> {
         let proxy: Proxy | undefined;
         try {
           proxy = await s.start(w.kind, target);
-          const value = await w.measure(proxy, s);
+          const pids = proxy.pids();
+          const cpuBefore = cpuSeconds(pids);
+          const result = await w.measure(proxy, s);
+          const cpu = cpuSeconds([...new Set([...pids, ...proxy.pids()])]) - cpuBefore;
+          const value = typeof result === "object" ? result.value : result;
           results[w.name][s.name] = value === undefined ? "n/a" : value;
+          if (typeof result === "object" && s.name !== "direct") {
+            (cpuPerOp[w.name] ??= {})[s.name] = (cpu / result.ops) * 1e6;
+          }
           if (w === udpWorkload) udpLoss.set(s.name, lastLoss);
         } catch (error) {
           results[w.name][s.name] = `n/a: ${(error as Error).message.split("\n")[0].slice(0, 60)}`;
@@ -702,48 +807,71 @@ async function main(): Promise<void> {
   }
   if (opts.json) {
     process.stdout.write(
-      JSON.stringify({ workers: WORKERS, results, udpLoss: Object.fromEntries(udpLoss) }, null, 2) +
+      JSON.stringify(
+        { workers: WORKERS, cores: CORES, results, cpuPerOp, udpLoss: Object.fromEntries(udpLoss) },
+        null,
+        2,
+      ) +
         "\n",
     );
   } else {
-    process.stdout.write(table(results, subjects.map((s) => s.name)));
+    process.stdout.write(table(results, cpuPerOp, subjects.map((s) => s.name)));
   }
 }
 
-function table(results: Record<string, Record<string, number | string>>, names: string[]): string {
-  let out = `\nl4p benchmark (${WORKERS} worker${
-    WORKERS > 1 ? "s" : ""
-  }; ratio = value / direct; memory has no direct)\n\n`;
-  const width = 24;
-  out += "workload".padEnd(52) + names.map((n) => n.padStart(width)).join("") + "\n";
-  for (const w of WORKLOADS) {
-    const row = results[w.name];
-    if (!row) continue;
-    const base = typeof row.direct === "number" ? row.direct : undefined;
-    // Without a direct run (TLS), l4p's cells give the ratio to the best peer.
-    const peers = ["haproxy", "nginx"].map((n) => row[n]).filter((v) => typeof v === "number");
-    const best = peers.length ? Math.max(...(peers as number[])) : undefined;
-    out += `${w.name} [${w.unit}]`.padEnd(52);
+/** The peers l4p is held against. */
+const PEER_NAMES = ["haproxy", "nginx", "socat"];
+
+function table(
+  results: Record<string, Record<string, number | string>>,
+  cpuPerOp: Record<string, Record<string, number>>,
+  names: string[],
+): string {
+  let out = `\nl4p benchmark (${WORKERS} worker${WORKERS > 1 ? "s" : ""}${
+    CORES ? `, proxies pinned to ${CORES} core${CORES > 1 ? "s" : ""}` : ""
+  }; (x) = ratio to direct, (p) = ratio to the best peer)\n\n`;
+  const width = 26;
+  out += "workload".padEnd(56) + names.map((n) => n.padStart(width)).join("") + "\n";
+  const row = (label: string, values: Record<string, number | string>, lower = false) => {
+    const base = typeof values.direct === "number" ? values.direct : undefined;
+    const peers = PEER_NAMES.map((n) => values[n]).filter((v): v is number =>
+      typeof v === "number"
+    );
+    const best = peers.length ? (lower ? Math.min(...peers) : Math.max(...peers)) : undefined;
+    let line = label.padEnd(56);
     for (const n of names) {
-      const v = row[n];
+      const v = values[n];
       let cell: string;
       if (typeof v !== "number") cell = String(v ?? "").slice(0, width - 2);
-      else if (base && n !== "direct" && !w.lower) cell = `${fmt(v)} (${(v / base).toFixed(2)}x)`;
-      else if (base && n !== "direct") cell = `${fmt(v)} (+${fmt(v - base)})`;
-      else if (!base && best && n.startsWith("l4p")) cell = `${fmt(v)} (${(v / best).toFixed(2)}b)`;
-      else cell = fmt(v);
-      const loss = udpLoss.get(n);
-      if (w === udpWorkload && typeof v === "number") {
-        cell += loss ? ` L${loss.lost} D${loss.atServer}` : " L?";
+      else {
+        const parts: string[] = [];
+        if (base && n !== "direct") {
+          parts.push(lower ? `+${fmt(v - base)}` : `${(v / base).toFixed(2)}x`);
+        }
+        if (best && n.startsWith("l4p")) {
+          parts.push(`${(lower ? best / v : v / best).toFixed(2)}p`);
+        }
+        cell = parts.length ? `${fmt(v)} (${parts.join(" ")})` : fmt(v);
+        const loss = udpLoss.get(n);
+        if (label.startsWith(udpWorkload.name)) {
+          cell += loss ? ` L${loss.lost} D${loss.atServer}` : " L?";
+        }
       }
-      out += cell.padStart(width);
+      line += cell.padStart(width);
     }
-    out += "\n";
+    return line + "\n";
+  };
+  for (const w of WORKLOADS) {
+    if (!results[w.name]) continue;
+    out += row(`${w.name} [${w.unit}]`, results[w.name], w.lower);
+    if (cpuPerOp[w.name]) {
+      out += row(`  CPU per operation of the proxy [µs]`, cpuPerOp[w.name], true);
+    }
   }
   return out +
     "\nUDP cells end in L<queries lost> D<datagrams dnsmasq's own socket dropped (its receive buffer" +
-    " was full)>.\nLatency cells show the added time over direct.\n" +
-    "TLS rows have no direct run: l4p's cells show (ratio to the best of HAProxy and nginx)b.\n";
+    " was full)>.\nLatency cells show the added time over direct. (p) compares with the best of " +
+    "HAProxy, nginx and socat\n(lower is better for memory, latency and CPU: there (p) = best / value).\n";
 }
 
 function fmt(v: number): string {

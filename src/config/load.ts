@@ -597,7 +597,9 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
         timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
         maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,
       },
-      keepAlive: keepAliveOf(ep.keepAlive, DEFAULTS.keepAlive),
+      keepAlive: ep.keepAlive === undefined
+        ? DEFAULTS.keepAlive
+        : keepAliveOf(ep.keepAlive, 15_000),
       maxConnections: ep.maxConnections,
       proxyProtocol: ep.proxyProtocol && {
         trustedIPs: ep.proxyProtocol.trustedIPs ?? [],

@@ -18,8 +18,11 @@ export const DEFAULTS = {
   udpMaxSessions: 10_000,
   /** TCP keep-alive idle time on backend connections (traefik's `dialKeepAlive`). */
   dialKeepAlive: 15_000,
-  /** TCP keep-alive idle time on client connections (Go's, so traefik's, listener default). */
-  keepAlive: 15_000,
+  /**
+   * TCP keep-alive on client connections: off, as in HAProxy and nginx (four system calls a
+   * connection on Bun; measured). traefik (Go) switches it on; `keepAlive: 15s` does that.
+   */
+  keepAlive: -1,
   /** `connRateLimit`: the period `average` is counted over, and the burst (traefik's). */
   rateLimitPeriod: 1_000,
   rateLimitBurst: 1,

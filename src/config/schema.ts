@@ -84,7 +84,7 @@ const entryPoint = z.strictObject({
   address: entryPointAddress,
   keepAlive: duration.optional().meta({
     description:
-      "l4p's own: TCP keep-alive idle time on client connections; default (and zero) 15s; negative: off",
+      "l4p's own: TCP keep-alive idle time on client connections; default off; zero means 15s",
   }),
   maxConnections: z.number().int().min(1, { message: "must be at least 1" }).optional().meta({
     description:

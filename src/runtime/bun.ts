@@ -58,7 +58,7 @@ class BunTcpConn implements TcpConn {
 
   attach(socket: BunSocket): void {
     this.#socket = socket;
-    socket.setNoDelay(true);
+    // Bun sets TCP_NODELAY itself on every socket it opens or accepts (seen with strace).
     if (this.#queue?.length) this.#pause();
   }
 
@@ -164,11 +164,15 @@ class BunTcpConn implements TcpConn {
     }
   }
 
+  /**
+   * Hands a chunk to the sink. A chunk held back blocks the next ones, but the socket is paused
+   * only when a next one comes meanwhile (onData): the first chunk of most connections waits
+   * for their backend alone, and pausing and resuming would cost two system calls each.
+   */
   #deliver(chunk: Uint8Array): void {
     const wait = this.#sink!.chunk(chunk);
     if (!wait) return;
     this.#state |= BLOCKED;
-    this.#pause();
     wait.then(
       this.#unblock ??= () => {
         this.#state &= ~BLOCKED;

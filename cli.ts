@@ -71,8 +71,9 @@ Flags:
                                 to finish before they are closed (default 30s)
   --max-connections N           most connections each TCP entrypoint holds at once (for those
                                 without maxConnections); beyond it new ones are closed at once
-  --workers N                   N processes share the TCP listeners (SO_REUSEPORT); UDP,
-                                the admin listener and the access log file stay with the first
+  --workers N                   N processes share the listeners (SO_REUSEPORT; UDP on Bun
+                                only); the admin listener and the access log file stay with
+                                the first
   --log-level LEVEL             debug, info, warn or error (default info)
   --log-format FORMAT           text or json (default text)
 
@@ -307,11 +308,12 @@ function common(runtime: Runtime, values: Values, logger: Logger, config: Config
   const metrics = values.metrics === undefined ? undefined : parseHostPort(values.metrics, true);
   if (typeof metrics === "string") throw new UsageError(`--metrics ${metrics}`);
   const worker = workerNumber();
+  const udpShared = runtime.capabilities.udpReusePort;
   const grouped = worker > 0 || (count("--workers", values.workers) ?? 1) > 1;
   return {
     runtime,
-    config: grouped ? configForWorker(config, worker) : config,
-    prepare: grouped ? (c: Config) => configForWorker(c, worker) : undefined,
+    config: grouped ? configForWorker(config, worker, udpShared) : config,
+    prepare: grouped ? (c: Config) => configForWorker(c, worker, udpShared) : undefined,
     logger,
     version: VERSION,
     metrics: worker > 0 ? undefined : metrics,

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import { promisify } from "node:util";
 import { startAdmin } from "../src/admin/admin.ts";
 import { parseConfig } from "../src/config/load.ts";
+import { renderMetrics } from "../src/metrics/prometheus.ts";
 import type { ServerState } from "../src/health/server_state.ts";
 import {
   blackhole,
@@ -331,6 +332,17 @@ test("passive ejection: after maxFailedAttempts refused dials a server gets no d
       proxy.server.tracker.servers.get(`s 127.0.0.1:${refusing}`)?.dialErrors ?? 0;
     for (let i = 0; i < 10; i++) assert.equal(await ask(port), "G");
     assert.equal(dialErrors(), 2, "two refused dials, then no more");
+    const metrics = renderMetrics({
+      tracker: proxy.server.tracker,
+      version: "test",
+      runtime: "test",
+      startedAt: 0,
+      reloads: proxy.server.reloads,
+    });
+    assert.match(
+      metrics,
+      /^l4p_tcp_service_dial_errors_by_code_total\{service="s",code="ECONNREFUSED"\} 2$/m,
+    );
     assert.equal(stateOf(proxy, refusing).up, false);
     assert.match(stateOf(proxy, refusing).reason, /2 dial failures within 2000 ms: ECONNREFUSED/);
     // Without active checks the window brings it back, and it is tried again.

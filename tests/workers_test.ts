@@ -1,7 +1,18 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { test } from "node:test";
-import { connect, deadline, freePort, netServer, readToEnd, runL4p, waitFor } from "./_helpers.ts";
+import { loadRuntime } from "../src/runtime/mod.ts";
+import {
+  connect,
+  deadline,
+  freePort,
+  netServer,
+  readToEnd,
+  runL4p,
+  type UdpPeer,
+  udpPeer,
+  waitFor,
+} from "./_helpers.ts";
 
 test("--workers 2: two processes share the port (SO_REUSEPORT), both serve, both drain", async () => {
   const backend = await netServer((s) => {
@@ -62,5 +73,39 @@ test("--workers: a worker whose first process is killed outright stops too, free
     await waitFor(() => listening() === "", 10_000, "the orphaned worker to stop");
   } finally {
     l4p.kill("SIGKILL");
+  }
+});
+
+test("--workers 2 with UDP: every process serves the port where the runtime can share it", async () => {
+  const backend = await udpPeer((peer, data, from) => void peer.send(data, from));
+  const port = await freePort();
+  const l4p = runL4p(["udp", `127.0.0.1:${port}`, `127.0.0.1:${backend.port}`, "--workers", "2"]);
+  const clients: UdpPeer[] = [];
+  try {
+    const { udpReusePort } = (await loadRuntime()).capabilities;
+    const expected = udpReusePort ? 2 : 1;
+    await waitFor(
+      () => (l4p.stderr().match(/listening entryPoint=udp/g) ?? []).length === expected,
+      15_000,
+      "the UDP listeners",
+    );
+    const ss = spawnSync("ss", ["-ulnpH", `sport = :${port}`], { encoding: "utf8" }).stdout;
+    const pids = new Set([...ss.matchAll(/pid=(\d+)/g)].map((m) => m[1]));
+    assert.equal(pids.size, expected, ss);
+    // 30 clients (30 source ports), each answered, whichever process the kernel gave it to.
+    for (let i = 0; i < 30; i++) {
+      const c = await udpPeer();
+      clients.push(c);
+      let answer: Buffer | undefined;
+      for (let attempt = 0; attempt < 3 && !answer; attempt++) {
+        await c.send(`q${i}`, port);
+        answer = await c.next(1000).then((d) => d.data, () => undefined);
+      }
+      assert.equal(answer?.toString(), `q${i}`);
+    }
+  } finally {
+    for (const c of clients) c.close();
+    l4p.kill("SIGKILL");
+    backend.close();
   }
 });

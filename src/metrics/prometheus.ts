@@ -95,6 +95,15 @@ export function renderMetrics(src: MetricsSource): string {
   }
 
   e.family(
+    "l4p_tcp_service_dial_errors_by_code_total",
+    "counter",
+    "Failed dials to backends, by service and error code (EADDRNOTAVAIL: no local port left).",
+    sorted(t.dialErrorCodes).map(([key, n]) => {
+      const space = key.lastIndexOf(" ");
+      return [{ service: key.slice(0, space), code: key.slice(space + 1) }, n];
+    }),
+  );
+  e.family(
     "l4p_tcp_entrypoint_connections_refused_total",
     "counter",
     "TCP connections closed at once because the entrypoint had maxConnections open, by entrypoint.",

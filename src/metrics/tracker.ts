@@ -121,6 +121,8 @@ export class TrafficTracker {
   readonly refusals = new Map<string, number>();
   /** Connections an entrypoint closed at once because it had `maxConnections` open. */
   readonly overLimit = new Map<string, number>();
+  /** Failed dials by service and error code, joined by a space (EADDRNOTAVAIL: out of ports). */
+  readonly dialErrorCodes = new Map<string, number>();
   readonly udpLive = new Set<UdpSessionRecord>();
   readonly udpEntryPoints = new Map<string, UdpTotals>();
   readonly udpRouters = new Map<string, UdpTotals>();
@@ -294,8 +296,10 @@ export class TrafficTracker {
     return t ? t.opened - t.closed : 0;
   }
 
-  /** Records a failed dial of `server` in `service`. */
-  dialFailed(service: string, server: string): void {
+  /** Records a failed dial of `server` in `service`, with its error code. */
+  dialFailed(service: string, server: string, code = "EIO"): void {
+    const key = `${service} ${code}`;
+    this.dialErrorCodes.set(key, (this.dialErrorCodes.get(key) ?? 0) + 1);
     totals(this.services, service).dialErrors++;
     totals(this.servers, `${service} ${server}`).dialErrors++;
   }

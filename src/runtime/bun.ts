@@ -1,6 +1,7 @@
 /// <reference types="bun-types" />
 /** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
 import { close as closeFd, closeSync, open as openFd, openSync, write as writeFd } from "node:fs";
+import dgram from "node:dgram";
 import process from "node:process";
 import {
   type ChunkSink,
@@ -387,7 +388,49 @@ class BunDatagramSocket implements DatagramSocket {
   }
 }
 
+/**
+ * A UDP socket that shares its port with other processes: node:dgram's reusePort works on Bun,
+ * Bun.udpSocket's does not (EADDRINUSE; measured). Used for listeners under --workers only: a
+ * send takes a callback, which costs more than Bun.udpSocket's.
+ */
+function bindShared(options: DatagramOptions): Promise<DatagramSocket> {
+  const socket = dgram.createSocket({
+    type: options.hostname.includes(":") ? "udp6" : "udp4",
+    reusePort: true,
+  });
+  return new Promise((resolve, reject) => {
+    socket.once("error", (error) => reject(socketError(error)));
+    socket.bind(options.port, options.hostname, () => {
+      socket.removeAllListeners("error");
+      // An ICMP error for an earlier datagram, as with Bun.udpSocket: that datagram is lost.
+      socket.on("error", () => {});
+      socket.on(
+        "message",
+        (msg: Uint8Array, rinfo: dgram.RemoteInfo) =>
+          options.onMessage(msg, { hostname: rinfo.address, port: rinfo.port }),
+      );
+      const a = socket.address();
+      resolve({
+        addr: { hostname: a.address, port: a.port },
+        send(data, to, onDropped) {
+          socket.send(data, to.port, to.hostname, (error) => {
+            if (error) onDropped();
+          });
+        },
+        close() {
+          try {
+            socket.close();
+          } catch {
+            // Already closed.
+          }
+        },
+      });
+    });
+  });
+}
+
 async function bindDatagram(options: DatagramOptions): Promise<DatagramSocket> {
+  if (options.reusePort) return bindShared(options);
   const onMessage = options.onMessage;
   let socket: Bun.udp.Socket<"uint8array">;
   try {
@@ -442,7 +485,13 @@ function openOutput(path?: string): Promise<LogOutput> {
 export const bunRuntime: Runtime = {
   name: "bun",
   version: Bun.version,
-  capabilities: { reset: true, keepAliveIdle: true, tlsAlpnChallenge: true, tlsHalfClose: false },
+  capabilities: {
+    reset: true,
+    keepAliveIdle: true,
+    tlsAlpnChallenge: true,
+    tlsHalfClose: false,
+    udpReusePort: true,
+  },
   openOutput,
   listen: (options, onConn) => new BunTcpListener(options, onConn),
   connect,

@@ -417,7 +417,13 @@ async function openOutput(path?: string): Promise<LogOutput> {
 export const denoRuntime: Runtime = {
   name: "deno",
   version: Deno.version.deno,
-  capabilities: { reset: false, keepAliveIdle: false, tlsAlpnChallenge: false, tlsHalfClose: true },
+  capabilities: {
+    reset: false,
+    keepAliveIdle: false,
+    tlsAlpnChallenge: false,
+    tlsHalfClose: true,
+    udpReusePort: false,
+  },
   openOutput,
   listen: (options, onConn) => new DenoTcpListener(options, onConn),
   connect,

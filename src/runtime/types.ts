@@ -117,6 +117,8 @@ export interface DatagramOptions {
   port: number;
   /** Called once per received datagram; `data` is the handler's to keep. */
   onMessage(data: Uint8Array, from: NetAddr): void;
+  /** SO_REUSEPORT, so that several processes share the port ({@link Capabilities.udpReusePort}). */
+  reusePort?: boolean;
 }
 
 /** A small HTTP server (the admin and metrics listener). */
@@ -156,6 +158,12 @@ export interface Capabilities {
    * only. Bun 1.4.5's node:tls answers it by closing its own side at once.
    */
   tlsHalfClose: boolean;
+  /**
+   * Several processes can share a UDP port, the kernel keeping each client with one of them
+   * (Bun, through node:dgram). Deno has no SO_REUSEPORT for UDP (its reuseAddress hands the
+   * port to the last process bound).
+   */
+  udpReusePort: boolean;
 }
 
 /** What every runtime adapter provides. Process matters (arguments, signals, files) go through

@@ -185,7 +185,14 @@ export class L4pServer {
         entryPoint = new TcpEntryPoint(name, ep.address, this.env, handler, this.#tcpOptions(ep));
         entryPoint.start();
       } else {
-        entryPoint = new UdpEntryPoint(name, ep.address, this.env, udpRoutes.get(name), ep.udp);
+        entryPoint = new UdpEntryPoint(
+          name,
+          ep.address,
+          this.env,
+          udpRoutes.get(name),
+          ep.udp,
+          ep.reusePort,
+        );
         await entryPoint.start();
       }
     } catch (error) {

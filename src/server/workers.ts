@@ -1,7 +1,8 @@
 /**
- * `--workers N`: N processes serve the same TCP listeners, which the kernel balances through
- * SO_REUSEPORT. UDP entrypoints stay with the first process: Bun cannot share a UDP port
- * (its reusePort does nothing for UDP) and Deno's reuseAddress takes the port over instead.
+ * `--workers N`: N processes serve the same listeners, which the kernel balances through
+ * SO_REUSEPORT (a UDP client's datagrams all reach one process, so its session stays whole).
+ * Where the runtime cannot share a UDP port (Deno: its reuseAddress takes the port over
+ * instead), UDP entrypoints stay with the first process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import process from "node:process";
@@ -18,15 +19,18 @@ export function workerNumber(): number {
 }
 
 /**
- * The configuration a process of a group of workers runs: TCP entrypoints share their port;
- * workers after the first leave out UDP entrypoints, the admin listener and the access log's
- * file (they log access lines to stderr).
+ * The configuration a process of a group of workers runs: entrypoints share their port (UDP
+ * ones only where `udpShared`, else they stay with the first process); workers after the first
+ * leave out the admin listener and the access log's file (they log access lines to stderr).
  */
-export function configForWorker(config: Config, worker: number): Config {
+export function configForWorker(config: Config, worker: number, udpShared: boolean): Config {
   const entryPoints: Config["entryPoints"] = {};
   for (const [name, ep] of Object.entries(config.entryPoints)) {
-    if (ep.protocol === "udp" && worker > 0) continue;
-    entryPoints[name] = ep.protocol === "tcp" ? { ...ep, reusePort: true } : ep;
+    if (ep.protocol === "udp" && !udpShared) {
+      if (worker === 0) entryPoints[name] = ep;
+      continue;
+    }
+    entryPoints[name] = { ...ep, reusePort: true };
   }
   return {
     ...config,

@@ -165,7 +165,15 @@ export class TcpLoadBalancer implements TcpService {
     } catch (error) {
       const code = errorText(error);
       if (code === "EABORTED") return undefined;
-      ctx.env.tracker.dialFailed(this.name, server.label);
+      ctx.env.tracker.dialFailed(this.name, server.label, code);
+      if (code === "EADDRNOTAVAIL") {
+        ctx.env.logger.repeated("warn", `ports ${this.name}`, "out of local ports for dials", {
+          service: this.name,
+          server: server.label,
+          hint:
+            "each closed connection holds its port in TIME_WAIT for 60s: set net.ipv4.tcp_tw_reuse=1, widen net.ipv4.ip_local_port_range, or spread over more server addresses",
+        });
+      }
       this.health.dialFailed(server, code);
       // A dead server fails every dial: the first is logged, then one line a second.
       ctx.env.logger.repeated("warn", `dial ${this.name} ${server.label} ${code}`, "dial failed", {

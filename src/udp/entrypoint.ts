@@ -58,6 +58,8 @@ export class UdpEntryPoint {
     readonly env: ProxyEnv,
     route: UdpRoute | undefined,
     readonly options: UdpEntryPointOptions,
+    /** Share the port with other l4p processes (where the runtime can). */
+    readonly reusePort = false,
   ) {
     this.route = route;
     this.#table = new SessionTable(options.maxSessions);
@@ -79,6 +81,7 @@ export class UdpEntryPoint {
     this.#socket = await this.env.runtime.bindDatagram({
       hostname: this.address.hostname,
       port: this.address.port,
+      reusePort: this.reusePort,
       onMessage: (data, from) => this.#fromClient(data, from),
     });
     this.#sweeper = setInterval(() => this.#sweep(), this.#tickMs);

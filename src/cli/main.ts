@@ -1,0 +1,519 @@
+/**
+ * The `l4p` command: {@link main} takes the arguments and returns the exit code. `cli.ts` (run
+ * from source or compiled) and the npm package's `bin` call it; importing it runs nothing.
+ */
+import process from "node:process";
+import { parseArgs } from "node:util";
+import pkg from "../../package.json" with { type: "json" };
+import { adHocTcpConfig, adHocUdpConfig, UsageError } from "../config/adhoc.ts";
+import { parseHostPort } from "../config/address.ts";
+import { ConfigError, formatProblem, loadConfigFile } from "../config/load.ts";
+import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
+import { STRATEGIES } from "../balancer/strategy.ts";
+import { toHex } from "../health/probe.ts";
+import { parseDuration } from "../config/duration.ts";
+import { startDemo } from "../demo/demo.ts";
+import { LOG_LEVELS, Logger } from "../log/logger.ts";
+import { loadRuntime, type Runtime } from "../runtime/mod.ts";
+import { run, type RunOptions, StartError } from "../server/run.ts";
+import {
+  configForWorker,
+  spawnWorkers,
+  stopWithParent,
+  withoutWorkersFlag,
+  workerNumber,
+  workersExited,
+} from "../server/workers.ts";
+import { describeConfig } from "../graph/describe.ts";
+import { ListenError } from "../server/server.ts";
+
+/** The version printed by `l4p --version`. */
+export const VERSION: string = pkg.version;
+
+const USAGE = `l4p ${VERSION} — layer-4 (TCP and UDP) reverse proxy and load balancer
+
+Usage:
+  l4p run -c FILE [flags]                     run what the configuration FILE describes
+  l4p check FILE                              validate FILE: exit 0, or list every problem and exit 1
+  l4p tcp LISTEN TARGET [TARGET...] [flags]   forward TCP from LISTEN to the TARGETs
+  l4p udp LISTEN TARGET [TARGET...] [flags]   forward UDP from LISTEN to the TARGETs
+  l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
+  l4p completion bash|zsh|fish                print a shell completion script
+  l4p COMMAND --help | l4p --help | --version
+
+LISTEN is [host]:port (":8080" listens on every IPv4 interface, "[::]:8080" on IPv6 too);
+TARGET is host:port. Several targets are balanced by smooth weighted round robin.
+
+Flags:
+  -c, --config FILE             the configuration file (YAML, traefik's names)
+  --dial-timeout DURATION       give up dialling a backend after this long (default 5s)
+  --termination-delay DURATION  once one direction has ended, close the connection when the
+                                other has been silent this long (default 100ms;
+                                --termination-delay=-1s never closes it)
+  --proxy-protocol 1|2          TCP: send a PROXY header of that version to the targets
+  --accept-proxy CIDR           TCP: take PROXY headers from these sources (repeatable); from
+                                any other source, a connection that starts with one is closed
+  --strategy NAME               wrr (default), p2c, leastConn or hrw (UDP: wrr or hrw)
+  --health-interval DURATION    check every target this often; a target that fails 3 checks
+                                in a row gets no new connections until it passes 2
+  --health-timeout DURATION     for one check (default 5s)
+  --health-send TEXT            TCP: bytes to send after connecting; UDP: the datagram (needed);
+                                \\r \\n \\t \\0 \\\\ and \\xHH escapes are understood
+  --health-expect TEXT          bytes the reply must contain (same escapes)
+  --reuse-port                  share the port with other l4p processes (SO_REUSEPORT)
+  --timeout DURATION            UDP: end a session after it has been idle this long (default 3s)
+  --max-sessions N              UDP: most sessions at once; when full, the least recently used
+                                is evicted (default 10000)
+  --metrics ADDR                serve /metrics, /api/status, /api/connections and /healthz
+                                on ADDR ([host]:port)
+  --access-log                  one JSON line on stderr per closed connection or UDP session
+  --drain-timeout DURATION      on SIGTERM/SIGINT, how long established connections may take
+                                to finish before they are closed (default 30s)
+  --max-connections N           most connections each TCP entrypoint holds at once (for those
+                                without maxConnections); beyond it new ones are closed at once
+  --workers N                   N processes share the listeners (SO_REUSEPORT; UDP on Bun
+                                only); the admin listener and the access log file stay with
+                                the first
+  --log-level LEVEL             debug, info, warn or error (default info)
+  --log-format FORMAT           text or json (default text)
+
+Durations: 100ms, 5s, 1m30s, 1h.
+
+Examples:
+  l4p tcp :8080 10.0.0.5:80 10.0.0.6:80
+  l4p tcp 127.0.0.1:6380 127.0.0.1:6379 --termination-delay 1s
+  l4p udp :5353 10.0.0.53:53 --timeout 10s
+  l4p tcp :80 10.0.0.5:80 10.0.0.6:80 10.0.0.7:80 --health-interval 2s
+  l4p tcp :6379 10.0.0.8:6379 10.0.0.9:6379 --health-interval 1s --health-send 'PING\\r\\n' \\
+      --health-expect +PONG --strategy leastConn
+  l4p tcp :443 10.0.0.5:443 --proxy-protocol 2 --accept-proxy 10.0.0.0/8
+  l4p check l4p.yaml && l4p run -c l4p.yaml
+  l4p demo
+`;
+
+/** `l4p COMMAND --help`. */
+const COMMAND_HELP: Record<string, string> = {
+  run: `Usage: l4p run -c FILE [flags]
+
+Runs what the configuration FILE describes (YAML, traefik's names), reloading it when it
+changes or on SIGHUP, draining on SIGTERM. Flags: --metrics ADDR, --access-log,
+--drain-timeout D, --max-connections N, --workers N, --log-level L, --log-format F.`,
+  check: `Usage: l4p check FILE
+
+Validates FILE (and the certificate files it names): prints what it sets up and exits 0,
+or prints every problem as file:line:column: key: message and exits 1.`,
+  tcp: `Usage: l4p tcp LISTEN TARGET [TARGET...] [flags]
+
+Forwards TCP from LISTEN ([host]:port) to the TARGETs (host:port), balanced by smooth
+weighted round robin (or --strategy). Flags: --dial-timeout D, --termination-delay D,
+--proxy-protocol 1|2, --accept-proxy CIDR, --strategy NAME, --health-interval D,
+--health-timeout D, --health-send TEXT, --health-expect TEXT, --reuse-port, --workers N,
+--max-connections N, --metrics ADDR, --access-log.`,
+  udp: `Usage: l4p udp LISTEN TARGET [TARGET...] [flags]
+
+Forwards UDP from LISTEN to the TARGETs, one session per client address and port. Flags:
+--timeout D, --max-sessions N, --strategy wrr|hrw, --health-interval D, --health-send TEXT
+(needed for UDP checks), --health-expect TEXT, --workers N, --metrics ADDR, --access-log.`,
+  demo: `Usage: l4p demo [--listen ADDR] [--print-config]
+
+Starts two demo backends with l4p in front of them (TCP and UDP on --listen, default
+127.0.0.1:8080); --print-config prints the configuration it runs.`,
+  completion: `Usage: l4p completion bash|zsh|fish
+
+Prints a completion script: l4p completion bash > /etc/bash_completion.d/l4p, or
+l4p completion fish > ~/.config/fish/completions/l4p.fish, or for zsh
+l4p completion zsh > "\${fpath[1]}/_l4p".`,
+};
+
+const COMMANDS = ["run", "check", "tcp", "udp", "demo", "completion"];
+
+/** A completion script for `shell`, from the command's own list of commands and flags. */
+function completion(shell: string): string | undefined {
+  const flags = Object.keys(FLAGS).map((f) => `--${f}`);
+  switch (shell) {
+    case "bash":
+      return `# bash completion for l4p
+_l4p() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}"
+  if [ "$COMP_CWORD" -eq 1 ]; then
+    COMPREPLY=($(compgen -W "${COMMANDS.join(" ")} --help --version" -- "$cur"))
+  elif [ "\${COMP_WORDS[1]}" = completion ]; then
+    COMPREPLY=($(compgen -W "bash zsh fish" -- "$cur"))
+  elif [[ "$cur" == -* ]]; then
+    COMPREPLY=($(compgen -W "${flags.join(" ")}" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -f -- "$cur"))
+  fi
+}
+complete -F _l4p l4p
+`;
+    case "zsh":
+      return `#compdef l4p
+# zsh completion for l4p
+_l4p() {
+  if (( CURRENT == 2 )); then
+    compadd ${COMMANDS.join(" ")} --help --version
+  elif [[ "$words[2]" == completion ]]; then
+    compadd bash zsh fish
+  elif [[ "$words[CURRENT]" == -* ]]; then
+    compadd -- ${flags.join(" ")}
+  else
+    _files
+  fi
+}
+compdef _l4p l4p
+`;
+    case "fish":
+      return `# fish completion for l4p
+complete -c l4p -f -n "__fish_use_subcommand" -a "${COMMANDS.join(" ")}"
+complete -c l4p -f -n "__fish_seen_subcommand_from completion" -a "bash zsh fish"
+${Object.keys(FLAGS).map((f) => `complete -c l4p -l ${f}`).join("\n")}
+`;
+  }
+  return undefined;
+}
+
+const FLAGS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  config: { type: "string", short: "c" },
+  "dial-timeout": { type: "string" },
+  "termination-delay": { type: "string" },
+  "reuse-port": { type: "boolean" },
+  "proxy-protocol": { type: "string" },
+  "accept-proxy": { type: "string", multiple: true },
+  timeout: { type: "string" },
+  "max-sessions": { type: "string" },
+  "log-level": { type: "string" },
+  "log-format": { type: "string" },
+  listen: { type: "string" },
+  "print-config": { type: "boolean" },
+  metrics: { type: "string" },
+  "access-log": { type: "boolean" },
+  "drain-timeout": { type: "string" },
+  workers: { type: "string" },
+  "max-connections": { type: "string" },
+  strategy: { type: "string" },
+  "health-interval": { type: "string" },
+  "health-timeout": { type: "string" },
+  "health-send": { type: "string" },
+  "health-expect": { type: "string" },
+} as const;
+
+const DEFAULT_DRAIN_TIMEOUT = 30_000;
+
+/** Where the command writes; tests swap these. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const stdio: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};
+
+/**
+ * Runs the command and resolves to the exit code: 0 after a clean stop, 1 when l4p could not
+ * start (a bad configuration, a busy port), 2 on a usage error.
+ */
+export async function main(args: string[], io: Io = stdio): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: FLAGS,
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help) {
+      const help = COMMAND_HELP[positionals[0] ?? ""];
+      io.out(help ? `${help}\nSee l4p --help for every flag.\n` : USAGE);
+      return 0;
+    }
+    if (positionals[0] === "completion") {
+      const shell = positionals[1];
+      const script = shell && completion(shell);
+      if (!script) throw new UsageError("completion needs one of bash, zsh or fish");
+      io.out(script);
+      return 0;
+    }
+    const runtime = await loadRuntime();
+    if (values.version) {
+      io.out(`l4p ${VERSION} (${runtime.name} ${runtime.version})\n`);
+      return 0;
+    }
+    const [command, ...rest] = positionals;
+    /** Runs the server, with `--workers` more processes beside it when asked. */
+    const serveAll = async (options: RunOptions): Promise<number> => {
+      if (workerNumber() > 0) stopWithParent();
+      const n = count("--workers", values.workers) ?? 1;
+      const children = n > 1 && workerNumber() === 0
+        ? spawnWorkers(runtime, withoutWorkersFlag(args), n - 1, options.logger)
+        : [];
+      let code: number;
+      try {
+        code = await run(options);
+      } catch (error) {
+        for (const c of children) c.kill("SIGKILL");
+        throw error;
+      }
+      code = Math.max(code, await workersExited(children));
+      // The log is written asynchronously: what the last lines said must reach stderr first.
+      await options.logger.flush();
+      return code;
+    };
+    const logOptions = () => ({
+      level: oneOf("--log-level", values["log-level"], LOG_LEVELS),
+      format: oneOf("--log-format", values["log-format"], ["text", "json"] as const),
+    });
+    // The log goes through the runtime's non-blocking stderr: a pipe nobody reads must cost
+    // log lines, not the event loop.
+    const stderr = await runtime.openOutput();
+    switch (command) {
+      case "run": {
+        noExtra(command, rest);
+        if (!values.config) throw new UsageError("run needs -c FILE");
+        const log = logOptions();
+        const { config, text } = await loadConfigFile(values.config, runtime.capabilities);
+        const logger = new Logger({
+          level: log.level ?? config.log.level,
+          format: log.format ?? config.log.format,
+          output: stderr,
+        });
+        return await serveAll({
+          ...common(runtime, values, logger, config),
+          file: values.config,
+          fileText: text,
+          onReload(next) {
+            logger.level = log.level ?? next.log.level ?? "info";
+            logger.format = log.format ?? next.log.format ?? "text";
+          },
+        });
+      }
+      case "check": {
+        const file = rest[0] ?? values.config;
+        if (!file) throw new UsageError("check needs FILE");
+        noExtra(command, rest.slice(1));
+        return await check(file, io, runtime);
+      }
+      case "tcp": {
+        if (rest.length < 2) throw new UsageError("tcp needs LISTEN and at least one TARGET");
+        const config = adHocTcpConfig({
+          listen: rest[0],
+          targets: rest.slice(1),
+          dialTimeout: duration("--dial-timeout", values["dial-timeout"]),
+          terminationDelay: duration("--termination-delay", values["termination-delay"]),
+          reusePort: values["reuse-port"],
+          proxyProtocol: ppVersion(values["proxy-protocol"]),
+          acceptProxy: values["accept-proxy"],
+          strategy: oneOf("--strategy", values.strategy, STRATEGIES),
+          healthCheck: healthFlags(values, "tcp"),
+        });
+        return await serveAll(
+          common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
+        );
+      }
+      case "udp": {
+        if (rest.length < 2) throw new UsageError("udp needs LISTEN and at least one TARGET");
+        const config = adHocUdpConfig({
+          listen: rest[0],
+          targets: rest.slice(1),
+          timeout: duration("--timeout", values.timeout),
+          maxSessions: count("--max-sessions", values["max-sessions"]),
+          strategy: oneOf("--strategy", values.strategy, ["wrr", "hrw"] as const),
+          healthCheck: healthFlags(values, "udp"),
+        });
+        return await serveAll(
+          common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
+        );
+      }
+      case "demo": {
+        noExtra(command, rest);
+        if (values.workers !== undefined) {
+          throw new UsageError("demo runs one process; --workers is not for it");
+        }
+        const listen = values.listen ?? "127.0.0.1:8080";
+        const bad = parseHostPort(listen, true);
+        if (typeof bad === "string") throw new UsageError(`--listen ${bad}`);
+        const logger = new Logger({ ...logOptions(), output: stderr });
+        const demo = await startDemo(runtime, logger, listen);
+        if (values["print-config"]) {
+          demo.close();
+          io.out(demo.text);
+          return 0;
+        }
+        return await run({
+          ...common(runtime, values, logger, demo.config),
+          banner: demo.banner,
+          out: io.out,
+          onStop: () => demo.close(),
+        });
+      }
+      case undefined:
+        throw new UsageError("no command given");
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      io.err(`l4p: ${(error as Error).message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      io.err(`${error.message}\n`);
+      return 1;
+    }
+    if (error instanceof ListenError || error instanceof StartError) {
+      io.err(`l4p: ${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+/** `l4p check FILE`: every problem, or what the file sets up. */
+async function check(file: string, io: Io, runtime: Runtime): Promise<number> {
+  let loaded;
+  try {
+    loaded = await loadConfigFile(file, runtime.capabilities);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    io.err(`${error.message}\n`);
+    const n = error.problems.length;
+    io.err(`${file}: ${n} problem${n === 1 ? "" : "s"}\n`);
+    return 1;
+  }
+  for (const note of loaded.notes) io.out(`note: ${formatProblem(note)}\n`);
+  io.out(describeConfig(loaded.config));
+  io.out(`${file}: ok\n`);
+  return 0;
+}
+
+type Values = ReturnType<
+  typeof parseArgs<{ options: typeof FLAGS; allowPositionals: true }>
+>["values"];
+
+/** What every serving command shares: the runtime, the admin and access log flags, the drain. */
+function common(runtime: Runtime, values: Values, logger: Logger, config: Config) {
+  const metrics = values.metrics === undefined ? undefined : parseHostPort(values.metrics, true);
+  if (typeof metrics === "string") throw new UsageError(`--metrics ${metrics}`);
+  const worker = workerNumber();
+  const udpShared = runtime.capabilities.udpReusePort;
+  const grouped = worker > 0 || (count("--workers", values.workers) ?? 1) > 1;
+  return {
+    runtime,
+    config: grouped ? configForWorker(config, worker, udpShared) : config,
+    prepare: grouped ? (c: Config) => configForWorker(c, worker, udpShared) : undefined,
+    logger,
+    version: VERSION,
+    metrics: worker > 0 ? undefined : metrics,
+    accessLog: values["access-log"] ? { format: "json" as const } : undefined,
+    drainTimeout: duration("--drain-timeout", values["drain-timeout"]) ?? DEFAULT_DRAIN_TIMEOUT,
+    maxConnections: count("--max-connections", values["max-connections"]),
+  };
+}
+
+function duration(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value);
+  if (typeof ms === "string") throw new UsageError(`${flag}: ${ms}`);
+  return ms;
+}
+
+/** The `--health-*` flags as a health check (traefik's defaults for the rest). */
+function healthFlags(values: Values, protocol: "tcp" | "udp"): HealthCheckConfig | undefined {
+  const interval = duration("--health-interval", values["health-interval"]);
+  const timeout = duration("--health-timeout", values["health-timeout"]);
+  const send = values["health-send"];
+  const expect = values["health-expect"];
+  if (interval === undefined) {
+    if (timeout !== undefined || send !== undefined || expect !== undefined) {
+      throw new UsageError(
+        "--health-timeout, --health-send and --health-expect need --health-interval",
+      );
+    }
+    return undefined;
+  }
+  for (
+    const [flag, ms] of [["--health-interval", interval], ["--health-timeout", timeout]] as const
+  ) {
+    if (ms !== undefined && ms <= 0) throw new UsageError(`${flag} must be above zero`);
+  }
+  if (protocol === "udp" && send === undefined) {
+    throw new UsageError("a UDP health check sends a datagram: give --health-send");
+  }
+  const hex = (flag: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    const bytes = unescapeBytes(text);
+    if (typeof bytes === "string") throw new UsageError(`${flag}: ${bytes}`);
+    return toHex(bytes);
+  };
+  return {
+    interval,
+    unhealthyInterval: interval,
+    timeout: timeout ?? DEFAULTS.healthCheckTimeout,
+    send: hex("--health-send", send),
+    expect: hex("--health-expect", expect),
+    failsThreshold: DEFAULTS.failsThreshold,
+    passesThreshold: DEFAULTS.passesThreshold,
+  };
+}
+
+/** Text with C escapes (`\r`, `\n`, `\t`, `\0`, `\\`, `\xHH`) as bytes, or what is wrong with it. */
+export function unescapeBytes(text: string): Uint8Array | string {
+  const out: number[] = [];
+  const utf8 = new TextEncoder();
+  for (let i = 0; i < text.length; i++) {
+    const c = String.fromCodePoint(text.codePointAt(i)!);
+    if (c !== "\\") {
+      out.push(...utf8.encode(c));
+      i += c.length - 1; // a character beyond the BMP takes two code units
+      continue;
+    }
+    const e = text[++i];
+    const simple: Record<string, number> = { r: 13, n: 10, t: 9, "0": 0, "\\": 92 };
+    if (e in simple) out.push(simple[e]);
+    else if (e === "x" && /^[0-9a-fA-F]{2}$/.test(text.slice(i + 1, i + 3))) {
+      out.push(parseInt(text.slice(i + 1, i + 3), 16));
+      i += 2;
+    } else return `bad escape "\\${e ?? ""}" (use \\r, \\n, \\t, \\0, \\\\ or \\xHH)`;
+  }
+  return new Uint8Array(out);
+}
+
+function ppVersion(value: string | undefined): 1 | 2 | undefined {
+  if (value === undefined) return undefined;
+  if (value !== "1" && value !== "2") {
+    throw new UsageError(`--proxy-protocol must be 1 or 2, not "${value}"`);
+  }
+  return Number(value) as 1 | 2;
+}
+
+function count(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(value)) {
+    throw new UsageError(`${flag} must be a whole number above 0, not "${value}"`);
+  }
+  return Number(value);
+}
+
+function oneOf<T extends string>(
+  flag: string,
+  value: string | undefined,
+  allowed: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`${flag} must be one of ${allowed.join(", ")}, not "${value}"`);
+  }
+  return value as T;
+}
+
+function noExtra(command: string, rest: string[]): void {
+  if (rest.length > 0) throw new UsageError(`${command} takes no arguments, got "${rest[0]}"`);
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: string })?.code ?? "";
+  return code.startsWith("ERR_PARSE_ARGS");
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
-// The npm `bin` entry, so `bunx l4p …` (and `npx l4p …` with Bun installed) runs the command.
-// l4p is TypeScript for Deno and Bun; Node.js cannot run it, hence the bun shebang.
+// The npm package's `bin`, so `bunx l4p …` (and `npx l4p …` with Bun installed) runs the command.
+// It runs the built JavaScript (dist/lib, made by `npm pack` through `prepack`); Node.js cannot
+// run l4p, hence the bun shebang; Deno runs it as `deno run -A npm:l4p`.
 import process from "node:process";
-import { main } from "../cli.ts";
+import { main } from "../dist/lib/src/cli/main.js";
 
 process.exit(await main(process.argv.slice(2)));

@@ -228,10 +228,13 @@ export function cliCommand(args: string[]): [string, string[]] {
     : [process.execPath, ["run", "-A", "--quiet", cli, ...args]];
 }
 
-/** Starts an l4p process; `command` defaults to the CLI from source on this runtime. */
-export function runL4p(args: string[], command?: string): L4pProcess {
+/**
+ * Starts an l4p process; `command` defaults to the CLI from source on this runtime, `cwd` to
+ * the repository.
+ */
+export function runL4p(args: string[], command?: string, cwd = ROOT): L4pProcess {
   const [file, argv] = command ? [command, args] : cliCommand(args);
-  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], cwd: ROOT });
+  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], cwd });
   let out = "";
   let err = "";
   const waiters: (() => void)[] = [];

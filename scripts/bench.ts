@@ -435,18 +435,7 @@ function redisWorkload(
     kind: "tcp",
     async setup() {
       const target = port();
-      server = start(which("redis-server")!, [
-        "--port",
-        String(target),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxclients",
-        "20000",
-      ]);
+      server = redisServer(target);
       await waitTcp(target);
       return { target, teardown: () => stop(server) };
     },
@@ -614,18 +603,7 @@ function connloadWorkload(close: "close" | "reset"): Workload {
     kind: "tcp",
     async setup() {
       const target = port();
-      server = start(which("redis-server")!, [
-        "--port",
-        String(target),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxclients",
-        "20000",
-      ]);
+      server = redisServer(target);
       await waitTcp(target);
       return { target, teardown: () => stop(server) };
     },
@@ -651,6 +629,22 @@ function buildConnload(): void {
     encoding: "utf8",
   });
   if (r.status !== 0) throw new Error(`cc scripts/connload.c failed: ${r.stderr}`);
+}
+
+/** redis-server on loopback, without persistence, taking many clients: the request backend. */
+function redisServer(port: number): ChildProcess {
+  return start(which("redis-server")!, [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--maxclients",
+    "20000",
+  ]);
 }
 
 /** A plain TCP server for TLS workloads: socat writing what it gets to /dev/null. */

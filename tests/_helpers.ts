@@ -378,6 +378,24 @@ export async function udpPeer(
   return peer;
 }
 
+/**
+ * dnsmasq on 127.0.0.1:`port`, answering A queries for each domain in `answers` with its address
+ * (`{"l4p.test": "127.0.0.7"}`), and nothing else (no upstream, no hosts file).
+ */
+export function startDnsmasq(dnsmasq: string, port: number, answers: Record<string, string>) {
+  return spawn(dnsmasq, [
+    "--keep-in-foreground",
+    "--conf-file=/dev/null",
+    "--no-resolv",
+    "--no-hosts",
+    "--pid-file=",
+    "--bind-interfaces",
+    "--listen-address=127.0.0.1",
+    `--port=${port}`,
+    ...Object.entries(answers).map(([name, ip]) => `--address=/${name}/${ip}`),
+  ], { stdio: "ignore" });
+}
+
 /** The path of an installed program, or undefined. */
 export function which(name: string): string | undefined {
   const dirs = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"];

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { adHocUdpConfig } from "../src/config/adhoc.ts";
-import { freePort, peerOrSkip, startProxy } from "./_helpers.ts";
+import { freePort, peerOrSkip, startDnsmasq, startProxy } from "./_helpers.ts";
 
 const run = promisify(execFile);
 const dnsmasq = peerOrSkip("dnsmasq");
@@ -32,18 +32,10 @@ test("udp: a real DNS server (dnsmasq) behind l4p answers real queries (dig) sen
 }, async () => {
   if (!dnsmasq || !dig) return;
   const port = await freePort();
-  const server = spawn(dnsmasq, [
-    "--keep-in-foreground",
-    "--conf-file=/dev/null",
-    "--no-resolv",
-    "--no-hosts",
-    "--pid-file=",
-    "--bind-interfaces",
-    "--listen-address=127.0.0.1",
-    `--port=${port}`,
-    "--address=/l4p.test/127.0.0.7",
-    "--address=/other.test/127.0.0.8",
-  ], { stdio: "ignore" });
+  const server = startDnsmasq(dnsmasq, port, {
+    "l4p.test": "127.0.0.7",
+    "other.test": "127.0.0.8",
+  });
   const proxy = await startProxy(
     adHocUdpConfig({ listen: "127.0.0.1:0", targets: [`127.0.0.1:${port}`] }),
   );

@@ -16,6 +16,7 @@ import {
   netServer,
   peerOrSkip,
   runL4p,
+  startDnsmasq,
   startProxy,
   type TestProxy,
   waitFor,
@@ -196,17 +197,7 @@ test("UDP: a DNS query health check marks a stopped dnsmasq down; new sessions g
 }, async () => {
   const ports = [await freePort(), await freePort()];
   const start = (port: number, answer: string) =>
-    spawn(DNSMASQ as string, [
-      "--keep-in-foreground",
-      "--conf-file=/dev/null",
-      "--no-resolv",
-      "--no-hosts",
-      "--pid-file=",
-      "--bind-interfaces",
-      "--listen-address=127.0.0.1",
-      `--port=${port}`,
-      `--address=/test.example/${answer}`,
-    ], { stdio: "ignore" });
+    startDnsmasq(DNSMASQ as string, port, { "test.example": answer });
   const dns = [start(ports[0], "10.0.0.1"), start(ports[1], "10.0.0.2")];
   const config = parseConfig(
     `entryPoints:

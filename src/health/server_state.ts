@@ -43,7 +43,7 @@ export class ServerState implements Candidate {
   /** Why it is in its state, for logs and the status API. */
   reason = "not checked yet";
   /** When it entered its state, in ms since the epoch. */
-  since = Date.now();
+  since: number = Date.now();
   lastCheck: CheckResult | undefined;
   checksPassed = 0;
   checksFailed = 0;

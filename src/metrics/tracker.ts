@@ -109,26 +109,26 @@ export type Scope = "entryPoint" | "router" | "service" | "server";
 
 /** The live connections and the totals; one per running l4p. */
 export class TrafficTracker {
-  readonly live = new Set<ConnRecord>();
-  readonly entryPoints = new Map<string, Totals>();
-  readonly routers = new Map<string, Totals>();
-  readonly services = new Map<string, Totals>();
+  readonly live: Set<ConnRecord> = new Set();
+  readonly entryPoints: Map<string, Totals> = new Map();
+  readonly routers: Map<string, Totals> = new Map();
+  readonly services: Map<string, Totals> = new Map();
   /** Keyed by `service` and server address, joined by a space. */
-  readonly servers = new Map<string, Totals>();
+  readonly servers: Map<string, Totals> = new Map();
   /** Connection durations, by entrypoint. */
-  readonly durations = new Map<string, Histogram>();
+  readonly durations: Map<string, Histogram> = new Map();
   /** Connections a middleware refused, keyed by router and middleware, joined by a space. */
-  readonly refusals = new Map<string, number>();
+  readonly refusals: Map<string, number> = new Map();
   /** Connections an entrypoint closed at once because it had `maxConnections` open. */
-  readonly overLimit = new Map<string, number>();
+  readonly overLimit: Map<string, number> = new Map();
   /** Failed dials by service and error code, joined by a space (EADDRNOTAVAIL: out of ports). */
-  readonly dialErrorCodes = new Map<string, number>();
-  readonly udpLive = new Set<UdpSessionRecord>();
-  readonly udpEntryPoints = new Map<string, UdpTotals>();
-  readonly udpRouters = new Map<string, UdpTotals>();
-  readonly udpServices = new Map<string, UdpTotals>();
+  readonly dialErrorCodes: Map<string, number> = new Map();
+  readonly udpLive: Set<UdpSessionRecord> = new Set();
+  readonly udpEntryPoints: Map<string, UdpTotals> = new Map();
+  readonly udpRouters: Map<string, UdpTotals> = new Map();
+  readonly udpServices: Map<string, UdpTotals> = new Map();
   /** Keyed by `service` and server address, joined by a space. */
-  readonly udpServers = new Map<string, UdpTotals>();
+  readonly udpServers: Map<string, UdpTotals> = new Map();
   #lastId = 0;
   #onClosed: ((closed: ClosedConn) => void)[] = [];
   #onSessionClosed: ((closed: ClosedSession) => void)[] = [];

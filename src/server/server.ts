@@ -56,12 +56,12 @@ export class ReloadStats {
 
 /** A running l4p: entrypoints, routers and services built from one configuration. */
 export class L4pServer {
-  readonly tracker = new TrafficTracker();
+  readonly tracker: TrafficTracker = new TrafficTracker();
   readonly env: ProxyEnv;
   /** Certificates from ACME resolvers, and their challenges. */
   readonly acme: AcmeManager;
-  readonly reloads = new ReloadStats();
-  readonly startedAt = Date.now();
+  readonly reloads: ReloadStats = new ReloadStats();
+  readonly startedAt: number = Date.now();
   readonly #tcp = new Map<string, TcpEntryPoint>();
   readonly #udp = new Map<string, UdpEntryPoint>();
   readonly #random: (() => number) | null;

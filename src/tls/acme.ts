@@ -48,7 +48,7 @@ interface Demand {
 /** Obtains, keeps and renews certificates; answers challenges. */
 export class AcmeManager implements AcmeChallenges {
   /** Certificates obtained, by lowercase name: what the certificate store serves. */
-  readonly certificates = new Map<string, Certificate>();
+  readonly certificates: Map<string, Certificate> = new Map();
   readonly #alpn = new Map<string, { cert: string; key: string }>();
   readonly #http = new Map<string, string>();
   #resolvers: Record<string, AcmeResolverConfig> = {};

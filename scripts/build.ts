@@ -131,8 +131,10 @@ function buildNpm(outdir: string): boolean {
     "--format",
     "esm",
     "--splitting",
-    "--packages",
-    "external",
+    // The dependencies stay imports, resolved in the user's node_modules; files imported as
+    // text (the dashboard's uPlot) are inlined, since an external import would lose its
+    // `with { type: "text" }`.
+    ...["yaml", "zod", "acme-client"].flatMap((p) => ["--external", p]),
   ]);
   if (!js.ok) return fail(`bun build failed:\n${js.output}`);
   const dts = run(tool("tsc"), [

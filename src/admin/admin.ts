@@ -1,6 +1,8 @@
 /**
  * The admin listener: Prometheus metrics at `/metrics`, live state at `/api/status` and
- * `/api/connections` (the shape of traefik's raw data API), liveness at `/healthz`.
+ * `/api/connections` (the shape of traefik's raw data API) and pushed every second at
+ * `/api/events`, the dashboard at `/dashboard/` (a client of those, nothing more), liveness at
+ * `/healthz`.
  */
 import { formatAddr, type HostPort } from "../config/address.ts";
 import type {
@@ -14,28 +16,69 @@ import type { ServerState } from "../health/server_state.ts";
 import { renderMetrics } from "../metrics/prometheus.ts";
 import type { Totals, UdpTotals } from "../metrics/tracker.ts";
 import type { HttpServer } from "../runtime/types.ts";
+import { createHash, timingSafeEqual } from "node:crypto";
+import UPLOT_CSS from "uplot/dist/uPlot.min.css" with { type: "text" };
+import UPLOT_JS from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
+import DASHBOARD from "./dashboard.html" with { type: "text" };
+import { EventStreams, LiveHistory } from "./live.ts";
 import { routerOrder } from "../graph/describe.ts";
 import type { L4pServer } from "../server/server.ts";
 
-/** Who is running, for `l4p_info` and the status API. */
+/** Who is running, for `l4p_info` and the status API, and how the listener is guarded. */
 export interface AdminInfo {
   version: string;
   /** Access log lines lost to a slow output of its own (a file). */
   accessLogDropped?: () => number;
+  /**
+   * The bearer token every request must carry (header `Authorization: Bearer …`, or `?token=`
+   * for the dashboard's event stream, which a browser opens without headers). None: open.
+   */
+  token?: string;
+  /** `/metrics` without the token, for a Prometheus that has none. */
+  publicMetrics?: boolean;
+  /** The history to show; one made here otherwise (it outlives the listener when given). */
+  history?: LiveHistory;
 }
 
+/** The admin listener: an HTTP server, and its history and streams to end with it. */
+export interface AdminListener extends HttpServer {}
+
+const PATHS = "/dashboard/ /api/status /api/connections /api/events /metrics /healthz";
+
 /** Starts the admin listener; throws a `SocketError` when the address can't be had. */
-export function startAdmin(server: L4pServer, address: HostPort, info: AdminInfo): HttpServer {
+export function startAdmin(
+  server: L4pServer,
+  address: HostPort,
+  info: AdminInfo,
+): AdminListener {
   const runtime = `${server.env.runtime.name} ${server.env.runtime.version}`;
-  return server.env.runtime.serveHttp({
+  const history = info.history ?? new LiveHistory(server.tracker);
+  history.start();
+  const streams = new EventStreams();
+  const snapshot = () => ({
+    ...status(server, info.version, runtime),
+    sample: history.latest(),
+    recent: history.recent(),
+  });
+  const http = server.env.runtime.serveHttp({
     hostname: address.hostname,
     port: address.port,
     handler(request) {
-      const path = new URL(request.url).pathname;
+      const url = new URL(request.url);
+      const path = url.pathname;
       if (request.method !== "GET" && request.method !== "HEAD") {
         return new Response("method not allowed\n", {
           status: 405,
           headers: { allow: "GET, HEAD" },
+        });
+      }
+      // Liveness, the charting library's files (no data in them), and /metrics when asked.
+      const open = path === "/healthz" || path.startsWith("/dashboard/uplot.") ||
+        (path === "/metrics" && info.publicMetrics);
+      if (info.token && !open && !authorized(request, url, info.token)) {
+        return new Response("unauthorized\n", {
+          status: 401,
+          headers: { "www-authenticate": 'Bearer realm="l4p"' },
         });
       }
       switch (path) {
@@ -56,21 +99,50 @@ export function startAdmin(server: L4pServer, address: HostPort, info: AdminInfo
             { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
           );
         case "/api/status":
-          return Response.json(status(server, info.version, runtime));
+          return Response.json(snapshot());
         case "/api/connections":
           return Response.json(connections(server));
+        case "/api/events":
+          return streams.respond(history, snapshot);
+        case "/dashboard":
+        case "/dashboard/":
+          return new Response(DASHBOARD, {
+            headers: {
+              "content-type": "text/html; charset=utf-8",
+              "cache-control": "no-store",
+              "content-security-policy":
+                "default-src 'self'; img-src 'self' data:; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'",
+            },
+          });
+        case "/dashboard/uplot.js":
+          return new Response(UPLOT_JS, { headers: { "content-type": "text/javascript" } });
+        case "/dashboard/uplot.css":
+          return new Response(UPLOT_CSS, { headers: { "content-type": "text/css" } });
         case "/healthz":
           return new Response("ok\n");
         default:
-          return new Response(
-            "not found: try /metrics, /api/status, /api/connections or /healthz\n",
-            {
-              status: 404,
-            },
-          );
+          return new Response(`not found: try ${PATHS}\n`, { status: 404 });
       }
     },
   });
+  return {
+    addr: http.addr,
+    close() {
+      streams.endAll();
+      if (!info.history) history.stop();
+      http.close();
+    },
+  };
+}
+
+/** Whether `request` carries the token, compared in constant time. */
+function authorized(request: Request, url: URL, token: string): boolean {
+  const header = request.headers.get("authorization") ?? "";
+  const given = header.startsWith("Bearer ") ? header.slice(7) : url.searchParams.get("token");
+  if (!given) return false;
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(token).digest();
+  return timingSafeEqual(a, b);
 }
 
 const iso = (ms: number) => (ms ? new Date(ms).toISOString() : null);

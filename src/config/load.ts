@@ -580,7 +580,13 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
     services: w.services.map((c) => ({ name: c.name, weight: c.weight ?? 1 })),
   });
   config.log = { level: file.log?.level, format: file.log?.format };
-  if (file.metrics) config.metrics = { address: file.metrics.address };
+  if (file.metrics) {
+    config.metrics = {
+      address: file.metrics.address,
+      token: file.metrics.token ?? tls.metricsToken,
+      publicMetrics: file.metrics.publicMetrics ?? false,
+    };
+  }
   if (file.accessLog) {
     config.accessLog = {
       filePath: file.accessLog.filePath,

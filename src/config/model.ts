@@ -42,8 +42,13 @@ export interface Config {
   udp: UdpConfig;
   /** Command-line flags override these. */
   log: { level?: LogLevel; format?: LogFormat };
-  /** The admin listener (metrics, status API); none when absent. */
-  metrics?: { address: HostPort };
+  /** The admin listener (metrics, status API, dashboard); none when absent. */
+  metrics?: {
+    address: HostPort;
+    /** Required of every request but /healthz (and /metrics when `publicMetrics`). */
+    token?: string;
+    publicMetrics: boolean;
+  };
   /** The access log; off when absent. */
   accessLog?: { filePath?: string; format: "json" | "text" };
   /** Certificates and TLS options for routers that terminate TLS. */

@@ -423,6 +423,19 @@ export const fileSchema = z.strictObject({
     .optional(),
   metrics: z.strictObject({
     address: serverAddressListen(),
+    token: z.string().min(16, { message: "a token needs at least 16 characters" }).optional()
+      .meta({
+        description:
+          "l4p's own: a bearer token the API, the dashboard and its event stream require",
+      }),
+    tokenFile: file.optional().meta({ description: "l4p's own: read the token from this file" }),
+    publicMetrics: z.boolean().optional().meta({
+      description: "l4p's own: /metrics without the token (for a Prometheus without one)",
+    }),
+  }).superRefine((m, ctx) => {
+    if (m.token !== undefined && m.tokenFile !== undefined) {
+      ctx.addIssue({ code: "custom", message: "give token or tokenFile, not both" });
+    }
   }).optional().meta({
     description: "the admin listener: /metrics, /api/status, /api/connections, /healthz",
   }),

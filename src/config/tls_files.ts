@@ -1,9 +1,15 @@
 /**
- * The files a configuration's TLS settings name, read and checked while the configuration is
+ * The files a configuration names (certificates, CA bundles, the admin token), read and checked
+ * while the configuration is
  * loaded, so that `l4p check` (and a reload) report a missing file, a key that does not match,
  * or an expired certificate at the key that names it. Paths are relative to the file's folder.
  */
-import { type Certificate, loadCaFile, loadCertificate } from "../tls/certificates.ts";
+import {
+  type Certificate,
+  loadCaFile,
+  loadCertificate,
+  readConfigFile,
+} from "../tls/certificates.ts";
 import type { ParsedFile } from "./schema.ts";
 
 type Path = (string | number)[];
@@ -19,6 +25,8 @@ export interface TlsMaterial {
   transports: Record<string, { rootCAs: string[]; certificate?: Certificate }>;
   /** ACME servers' roots, by resolver name. */
   acmeCas: Record<string, string[]>;
+  /** The admin listener's token, from `metrics.tokenFile`. */
+  metricsToken?: string;
 }
 
 /** How long before expiry a certificate is worth a note. */
@@ -82,6 +90,21 @@ export function readTlsFiles(
       rootCAs: cas([...path, "rootCAs"], t.tls.rootCAs),
       certificate: first ? certificate([...path, "certificates", 0], first) : undefined,
     };
+  }
+  const tokenFile = file.metrics?.tokenFile;
+  if (tokenFile) {
+    try {
+      const token = readConfigFile(tokenFile, base).trim();
+      if (token.length < 16) {
+        error(["metrics", "tokenFile"], `the token in ${tokenFile} has fewer than 16 characters`);
+      } else m.metricsToken = token;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      error(
+        ["metrics", "tokenFile"],
+        `cannot read ${tokenFile}: ${code === "ENOENT" ? "no such file" : code}`,
+      );
+    }
   }
   for (const [name, r] of Object.entries(file.certificatesResolvers ?? {})) {
     m.acmeCas[name] = cas(

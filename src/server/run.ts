@@ -138,6 +138,8 @@ export async function run(options: RunOptions): Promise<number> {
         admin = startAdmin(server, adminAddress, {
           version: options.version,
           accessLogDropped: () => accessLog?.dropped ?? 0,
+          token: config.metrics?.token,
+          publicMetrics: config.metrics?.publicMetrics,
         });
       } catch (error) {
         const code = (error as { code?: string }).code ?? "EIO";
@@ -145,7 +147,8 @@ export async function run(options: RunOptions): Promise<number> {
       }
       logger.info("admin listening", {
         address: `${admin.addr.hostname}:${admin.addr.port}`,
-        paths: "/metrics /api/status /api/connections /healthz",
+        paths: "/dashboard/ /metrics /api/status /api/connections /api/events /healthz",
+        token: config.metrics?.token ? "required" : "none",
       });
     }
   } catch (error) {

@@ -1,0 +1,171 @@
+/**
+ * What the dashboard and `l4p top` watch: a 15-minute history of connections and bytes per
+ * entrypoint and per service (one sample a second, from the tracker's totals), the most recent
+ * closed connections, and a Server-Sent Events stream that pushes the status every second.
+ */
+import type { ClosedConn, TrafficTracker } from "../metrics/tracker.ts";
+
+/** One second's totals of one entrypoint or service. */
+export interface Point {
+  /** Connections (TCP) or sessions (UDP) open. */
+  open: number;
+  /** Since the start: connections opened, bytes from and to clients. */
+  total: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Everything measured at one instant. */
+export interface Sample {
+  /** ms since the epoch. */
+  t: number;
+  entryPoints: Record<string, Point>;
+  services: Record<string, Point>;
+}
+
+/** 15 minutes of samples, one a second. */
+export const HISTORY_SAMPLES = 900;
+/** Closed connections remembered for the dashboard. */
+export const RECENT_CLOSED = 50;
+
+/** Samples the tracker every second while started; remembers recent closes. */
+export class LiveHistory {
+  readonly #samples: Sample[] = [];
+  readonly #recent: Record<string, unknown>[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(readonly tracker: TrafficTracker) {
+    tracker.onClosed((c) => this.#closed(c));
+  }
+
+  /** Starts sampling (at once, then every second). */
+  start(): void {
+    if (this.#timer) return;
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), 1000);
+  }
+
+  stop(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The samples, oldest first. */
+  samples(): Sample[] {
+    return [...this.#samples];
+  }
+
+  /** The latest sample. */
+  latest(): Sample | undefined {
+    return this.#samples.at(-1);
+  }
+
+  /** The most recent closed connections, newest first. */
+  recent(): Record<string, unknown>[] {
+    return [...this.#recent];
+  }
+
+  #sample(): void {
+    const t = this.tracker;
+    const point = (open: number, total: number, bytesIn: number, bytesOut: number): Point => ({
+      open,
+      total,
+      bytesIn,
+      bytesOut,
+    });
+    const entryPoints: Record<string, Point> = {};
+    const services: Record<string, Point> = {};
+    for (const [name, v] of t.tcpTotals("entryPoint")) {
+      entryPoints[name] = point(v.opened - v.closed, v.opened, v.bytesIn, v.bytesOut);
+    }
+    for (const [name, v] of t.tcpTotals("service")) {
+      services[name] = point(v.opened - v.closed, v.opened, v.bytesIn, v.bytesOut);
+    }
+    const active = (
+      v: {
+        sessionsCreated: number;
+        sessionsExpired: number;
+        sessionsEvicted: number;
+        sessionsClosed: number;
+      },
+    ) => v.sessionsCreated - v.sessionsExpired - v.sessionsEvicted - v.sessionsClosed;
+    for (const [name, v] of t.udpTotals("entryPoint")) {
+      entryPoints[name] = point(active(v), v.sessionsCreated, v.bytesIn, v.bytesOut);
+    }
+    for (const [name, v] of t.udpTotals("service")) {
+      services[`udp:${name}`] = point(active(v), v.sessionsCreated, v.bytesIn, v.bytesOut);
+    }
+    this.#samples.push({ t: Date.now(), entryPoints, services });
+    if (this.#samples.length > HISTORY_SAMPLES) this.#samples.shift();
+  }
+
+  #closed({ record: r, durationMs, reason }: ClosedConn): void {
+    this.#recent.unshift({
+      at: new Date().toISOString(),
+      entryPoint: r.entryPoint,
+      router: r.router || null,
+      service: r.service || null,
+      client: `${r.client.hostname}:${r.client.port}`,
+      server: r.server || null,
+      durationMs,
+      bytesIn: r.bytesIn,
+      bytesOut: r.bytesOut,
+      reason,
+    });
+    if (this.#recent.length > RECENT_CLOSED) this.#recent.pop();
+  }
+}
+
+/** Open event streams, so that closing the admin listener ends them. */
+export class EventStreams {
+  readonly #open = new Set<{ end(): void }>();
+
+  /**
+   * A `text/event-stream` response: the history at once, then `status` every second. A client
+   * that loses it reconnects after a second (`retry`).
+   */
+  respond(history: LiveHistory, status: () => unknown): Response {
+    const encoder = new TextEncoder();
+    let handle: { end(): void } | undefined;
+    const body = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        const send = (event: string, data: unknown) =>
+          controller.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+        controller.enqueue(encoder.encode("retry: 1000\n\n"));
+        send("history", history.samples());
+        send("status", status());
+        const timer = setInterval(() => {
+          try {
+            send("status", status());
+          } catch {
+            handle?.end(); // the client has gone
+          }
+        }, 1000);
+        handle = {
+          end: () => {
+            clearInterval(timer);
+            this.#open.delete(handle!);
+            try {
+              controller.close();
+            } catch {
+              // Already closed or cancelled.
+            }
+          },
+        };
+        this.#open.add(handle);
+      },
+      cancel: () => handle?.end(),
+    });
+    return new Response(body, {
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-store",
+      },
+    });
+  }
+
+  /** Ends every stream (the admin listener is closing). */
+  endAll(): void {
+    for (const h of [...this.#open]) h.end();
+  }
+}

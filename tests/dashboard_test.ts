@@ -14,6 +14,7 @@ import {
   echoServer,
   freePort,
   peerOrSkip,
+  runL4p,
   startProxy,
   type TestProxy,
 } from "./_helpers.ts";
@@ -166,6 +167,49 @@ test("admin token: the API, the dashboard and its event stream refuse requests w
     await metrics.body?.cancel();
     assert.equal((await fetch(`${base}/healthz`)).status, 200);
   } finally {
+    admin.close();
+    proxy.close();
+    await backend.close();
+  }
+});
+
+test("l4p top on a non-TTY prints one snapshot matching /api/status; --json gives the API's JSON", async () => {
+  const backend = await echoServer();
+  const proxy = await startProxy(config(backend.port));
+  const admin = startAdmin(
+    proxy.server,
+    { hostname: "127.0.0.1", port: 0, text: "127.0.0.1:0" },
+    { version: "test" },
+  );
+  const held: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = await connect(proxy.port("web"), "127.0.0.1", `127.0.0.${20 + i}`);
+      c.write("hello");
+      await deadline(new Promise((r) => c.once("data", r)), 5000, "echo");
+      held.push(c);
+    }
+    const admin_ = `127.0.0.1:${admin.addr.port}`;
+    const status = await (await fetch(`http://${admin_}/api/status`)).json();
+    const text = runL4p(["top", "--admin", admin_]);
+    assert.equal(await deadline(text.exited, 30_000, "l4p top"), 0, text.stderr());
+    const out = text.stdout();
+    const ep = status.entryPoints.web;
+    assert.match(out, new RegExp(`^web\\s+tcp\\s+${ep.listening}\\s+2\\s+2\\s`, "m"), out);
+    assert.match(out, new RegExp(`^echo \\(tcp, wrr\\)\\s+up\\s+2\\s`, "m"), out);
+    assert.match(out, new RegExp(`^  127\\.0\\.0\\.1:${backend.port}\\s+up\\s+2\\s`, "m"), out);
+    assert.match(out, /^127\.0\.0\.20\s+1\s+10$/m, "top clients by bytes (5 each way)");
+    const json = runL4p(["top", "--admin", admin_, "--json"]);
+    assert.equal(await deadline(json.exited, 30_000, "l4p top --json"), 0, json.stderr());
+    const snapshot = JSON.parse(json.stdout());
+    assert.deepEqual(Object.keys(snapshot.status.entryPoints), Object.keys(status.entryPoints));
+    assert.equal(snapshot.status.entryPoints.web.connectionsOpen, 2);
+    assert.equal(snapshot.connections.tcp.length, 2);
+    const refused = runL4p(["top", "--admin", "127.0.0.1:9"]);
+    assert.equal(await deadline(refused.exited, 30_000, "l4p top, nothing there"), 1);
+    assert.match(refused.stderr(), /l4p top: cannot read http:\/\/127\.0\.0\.1:9/);
+  } finally {
+    for (const c of held) c.destroy();
     admin.close();
     proxy.close();
     await backend.close();

@@ -394,10 +394,14 @@ test("out of file descriptors with stderr unread: l4p serves again once the clie
       }
       await new Promise((r) => setTimeout(r, 100));
     }
+    // Let the reader start, then stop l4p and read everything it wrote.
     writeFileSync(`${dir}/go`, "");
+    await waitFor(() => existsSync(`${dir}/stderr`), 5000, "the stderr reader");
     child.kill("SIGTERM");
     await deadline(exited, 15_000, "l4p exited");
-    const log = readFileSync(`${dir}/stderr`, "utf8");
+    const read = () => readFileSync(`${dir}/stderr`, "utf8");
+    await waitFor(() => /drained|drain timeout/.test(read()), 5000, "l4p's last lines");
+    const log = read();
     assert.match(log, /listening/);
     // Storms are summed up: the first failure of a kind, then a line a second with the count
     // (Deno fails its accepts, Bun its dials; how many fail depends on timing, so only the

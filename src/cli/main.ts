@@ -26,6 +26,7 @@ import {
 } from "../server/workers.ts";
 import { describeConfig } from "../graph/describe.ts";
 import { ListenError } from "../server/server.ts";
+import { top } from "../admin/top.ts";
 
 /** The version printed by `l4p --version`. */
 export const VERSION: string = pkg.version;
@@ -38,6 +39,7 @@ Usage:
   l4p tcp LISTEN TARGET [TARGET...] [flags]   forward TCP from LISTEN to the TARGETs
   l4p udp LISTEN TARGET [TARGET...] [flags]   forward UDP from LISTEN to the TARGETs
   l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
+  l4p top [--admin ADDR] [--token T] [--json] watch a running l4p (its admin listener)
   l4p completion bash|zsh|fish                print a shell completion script
   l4p COMMAND --help | l4p --help | --version
 
@@ -118,6 +120,12 @@ Forwards UDP from LISTEN to the TARGETs, one session per client address and port
 
 Starts two demo backends with l4p in front of them (TCP and UDP on --listen, default
 127.0.0.1:8080); --print-config prints the configuration it runs.`,
+  top: `Usage: l4p top [--admin ADDR] [--token T] [--json]
+
+Watches a running l4p through its admin listener (default 127.0.0.1:9100): entrypoints,
+services with their servers, the clients with the most bytes, and rates. On a terminal it
+refreshes every second (s: change the sort, q: quit); elsewhere it prints one snapshot (the
+API's JSON with --json) and exits.`,
   completion: `Usage: l4p completion bash|zsh|fish
 
 Prints a completion script: l4p completion bash > /etc/bash_completion.d/l4p, or
@@ -125,7 +133,7 @@ l4p completion fish > ~/.config/fish/completions/l4p.fish, or for zsh
 l4p completion zsh > "\${fpath[1]}/_l4p".`,
 };
 
-const COMMANDS = ["run", "check", "tcp", "udp", "demo", "completion"];
+const COMMANDS = ["run", "check", "tcp", "udp", "top", "demo", "completion"];
 
 /** A completion script for `shell`, from the command's own list of commands and flags. */
 function completion(shell: string): string | undefined {
@@ -198,6 +206,9 @@ const FLAGS = {
   "health-timeout": { type: "string" },
   "health-send": { type: "string" },
   "health-expect": { type: "string" },
+  admin: { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean" },
 } as const;
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
@@ -326,6 +337,19 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         return await serveAll(
           common(runtime, values, new Logger({ ...logOptions(), output: stderr }), config),
         );
+      }
+      case "top": {
+        noExtra(command, rest);
+        const admin = values.admin ?? "127.0.0.1:9100";
+        const address = parseHostPort(admin, true);
+        if (typeof address === "string") throw new UsageError(`--admin ${address}`);
+        const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+        return await top(`http://${host}:${address.port}`, {
+          token: values.token,
+          json: values.json,
+          out: io.out,
+          err: io.err,
+        });
       }
       case "demo": {
         noExtra(command, rest);

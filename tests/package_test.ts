@@ -174,3 +174,13 @@ test("systemd-analyze verify accepts contrib/systemd/l4p.service", {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("deno.json is ready for JSR: deno publish --dry-run passes (names, exports, types, license)", () => {
+  const r = spawnSync(`${BIN}/deno`, ["publish", "--dry-run", "--allow-dirty"], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  assert.match(`${r.stdout}${r.stderr}`, /Dry run complete/);
+});

@@ -21,6 +21,7 @@ import UPLOT_CSS from "uplot/dist/uPlot.min.css" with { type: "text" };
 import UPLOT_JS from "uplot/dist/uPlot.iife.min.js" with { type: "text" };
 import DASHBOARD from "./dashboard.html" with { type: "text" };
 import { EventStreams, LiveHistory } from "./live.ts";
+import type { ProviderStatus } from "../providers/source.ts";
 import { routerOrder } from "../graph/describe.ts";
 import type { L4pServer } from "../server/server.ts";
 
@@ -38,6 +39,8 @@ export interface AdminInfo {
   publicMetrics?: boolean;
   /** The history to show; one made here otherwise (it outlives the listener when given). */
   history?: LiveHistory;
+  /** How the configuration stores are doing (etcd, Redis), when there are any. */
+  providers?: () => ProviderStatus[];
 }
 
 /** The admin listener: an HTTP server, and its history and streams to end with it. */
@@ -57,6 +60,7 @@ export function startAdmin(
   const streams = new EventStreams();
   const snapshot = () => ({
     ...status(server, info.version, runtime),
+    providers: info.providers?.() ?? [],
     sample: history.latest(),
     recent: history.recent(),
   });
@@ -91,6 +95,7 @@ export function startAdmin(
               startedAt: server.startedAt,
               reloads: server.reloads,
               servers: server.servers,
+              providers: info.providers?.(),
               logDropped: {
                 log: server.env.logger.dropped,
                 access: info.accessLogDropped?.() ?? 0,

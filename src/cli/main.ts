@@ -7,7 +7,12 @@ import { parseArgs } from "node:util";
 import pkg from "../../package.json" with { type: "json" };
 import { adHocTcpConfig, adHocUdpConfig, UsageError } from "../config/adhoc.ts";
 import { parseHostPort } from "../config/address.ts";
-import { ConfigError, formatProblem, loadConfigFile } from "../config/load.ts";
+import { ConfigError, formatProblem, loadConfigFile, parseConfig } from "../config/load.ts";
+import { kvToTree, type StorePart, treeToKv } from "../providers/kv.ts";
+import { StoreSource } from "../providers/source.ts";
+import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
+import { readFile } from "node:fs/promises";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
 import { STRATEGIES } from "../balancer/strategy.ts";
 import { toHex } from "../health/probe.ts";
@@ -40,6 +45,8 @@ Usage:
   l4p udp LISTEN TARGET [TARGET...] [flags]   forward UDP from LISTEN to the TARGETs
   l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
   l4p top [--admin ADDR] [--token T] [--json] watch a running l4p (its admin listener)
+  l4p kv put FILE|get --etcd URL|--redis URL  write a file's tcp/udp/tls to a store, or read it
+  l4p check FILE --etcd URL|--redis URL       validate FILE merged with what the store holds
   l4p completion bash|zsh|fish                print a shell completion script
   l4p COMMAND --help | l4p --help | --version
 
@@ -126,6 +133,12 @@ Watches a running l4p through its admin listener (default 127.0.0.1:9100): entry
 services with their servers, the clients with the most bytes, and rates. On a terminal it
 refreshes every second (s: change the sort, q: quit); elsewhere it prints one snapshot (the
 API's JSON with --json) and exits.`,
+  kv: `Usage: l4p kv put FILE --etcd URL|--redis URL [--root-key K]
+       l4p kv get --etcd URL|--redis URL [--root-key K]
+
+put checks FILE, then replaces the store's tree under K/ (default l4p) with FILE's tcp, udp and
+tls sections, as traefik's key layout (K/tcp/routers/NAME/rule, …), atomically (an etcd
+transaction, a Redis MULTI). get prints the store's tree as YAML.`,
   completion: `Usage: l4p completion bash|zsh|fish
 
 Prints a completion script: l4p completion bash > /etc/bash_completion.d/l4p, or
@@ -133,7 +146,7 @@ l4p completion fish > ~/.config/fish/completions/l4p.fish, or for zsh
 l4p completion zsh > "\${fpath[1]}/_l4p".`,
 };
 
-const COMMANDS = ["run", "check", "tcp", "udp", "top", "demo", "completion"];
+const COMMANDS = ["run", "check", "tcp", "udp", "top", "kv", "demo", "completion"];
 
 /** A completion script for `shell`, from the command's own list of commands and flags. */
 function completion(shell: string): string | undefined {
@@ -209,6 +222,9 @@ const FLAGS = {
   admin: { type: "string" },
   token: { type: "string" },
   json: { type: "boolean" },
+  etcd: { type: "string" },
+  redis: { type: "string" },
+  "root-key": { type: "string" },
 } as const;
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
@@ -285,16 +301,37 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         noExtra(command, rest);
         if (!values.config) throw new UsageError("run needs -c FILE");
         const log = logOptions();
-        const { config, text } = await loadConfigFile(values.config, runtime.capabilities);
+        const loaded = await loadConfigFile(values.config, runtime.capabilities);
+        let config = loaded.config;
         const logger = new Logger({
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
           output: stderr,
         });
+        const stores = storesOf(config.providers);
+        const source = stores.length ? new StoreSource(stores, logger) : undefined;
+        if (source) {
+          await source.start();
+          if (source.parts().length) {
+            try {
+              config = parseConfig(
+                loaded.text,
+                values.config,
+                runtime.capabilities,
+                source.parts(),
+              ).config;
+            } catch (error) {
+              if (!(error instanceof ConfigError)) throw error;
+              logger.error("configuration in the store refused; starting with what the file holds");
+              for (const line of error.message.split("\n")) logger.error(line);
+            }
+          }
+        }
         return await serveAll({
           ...common(runtime, values, logger, config),
           file: values.config,
-          fileText: text,
+          fileText: loaded.text,
+          stores: source,
           onReload(next) {
             logger.level = log.level ?? next.log.level ?? "info";
             logger.format = log.format ?? next.log.format ?? "text";
@@ -305,7 +342,41 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const file = rest[0] ?? values.config;
         if (!file) throw new UsageError("check needs FILE");
         noExtra(command, rest.slice(1));
-        return await check(file, io, runtime);
+        const store = storeFlag(values);
+        if (!store) return await check(file, io, runtime);
+        try {
+          const { pairs } = await store.list();
+          return await check(file, io, runtime, [kvToTree(pairs, store.root, store.name)]);
+        } finally {
+          await store.close();
+        }
+      }
+      case "kv": {
+        const [verb, file, ...extra] = rest;
+        const store = storeFlag(values);
+        if (!store) throw new UsageError("kv needs --etcd URL or --redis URL");
+        try {
+          if (verb === "put") {
+            if (!file) throw new UsageError("kv put needs FILE");
+            noExtra("kv put", extra);
+            // The file is checked first, as l4p check would: nothing bad reaches the store.
+            const loaded = await loadConfigFile(file, runtime.capabilities);
+            const tree = parseYaml(loaded.text) as Record<string, unknown>;
+            const pairs = treeToKv(tree, store.root);
+            await store.replace(pairs);
+            io.out(`wrote ${pairs.length} keys under ${store.root}/ (${store.name})\n`);
+            return 0;
+          }
+          if (verb === "get") {
+            noExtra("kv get", file ? [file, ...extra] : extra);
+            const { pairs } = await store.list();
+            io.out(stringifyYaml(kvToTree(pairs, store.root, store.name).tree));
+            return 0;
+          }
+          throw new UsageError("kv takes put FILE or get");
+        } finally {
+          await store.close();
+        }
       }
       case "tcp": {
         if (rest.length < 2) throw new UsageError("tcp needs LISTEN and at least one TARGET");
@@ -387,6 +458,10 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       io.err(`${error.message}\n`);
       return 1;
     }
+    if (isStoreError(error)) {
+      io.err(`l4p: the store: ${(error as Error).message.split("\n")[0]}\n`);
+      return 1;
+    }
     if (error instanceof ListenError || error instanceof StartError) {
       io.err(`l4p: ${error.message}\n`);
       return 1;
@@ -396,10 +471,17 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
 }
 
 /** `l4p check FILE`: every problem, or what the file sets up. */
-async function check(file: string, io: Io, runtime: Runtime): Promise<number> {
+async function check(
+  file: string,
+  io: Io,
+  runtime: Runtime,
+  parts: StorePart[] = [],
+): Promise<number> {
   let loaded;
   try {
-    loaded = await loadConfigFile(file, runtime.capabilities);
+    loaded = parts.length
+      ? parseConfig(await readFile(file, "utf8"), file, runtime.capabilities, parts)
+      : await loadConfigFile(file, runtime.capabilities);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     io.err(`${error.message}\n`);
@@ -505,6 +587,15 @@ export function unescapeBytes(text: string): Uint8Array | string {
   return new Uint8Array(out);
 }
 
+/** The store `--etcd URL` or `--redis URL` names, under `--root-key` (default l4p). */
+function storeFlag(values: Values): KvStore | undefined {
+  const root = values["root-key"] ?? "l4p";
+  if (values.etcd && values.redis) throw new UsageError("give --etcd or --redis, not both");
+  if (values.etcd) return storeFromUrl("etcd", values.etcd, root);
+  if (values.redis) return storeFromUrl("redis", values.redis, root);
+  return undefined;
+}
+
 function ppVersion(value: string | undefined): 1 | 2 | undefined {
   if (value === undefined) return undefined;
   if (value !== "1" && value !== "2") {
@@ -535,6 +626,14 @@ function oneOf<T extends string>(
 
 function noExtra(command: string, rest: string[]): void {
   if (rest.length > 0) throw new UsageError(`${command} takes no arguments, got "${rest[0]}"`);
+}
+
+/** A failure of etcd's or Redis's client (unreachable, refused, …), for one clear line. */
+function isStoreError(error: unknown): boolean {
+  const name = (error as Error)?.name ?? "";
+  const message = (error as Error)?.message ?? "";
+  return /^(GRPC|Etcd)|ReplyError|MaxRetriesPerRequest/.test(name) ||
+    /ECONNREFUSED|etcdserver|Connection is closed|no answer within/.test(message);
 }
 
 function isParseArgsError(error: unknown): boolean {

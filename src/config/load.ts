@@ -18,6 +18,7 @@ import {
 import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
 import { readTlsFiles, type TlsMaterial } from "./tls_files.ts";
 import { CIPHER_SUITES } from "../tls/options.ts";
+import type { StorePart } from "../providers/kv.ts";
 import { literalHosts, parseRule, type Rule, RuleError } from "../tcp/rule.ts";
 
 /** One thing wrong (or worth saying) about a configuration, with where it is. */
@@ -28,6 +29,8 @@ export interface ConfigProblem {
   /** The key path, `tcp.services.app.loadBalancer.servers[1].address`; "" for the file. */
   path: string;
   message: string;
+  /** For a value from a store: its key (`l4p/tcp/services/app/…`), which locates it instead. */
+  key?: string;
 }
 
 /** The configuration could not be used; `problems` says every reason. */
@@ -38,8 +41,9 @@ export class ConfigError extends Error {
   }
 }
 
-/** `file:line:column: path: message`. */
+/** `file:line:column: path: message`, or `key: message` for a value from a store. */
 export function formatProblem(p: ConfigProblem): string {
+  if (p.key) return `${p.key}: ${p.message}`;
   return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
 }
 
@@ -79,7 +83,13 @@ export interface LoadOptions {
  * Validates configuration `text` (YAML) read from `file`; files it names (certificates) are
  * read relative to `file`'s folder.
  */
-export function parseConfig(text: string, file: string, options: LoadOptions = {}): LoadedConfig {
+export function parseConfig(
+  text: string,
+  file: string,
+  options: LoadOptions = {},
+  /** Parts read from stores (etcd, Redis), merged with the file's before validation. */
+  parts: readonly StorePart[] = [],
+): LoadedConfig {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number) => {
@@ -94,14 +104,34 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
       message: `YAML: ${e.message.split("\n")[0]}`,
     })));
   }
-  const problem = (path: Path, message: string, key?: string): ConfigProblem => ({
-    file,
-    ...at(locate(doc.contents as Node | null, path, key)),
-    path: formatPath(key === undefined ? path : [...path, key]),
-    message,
-  });
+  const data = (doc.toJS() ?? {}) as Record<string, unknown>;
+  const merged = mergeParts(data, parts);
+  const problem = (path: Path, message: string, key?: string): ConfigProblem => {
+    const full = key === undefined ? path : [...path, key];
+    const from = merged.origins.get(full.slice(0, 3).join("."));
+    if (from) {
+      return {
+        file: from.provider,
+        line: 0,
+        column: 0,
+        path: formatPath(full),
+        message,
+        key: `${from.root}/${full.join("/")}`,
+      };
+    }
+    return {
+      file,
+      ...at(locate(doc.contents as Node | null, path, key)),
+      path: formatPath(full),
+      message,
+    };
+  };
+  const conflicts = merged.conflicts.map((c) =>
+    problem(c.path, `also defined in ${c.part.provider} at ${c.part.root}/${c.path.join("/")}`)
+  );
+  if (conflicts.length > 0) throw new ConfigError(conflicts);
 
-  const result = fileSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+  const result = fileSchema.safeParse(data, { reportInput: true });
   if (!result.success) {
     throw new ConfigError(
       sortProblems(result.error.issues.flatMap((issue) => issueProblems(issue, problem))),
@@ -116,6 +146,49 @@ export function parseConfig(text: string, file: string, options: LoadOptions = {
   const material = readTlsFiles(result.data, dirname(file), error, note);
   if (problems.length > 0) throw new ConfigError(sortProblems(problems));
   return { config: toModel(result.data, material, dirname(file)), notes, text };
+}
+
+/**
+ * Adds store parts to the file's data, name by name (routers, services, …; certificates are
+ * appended), as traefik merges providers; a name both define is a conflict. Returns where each
+ * added name came from.
+ */
+function mergeParts(
+  data: Record<string, unknown>,
+  parts: readonly StorePart[],
+): {
+  origins: Map<string, StorePart>;
+  conflicts: { path: Path; part: StorePart }[];
+} {
+  const origins = new Map<string, StorePart>();
+  const conflicts: { path: Path; part: StorePart }[] = [];
+  const obj = (
+    v: unknown,
+  ) => (v && typeof v === "object" && !Array.isArray(v) ? v as Record<string, unknown> : undefined);
+  for (const part of parts) {
+    for (const [section, kinds] of Object.entries(part.tree)) {
+      const into = obj(data[section]) ?? (data[section] = {}) as Record<string, unknown>;
+      for (const [kind, named] of Object.entries(obj(kinds) ?? {})) {
+        if (Array.isArray(named)) {
+          const list = Array.isArray(into[kind]) ? into[kind] as unknown[] : (into[kind] = []);
+          for (const item of named) {
+            origins.set([section, kind, list.length].join("."), part);
+            (list as unknown[]).push(item);
+          }
+          continue;
+        }
+        const target = obj(into[kind]) ?? (into[kind] = {}) as Record<string, unknown>;
+        for (const [name, value] of Object.entries(obj(named) ?? {})) {
+          if (name in target) conflicts.push({ path: [section, kind, name], part });
+          else {
+            target[name] = value;
+            origins.set([section, kind, name].join("."), part);
+          }
+        }
+      }
+    }
+  }
+  return { origins, conflicts };
 }
 
 function issueProblems(
@@ -629,6 +702,15 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
         certificate: tls.transports[name]?.certificate,
         peerCertURI: t.tls.peerCertURI,
       },
+    };
+  }
+  const pv = file.providers;
+  if (pv?.etcd) config.providers.etcd = { ...pv.etcd, rootKey: pv.etcd.rootKey ?? "l4p" };
+  if (pv?.redis) {
+    config.providers.redis = {
+      ...pv.redis,
+      rootKey: pv.redis.rootKey ?? "l4p",
+      db: pv.redis.db ?? 0,
     };
   }
   config.tls.certificates = tls.certificates;

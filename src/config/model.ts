@@ -55,6 +55,20 @@ export interface Config {
   tls: TlsConfig;
   /** ACME resolvers, by name. */
   certificatesResolvers: Record<string, AcmeResolverConfig>;
+  /** Stores that hold the shared dynamic part (traefik's KV providers). */
+  providers: ProvidersConfig;
+}
+
+/** traefik's KV providers l4p reads. */
+export interface ProvidersConfig {
+  etcd?: { endpoints: string[]; rootKey: string; username?: string; password?: string };
+  redis?: {
+    endpoints: string[];
+    rootKey: string;
+    db: number;
+    username?: string;
+    password?: string;
+  };
 }
 
 /** traefik's `tls` section, its files read and checked. */
@@ -266,6 +280,7 @@ export function emptyConfig(): Config {
     log: {},
     tls: { certificates: [], options: { default: defaultTlsOptions() } },
     certificatesResolvers: {},
+    providers: {},
   };
 }
 

@@ -419,6 +419,26 @@ export const fileSchema = z.strictObject({
     services: record(udpService).optional(),
   }).optional(),
   tls: tlsSection.optional(),
+  providers: z.strictObject({
+    etcd: z.strictObject({
+      endpoints: z.array(z.string().min(1)).min(1).meta({
+        description: "etcd endpoints: http://127.0.0.1:2379",
+      }),
+      rootKey: z.string().min(1).optional().meta({ description: "default l4p" }),
+      username: z.string().min(1).optional(),
+      password: z.string().min(1).optional(),
+    }).optional(),
+    redis: z.strictObject({
+      endpoints: z.array(z.string().min(1)).min(1).meta({ description: "host:port" }),
+      rootKey: z.string().min(1).optional().meta({ description: "default l4p" }),
+      db: z.number().int().min(0).optional(),
+      username: z.string().min(1).optional(),
+      password: z.string().min(1).optional(),
+    }).optional(),
+  }).optional().meta({
+    description:
+      "stores that hold the shared dynamic part (tcp, udp, tls) under traefik's key layout",
+  }),
   certificatesResolvers: z.record(z.string(), z.strictObject({ acme: acmeResolver }))
     .optional(),
   metrics: z.strictObject({

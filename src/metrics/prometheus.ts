@@ -3,6 +3,7 @@
  * (entrypoints, routers, services, servers): no client address is ever a label.
  */
 import type { ServerState } from "../health/server_state.ts";
+import type { ProviderStatus } from "../providers/source.ts";
 import type { Scope, Totals, TrafficTracker, UdpTotals } from "./tracker.ts";
 
 /** What the exposition reads besides the tracker. */
@@ -12,6 +13,8 @@ export interface MetricsSource {
   runtime: string;
   startedAt: number;
   reloads: { successes: number; failures: number; lastSuccessAt: number; lastFailureAt: number };
+  /** The configuration stores and how they are doing. */
+  providers?: readonly ProviderStatus[];
   /** Every server of the graph in force, with its health. */
   servers?: readonly ServerState[];
   /** Lines lost to a slow output, by log: `log` (l4p's own) and `access`. */
@@ -226,6 +229,19 @@ export function renderMetrics(src: MetricsSource): string {
     "counter",
     "How often a server went down or up, by protocol, service and server.",
     servers.map((s) => [id(s), s.changes]),
+  );
+  const stores = src.providers ?? [];
+  e.family(
+    "l4p_provider_up",
+    "gauge",
+    "Whether the last read of a configuration store succeeded (1) or not (0), by provider.",
+    stores.map((p) => [{ provider: p.provider }, p.connected ? 1 : 0]),
+  );
+  e.family(
+    "l4p_provider_last_read_timestamp_seconds",
+    "gauge",
+    "When a configuration store was last read, by provider.",
+    stores.map((p) => [{ provider: p.provider }, p.lastReadAt / 1000]),
   );
   const dropped = src.logDropped ?? { log: 0, access: 0 };
   e.family(

@@ -10,6 +10,7 @@ import { ConfigError, parseConfig } from "../config/load.ts";
 import type { Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
+import type { StorePart } from "../providers/kv.ts";
 
 /** Reloads `file` into `server`, one reload at a time. */
 export class ConfigReloader {
@@ -27,6 +28,8 @@ export class ConfigReloader {
       onApplied?: (config: Config) => void;
       /** Turns the file's configuration into the one to run (a worker's share). */
       prepare?: (config: Config) => Config;
+      /** Parts from stores (etcd, Redis), merged with the file's on every reload. */
+      parts?: () => StorePart[];
     } = {},
   ) {}
 
@@ -71,7 +74,12 @@ export class ConfigReloader {
     }
     if (text === this.#lastText && why === "file changed") return true;
     try {
-      const { config } = parseConfig(text, this.file, this.server.env.runtime.capabilities);
+      const { config } = parseConfig(
+        text,
+        this.file,
+        this.server.env.runtime.capabilities,
+        this.hooks.parts?.() ?? [],
+      );
       await this.server.apply(this.hooks.prepare ? this.hooks.prepare(config) : config);
       this.#lastText = text;
       stats.successes++;

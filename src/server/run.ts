@@ -11,6 +11,7 @@ import type { Logger } from "../log/logger.ts";
 import type { HttpServer, Runtime } from "../runtime/types.ts";
 import { connectionsWithin, fdLimit } from "./limits.ts";
 import { ConfigReloader } from "./reloader.ts";
+import type { StoreSource } from "../providers/source.ts";
 import { L4pServer, ListenError } from "./server.ts";
 
 /** What to run and how. */
@@ -31,6 +32,8 @@ export interface RunOptions {
   drainTimeout: number;
   /** `maxConnections` of every TCP entrypoint that sets none. */
   maxConnections?: number;
+  /** Stores (etcd, Redis) whose parts are merged with the file's on every reload. */
+  stores?: StoreSource;
   /** Called with every configuration put in force after the first (log settings, say). */
   onReload?: (config: Config) => void;
   /** Turns each configuration read from `file` into the one to run (a worker's share). */
@@ -117,6 +120,7 @@ export async function run(options: RunOptions): Promise<number> {
     admin?.close();
     options.onStop?.();
     await accessLog?.close();
+    await options.stores?.close();
     await logger.flush();
   };
   const access = options.accessLog ?? config.accessLog;
@@ -140,6 +144,7 @@ export async function run(options: RunOptions): Promise<number> {
           accessLogDropped: () => accessLog?.dropped ?? 0,
           token: config.metrics?.token,
           publicMetrics: config.metrics?.publicMetrics,
+          providers: options.stores ? () => options.stores!.status() : undefined,
         });
       } catch (error) {
         const code = (error as { code?: string }).code ?? "EIO";
@@ -157,10 +162,13 @@ export async function run(options: RunOptions): Promise<number> {
     throw error;
   }
   if (options.file) {
+    const stores = options.stores;
     reloader = new ConfigReloader(server, options.file, logger, {
       onApplied: (c) => options.onReload?.(c),
       prepare: options.prepare,
+      parts: stores ? () => stores.parts() : undefined,
     });
+    if (stores) stores.onChange = () => void reloader!.reload("store changed");
     if (options.fileText !== undefined) reloader.started(options.fileText);
     reloader.watch();
     // A change made between loading the file and watching it would otherwise go unseen.

@@ -1,0 +1,211 @@
+/**
+ * The stores l4p reads its shared configuration from: etcd (through `etcd3`) and Redis (through
+ * `ioredis`), well-kept clients. Each lists the pairs under a root key and tells when they change.
+ */
+import { createHash } from "node:crypto";
+import { Etcd3 } from "etcd3";
+import { Redis } from "ioredis";
+import type { ProvidersConfig } from "../config/model.ts";
+
+/** A key/value store holding configuration under a root key. */
+export interface KvStore {
+  /** "etcd" or "redis". */
+  readonly name: string;
+  readonly root: string;
+  /** Every pair under the root, and the store's revision (a content hash for Redis). */
+  list(): Promise<{ pairs: [string, string][]; revision: string }>;
+  /** Calls `onChange` when a key under the root changes (the caller reads again). */
+  watch(onChange: () => void): Promise<void>;
+  /** Replaces everything under the root with `pairs`, atomically. */
+  replace(pairs: [string, string][]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** etcd v3: a prefix read, a prefix watch, a transaction to replace. */
+export class EtcdStore implements KvStore {
+  readonly name = "etcd";
+  readonly #client: Etcd3;
+
+  constructor(readonly endpoints: string[], readonly root: string, auth?: {
+    username?: string;
+    password?: string;
+  }) {
+    this.#client = new Etcd3({
+      hosts: endpoints,
+      auth: auth?.username ? { username: auth.username, password: auth.password ?? "" } : undefined,
+      dialTimeout: 2000,
+    });
+  }
+
+  async list(): Promise<{ pairs: [string, string][]; revision: string }> {
+    const res = await this.#client.getAll().prefix(`${this.root}/`).exec();
+    return {
+      pairs: res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]),
+      revision: String(res.header.revision),
+    };
+  }
+
+  async watch(onChange: () => void): Promise<void> {
+    const watcher = await this.#client.watch().prefix(`${this.root}/`).create();
+    watcher.on("put", onChange);
+    watcher.on("delete", onChange);
+    // A lost connection is seen at once (the read fails, the store shows as unreachable and is
+    // retried); once the watcher resumes by itself, a read catches up on what passed.
+    watcher.on("disconnected", onChange);
+    watcher.on("connected", onChange);
+    watcher.on("error", () => {});
+  }
+
+  async replace(pairs: [string, string][]): Promise<void> {
+    // One transaction: keys the new tree lacks go and its keys are written, at once for every
+    // reader (etcd refuses a prefix delete over keys the same transaction puts).
+    const keep = new Set(pairs.map(([k]) => k));
+    const old = await this.#client.getAll().prefix(`${this.root}/`).keys();
+    await this.#client.if(`${this.root}/`, "Version", ">", -1)
+      .then(
+        ...old.filter((k) => !keep.has(k)).map((k) => this.#client.delete().key(k)),
+        ...pairs.map(([k, v]) => this.#client.put(k).value(v)),
+      )
+      .commit();
+  }
+
+  close(): Promise<void> {
+    this.#client.close();
+    return Promise.resolve();
+  }
+}
+
+/** Redis: SCAN and MGET, keyspace notifications, MULTI to replace. */
+export class RedisStore implements KvStore {
+  readonly name = "redis";
+  readonly #client: Redis;
+  #subscriber: Redis | undefined;
+
+  constructor(
+    readonly endpoint: string,
+    readonly root: string,
+    readonly db: number,
+    readonly auth?: { username?: string; password?: string },
+  ) {
+    this.#client = this.#connect();
+  }
+
+  #connect(): Redis {
+    const [host, port] = splitHostPort(this.endpoint, 6379);
+    return new Redis({
+      host,
+      port,
+      db: this.db,
+      username: this.auth?.username,
+      password: this.auth?.password,
+      lazyConnect: true,
+      connectTimeout: 2000,
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      // Reconnects are the provider's (with its backoff), not the client's on every command.
+      retryStrategy: (times) => Math.min(times * 500, 5000),
+    });
+  }
+
+  async #ready(client: Redis): Promise<void> {
+    if (client.status === "wait" || client.status === "end") await client.connect();
+  }
+
+  async list(): Promise<{ pairs: [string, string][]; revision: string }> {
+    await this.#ready(this.#client);
+    const keys: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await this.#client.scan(
+        cursor,
+        "MATCH",
+        `${this.root}/*`,
+        "COUNT",
+        1000,
+      );
+      keys.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+    keys.sort();
+    const pairs: [string, string][] = [];
+    for (let i = 0; i < keys.length; i += 500) {
+      const values = await this.#client.mget(...keys.slice(i, i + 500));
+      values.forEach((v, j) => v !== null && pairs.push([keys[i + j], v]));
+    }
+    const revision = createHash("sha256").update(JSON.stringify(pairs)).digest("hex").slice(0, 12);
+    return { pairs, revision };
+  }
+
+  /**
+   * Keyspace notifications tell which keys changed: l4p turns them on (`notify-keyspace-events
+   * KA`) if the server allows; otherwise the periodic full read is what sees changes.
+   */
+  async watch(onChange: () => void): Promise<void> {
+    await this.#ready(this.#client);
+    await this.#client.config("SET", "notify-keyspace-events", "KA").catch(() => {});
+    const sub = this.#subscriber = this.#connect();
+    await this.#ready(sub);
+    sub.on("pmessage", () => onChange());
+    sub.on("ready", () => onChange()); // after a reconnect: catch up
+    sub.on("close", () => onChange()); // lost: the read fails and the store shows as down
+    sub.on("error", () => {});
+    await sub.psubscribe(`__keyspace@${this.db}__:${this.root}/*`);
+  }
+
+  async replace(pairs: [string, string][]): Promise<void> {
+    await this.#ready(this.#client);
+    const old: string[] = [];
+    let cursor = "0";
+    do {
+      const [next, batch] = await this.#client.scan(
+        cursor,
+        "MATCH",
+        `${this.root}/*`,
+        "COUNT",
+        1000,
+      );
+      old.push(...batch);
+      cursor = next;
+    } while (cursor !== "0");
+    const multi = this.#client.multi();
+    if (old.length) multi.del(...old);
+    for (const [k, v] of pairs) multi.set(k, v);
+    await multi.exec();
+  }
+
+  async close(): Promise<void> {
+    this.#client.disconnect();
+    this.#subscriber?.disconnect();
+    return await Promise.resolve();
+  }
+}
+
+function splitHostPort(endpoint: string, fallback: number): [string, number] {
+  const url = endpoint.includes("://") ? new URL(endpoint) : new URL(`redis://${endpoint}`);
+  return [url.hostname.replace(/^\[|\]$/g, ""), Number(url.port || fallback)];
+}
+
+/** The stores a configuration names. */
+export function storesOf(providers: ProvidersConfig): KvStore[] {
+  const out: KvStore[] = [];
+  if (providers.etcd) {
+    const e = providers.etcd;
+    out.push(new EtcdStore(e.endpoints, e.rootKey, e));
+  }
+  if (providers.redis) {
+    const r = providers.redis;
+    out.push(new RedisStore(r.endpoints[0], r.rootKey, r.db, r));
+  }
+  return out;
+}
+
+/** A store from a command-line URL: `--etcd http://host:2379` or `--redis redis://host:6379/0`. */
+export function storeFromUrl(kind: "etcd" | "redis", url: string, root: string): KvStore {
+  if (kind === "etcd") return new EtcdStore([url], root);
+  const u = new URL(url.includes("://") ? url : `redis://${url}`);
+  const db = Number(u.pathname.replace("/", "") || 0);
+  return new RedisStore(`${u.hostname}:${u.port || 6379}`, root, db, {
+    username: u.username || undefined,
+    password: u.password || undefined,
+  });
+}

@@ -1,0 +1,358 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type net from "node:net";
+import { tmpdir } from "node:os";
+import { test } from "node:test";
+import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
+import { kvToTree, treeToKv } from "../src/providers/kv.ts";
+import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
+import {
+  connect,
+  deadline,
+  freePort,
+  type L4pProcess,
+  type NetServer,
+  netServer,
+  peerOrSkip,
+  ROOT,
+  runL4p,
+  waitFor,
+} from "./_helpers.ts";
+
+const ETCD = peerOrSkip("etcd");
+
+/** Polls an async `check` every 50 ms until it is true; fails after `ms`. */
+async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+const REDIS = peerOrSkip("redis-server");
+
+test("kv layout: pairs to a tree (numbers, booleans, lists) and back", () => {
+  const pairs: [string, string][] = [
+    ["l4p/tcp/routers/web/rule", "HostSNI(`*`)"],
+    ["l4p/tcp/routers/web/service", "app"],
+    ["l4p/tcp/routers/web/entryPoints/0", "web"],
+    ["l4p/tcp/services/app/loadBalancer/servers/1/address", "10.0.0.2:80"],
+    ["l4p/tcp/services/app/loadBalancer/servers/0/address", "10.0.0.1:80"],
+    ["l4p/tcp/services/app/loadBalancer/servers/0/weight", "3"],
+    ["l4p/tcp/routers/web/tls/passthrough", "true"],
+    ["l4p/entryPoints/web/address", ":80"],
+    ["other/tcp/routers/x/rule", "ignored"],
+  ];
+  const part = kvToTree(pairs, "l4p", "etcd");
+  assert.deepEqual(part.tree, {
+    tcp: {
+      routers: {
+        web: {
+          rule: "HostSNI(`*`)",
+          service: "app",
+          entryPoints: ["web"],
+          tls: { passthrough: true },
+        },
+      },
+      services: {
+        app: {
+          loadBalancer: {
+            servers: [{ address: "10.0.0.1:80", weight: 3 }, { address: "10.0.0.2:80" }],
+          },
+        },
+      },
+    },
+  });
+  assert.deepEqual(part.stray, ["l4p/entryPoints/web/address"]);
+  const back = kvToTree(treeToKv(part.tree, "l4p"), "l4p", "etcd");
+  assert.deepEqual(back.tree, part.tree);
+});
+
+/** A box's own file: its entrypoint (and anything else per box). */
+const BOX = `entryPoints:
+  web: { address: "127.0.0.1:8080" }
+`;
+
+function problems(yaml: string, pairs: [string, string][]): string[] {
+  try {
+    parseConfig(yaml, "box.yaml", {}, [kvToTree(pairs, "l4p", "etcd")]);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems.map(formatProblem);
+    throw error;
+  }
+  return [];
+}
+
+test("a store's bad value is refused with an error that names its key; a name in both is located in both", () => {
+  const good: [string, string][] = [
+    ["l4p/tcp/routers/r/rule", "HostSNI(`*`)"],
+    ["l4p/tcp/routers/r/service", "app"],
+    ["l4p/tcp/services/app/loadBalancer/servers/0/address", "10.0.0.1:80"],
+    ["l4p/tcp/services/app/loadBalancer/servers/1/address", "10.0.0.2"],
+  ];
+  assert.deepEqual(problems(BOX, good), [
+    "l4p/tcp/services/app/loadBalancer/servers/1/address: has no port (write host:port)",
+  ]);
+  const typo: [string, string][] = [...good.slice(0, 3), ["l4p/tcp/routers/r/servce", "app"]];
+  assert.deepEqual(problems(BOX, typo), [
+    'l4p/tcp/routers/r/servce: unknown key; did you mean "service"?',
+  ]);
+  assert.deepEqual(
+    problems(
+      BOX +
+        `tcp:\n  services:\n    app: { loadBalancer: { servers: [{ address: "10.0.0.9:80" }] } }\n`,
+      good.slice(0, 3),
+    ),
+    ["box.yaml:5:10: tcp.services.app: also defined in etcd at l4p/tcp/services/app"],
+  );
+});
+
+/** A backend that answers every connection with its name, then streams if asked. */
+function named(name: string): Promise<NetServer> {
+  return netServer((s) => {
+    s.on("error", () => {});
+    s.once("data", (d: Buffer) => {
+      if (d.toString() !== "stream") return void s.end(name);
+      const t = setInterval(() => s.write(name), 20);
+      s.on("close", () => clearInterval(t));
+    });
+  });
+}
+
+async function ask(port: number): Promise<string> {
+  const c = await connect(port).catch(() => undefined);
+  if (!c) return "(refused)";
+  c.on("error", () => {});
+  let got = "";
+  const done = new Promise<string>((resolve) => {
+    c.on("data", (d: Buffer) => got += d);
+    c.once("end", () => resolve(got));
+    c.once("close", () => resolve(got));
+  });
+  c.write("hi");
+  const out = await deadline(done, 5000, "an answer");
+  c.destroy();
+  return out;
+}
+
+/** Three l4p processes on this box's file: one on Deno, two on Bun. */
+function fleet(files: string[]): L4pProcess[] {
+  const bin = `${ROOT}node_modules/.bin`;
+  return files.map((file, i) =>
+    i === 0
+      ? runL4p(["run", "-A", "--quiet", `${ROOT}cli.ts`, "run", "-c", file], `${bin}/deno`)
+      : runL4p([`${ROOT}cli.ts`, "run", "-c", file], `${bin}/bun`)
+  );
+}
+
+/** The shared part: service `app` on `server`, a router for every connection. */
+function shared(root: string, server: number): [string, string][] {
+  return [
+    [`${root}/tcp/routers/r/rule`, "HostSNI(`*`)"],
+    [`${root}/tcp/routers/r/service`, "app"],
+    [`${root}/tcp/services/app/loadBalancer/servers/0/address`, `127.0.0.1:${server}`],
+  ];
+}
+
+/**
+ * What both stores must do: three boxes follow a change, keep an established connection,
+ * refuse a bad value naming its key, and keep serving while the store is down.
+ */
+async function fleetScenario(
+  store: KvStore,
+  providers: string,
+  server: { stop(): Promise<void>; start(): Promise<void> },
+  root = "l4p",
+) {
+  const a = await named("A");
+  const b = await named("B");
+  const dir = mkdtempSync(`${tmpdir()}/l4p-fleet-`);
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const adminPort = await freePort();
+  const files = ports.map((p, i) => {
+    const f = `${dir}/box${i}.yaml`;
+    const metrics = i === 0 ? `metrics: { address: "127.0.0.1:${adminPort}" }\n` : "";
+    writeFileSync(
+      f,
+      `entryPoints:\n  web: { address: "127.0.0.1:${p}" }\n${metrics}providers:\n${providers}\n`,
+    );
+    return f;
+  });
+  const provider = async () =>
+    (await (await fetch(`http://127.0.0.1:${adminPort}/api/status`)).json()).providers[0];
+  await store.replace(shared(root, a.port));
+  const boxes = fleet(files);
+  let stream: net.Socket | undefined;
+  try {
+    await Promise.all(boxes.map((b) => b.waitForLine(/listening entryPoint=web/, 30_000)));
+    for (const p of ports) assert.equal(await ask(p), "A", `box on ${p} serves from the store`);
+
+    // An established connection through box 0, streaming from A.
+    stream = await connect(ports[0]);
+    let streamed = 0;
+    stream.on("data", (d: Buffer) => streamed += d.length);
+    stream.write("stream");
+    await waitFor(() => streamed > 0, 5000, "the stream flows");
+
+    // One key changes: every box moves new connections to B.
+    await store.replace(shared(root, b.port));
+    const changed = Date.now();
+    for (const p of ports) {
+      await eventually(async () => await ask(p) === "B", 10_000, `box on ${p} to B`);
+    }
+    const tookMs = Date.now() - changed;
+    const before = streamed;
+    await waitFor(() => streamed > before, 5000, "the established stream still flows");
+
+    // A bad value: refused on every box, naming the key; B keeps serving.
+    const bad = shared(root, b.port);
+    bad[2] = [bad[2][0], "127.0.0.1"];
+    await store.replace(bad);
+    for (const box of boxes) {
+      await box.waitForLine(
+        new RegExp(`${root}/tcp/services/app/loadBalancer/servers/0/address: has no port`),
+        10_000,
+      );
+    }
+    for (const p of ports) assert.equal(await ask(p), "B");
+
+    const up = await provider();
+    assert.equal(up.connected, true);
+    assert.ok(up.revision, "the revision last read is shown");
+    const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    assert.match(metrics, /^l4p_provider_up\{provider="(etcd|redis)"\} 1$/m);
+
+    // The store goes away: every box keeps the last good configuration, and says so.
+    await server.stop();
+    for (const p of ports) assert.equal(await ask(p), "B");
+    await eventually(
+      async () => (await provider()).connected === false,
+      15_000,
+      "the store shown down",
+    );
+    assert.ok((await provider()).lastError, "the last error is shown");
+    // It comes back with a change: applied.
+    await server.start();
+    // The test's own client reconnects too: write once it can.
+    await eventually(
+      () => store.replace(shared(root, a.port)).then(() => true, () => false),
+      30_000,
+      "the store written again",
+    );
+    for (const p of ports) {
+      await eventually(async () => await ask(p) === "A", 30_000, `box on ${p} back to A`);
+    }
+    return tookMs;
+  } finally {
+    stream?.destroy();
+    for (const box of boxes) box.kill("SIGKILL");
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** etcd on loopback, stoppable and restartable on the same data. */
+async function startEtcd(dir: string) {
+  const [client, peer] = [await freePort(), await freePort()];
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    child = spawn(ETCD as string, [
+      "--name",
+      "test",
+      "--data-dir",
+      `${dir}/etcd`,
+      "--listen-client-urls",
+      `http://127.0.0.1:${client}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${client}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peer}`,
+      "--initial-cluster",
+      `test=http://127.0.0.1:${peer}`,
+    ], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    child.stderr!.on("data", (d: Buffer) => log += d);
+    await waitFor(
+      () => /ready to serve client requests|serving insecure client requests/.test(log),
+      20_000,
+      "etcd ready",
+    );
+  };
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (!child || child.exitCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGKILL");
+    });
+  await start();
+  return { url: `http://127.0.0.1:${client}`, start, stop };
+}
+
+test("etcd: three boxes (Deno and Bun) follow one store: changes, bad values, outages", {
+  skip: !ETCD && "needs etcd (apt-get install etcd-server)",
+}, async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-etcd-`);
+  const etcd = await startEtcd(dir);
+  const store = new EtcdStore([etcd.url], "l4p");
+  try {
+    const ms = await fleetScenario(store, `  etcd: { endpoints: ["${etcd.url}"] }`, etcd);
+    console.log(`etcd: a key change reached all three boxes in ${ms} ms`);
+  } finally {
+    await store.close();
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Redis: three boxes follow one store through keyspace notifications", {
+  skip: !REDIS && "needs redis-server",
+}, async () => {
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  const server = {
+    start: async () => {
+      child = spawn(REDIS as string, [
+        "--port",
+        String(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+      ], {
+        stdio: "ignore",
+      });
+      await eventually(
+        () => connect(port).then((c) => (c.destroy(), true), () => false),
+        10_000,
+        "redis",
+      );
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (!child || child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.kill("SIGKILL");
+      }),
+  };
+  await server.start();
+  const store = new RedisStore(`127.0.0.1:${port}`, "traefik", 0);
+  try {
+    // traefik's own tree works with rootKey: traefik.
+    const ms = await fleetScenario(
+      store,
+      `  redis: { endpoints: ["127.0.0.1:${port}"], rootKey: traefik }`,
+      server,
+      "traefik",
+    );
+    console.log(`redis: a key change reached all three boxes in ${ms} ms`);
+  } finally {
+    await store.close();
+    await server.stop();
+  }
+});

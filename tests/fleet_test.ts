@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type net from "node:net";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
+import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
 import { kvToTree, treeToKv } from "../src/providers/kv.ts";
 import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
@@ -15,6 +16,7 @@ import {
   type NetServer,
   netServer,
   peerOrSkip,
+  readmeExample,
   ROOT,
   runL4p,
   waitFor,
@@ -354,5 +356,44 @@ test("Redis: three boxes follow one store through keyspace notifications", {
   } finally {
     await store.close();
     await server.stop();
+  }
+});
+
+test("l4p kv put, kv get and check --etcd: the README's example round-trips through the store", {
+  skip: !ETCD && "needs etcd (apt-get install etcd-server)",
+}, async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-kv-`);
+  const etcd = await startEtcd(dir);
+  try {
+    const example = readmeExample("fleet");
+    writeFileSync(`${dir}/shared.yaml`, example);
+    const put = runL4p(["kv", "put", `${dir}/shared.yaml`, "--etcd", etcd.url]);
+    assert.equal(await deadline(put.exited, 30_000, "kv put"), 0, put.stderr());
+    assert.match(put.stdout(), /wrote \d+ keys under l4p\//);
+    const get = runL4p(["kv", "get", "--etcd", etcd.url]);
+    assert.equal(await deadline(get.exited, 30_000, "kv get"), 0, get.stderr());
+    const expected = parseYaml(example);
+    assert.deepEqual(parseYaml(get.stdout()), { tcp: expected.tcp });
+    // A box's own file, checked with what the store holds.
+    writeFileSync(`${dir}/box.yaml`, 'entryPoints:\n  db: { address: "127.0.0.1:5432" }\n');
+    const check = runL4p(["check", `${dir}/box.yaml`, "--etcd", etcd.url]);
+    assert.equal(await deadline(check.exited, 30_000, "check --etcd"), 0, check.stderr());
+    assert.match(check.stdout(), /routers in match order: db \[HostSNI\(`\*`\) → db\]/);
+    // A bad value in the store: check says which key.
+    const store = new EtcdStore([etcd.url], "l4p");
+    const { pairs } = await store.list();
+    await store.replace(
+      pairs.map(([k, v]) => [k, k.endsWith("servers/1/address") ? "10.0.0.6" : v]),
+    );
+    await store.close();
+    const bad = runL4p(["check", `${dir}/box.yaml`, "--etcd", etcd.url]);
+    assert.equal(await deadline(bad.exited, 30_000, "check --etcd, bad"), 1);
+    assert.match(
+      bad.stderr(),
+      /^l4p\/tcp\/services\/db\/loadBalancer\/servers\/1\/address: has no port/m,
+    );
+  } finally {
+    await etcd.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -554,34 +554,48 @@ function checkRules(file: ParsedFile, tcpEntryPoints: string[], error: Report): 
   }
   const byEntryPoint = new Map<string, string[]>();
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
+    if (!parsed.has(name)) continue;
     for (const ep of router.entryPoints ?? tcpEntryPoints) {
-      const list = byEntryPoint.get(ep) ?? [];
-      byEntryPoint.set(ep, [...list, name]);
+      const list = byEntryPoint.get(ep);
+      if (list) list.push(name);
+      else byEntryPoint.set(ep, [name]);
     }
   }
   const routers = file.tcp?.routers ?? {};
   const priority = (n: string) => routers[n].priority ?? routers[n].rule.length;
+  const hosts = new Map<string, string[] | undefined>();
+  for (const [name, rule] of parsed) hosts.set(name, literalHosts(rule));
   const reported = new Set<string>();
   for (const [ep, names] of byEntryPoint) {
-    for (let i = 0; i < names.length; i++) {
-      for (let j = 0; j < i; j++) {
-        const [a, b] = [names[j], names[i]];
-        if (priority(a) !== priority(b) || reported.has(b)) continue;
-        const ra = parsed.get(a);
-        const rb = parsed.get(b);
-        if (!ra || !rb) continue;
-        const la = literalHosts(ra);
-        const lb = literalHosts(rb);
-        if (la && lb && !la.some((h) => lb.includes(h))) continue; // disjoint names never meet
-        reported.add(b);
-        error(
-          ["tcp", "routers", b, routers[b].priority === undefined ? "rule" : "priority"],
-          `routers "${a}" and "${b}" on entrypoint "${ep}" have the same priority (${
-            priority(b)
-          }) and ` +
-            "could match the same connection; set priority on one of them",
-        );
-      }
+    // Only routers of one priority can tie. Two whose rules name plain hosts tie only when they
+    // share one, so those are found through an index of host names (2 000 routers on one
+    // entrypoint, a fleet's, would be 2 million pairs); the rest tie with every router before.
+    const groups = new Map<number, string[]>();
+    for (const n of names) {
+      const g = groups.get(priority(n));
+      if (g) g.push(n);
+      else groups.set(priority(n), [n]);
+    }
+    for (const group of groups.values()) {
+      const firstWithHost = new Map<string, number>();
+      let firstOther = Infinity;
+      group.forEach((b, i) => {
+        const hb = hosts.get(b);
+        let a = hb ? firstOther : i > 0 ? 0 : Infinity;
+        for (const h of hb ?? []) a = Math.min(a, firstWithHost.get(h) ?? Infinity);
+        if (a !== Infinity && !reported.has(b)) {
+          reported.add(b);
+          error(
+            ["tcp", "routers", b, routers[b].priority === undefined ? "rule" : "priority"],
+            `routers "${group[a]}" and "${b}" on entrypoint "${ep}" have the same priority (${
+              priority(b)
+            }) and ` +
+              "could match the same connection; set priority on one of them",
+          );
+        }
+        if (!hb) firstOther = Math.min(firstOther, i);
+        for (const h of hb ?? []) if (!firstWithHost.has(h)) firstWithHost.set(h, i);
+      });
     }
   }
 }

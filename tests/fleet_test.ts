@@ -392,6 +392,31 @@ test("l4p kv put, kv get and check --etcd: the README's example round-trips thro
       bad.stderr(),
       /^l4p\/tcp\/services\/db\/loadBalancer\/servers\/1\/address: has no port/m,
     );
+    // A tree over etcd's 128 operations a transaction is written in steps, and says so.
+    const routers = Array.from(
+      { length: 60 },
+      (_, i) =>
+        `    r${i}: { entryPoints: [db], rule: "HostSNI(\`h${i}.example\`)", service: s${i} }`,
+    );
+    const services = Array.from(
+      { length: 60 },
+      (_, i) => `    s${i}: { loadBalancer: { servers: [{ address: "10.0.1.${i}:80" }] } }`,
+    );
+    writeFileSync(
+      `${dir}/large.yaml`,
+      'entryPoints:\n  db: { address: "127.0.0.1:5432" }\ntcp:\n  routers:\n' +
+        routers.join("\n") + "\n  services:\n" + services.join("\n") + "\n",
+    );
+    const large = runL4p(["kv", "put", `${dir}/large.yaml`, "--etcd", etcd.url]);
+    assert.equal(await deadline(large.exited, 30_000, "kv put, large"), 0, large.stderr());
+    assert.match(large.stdout(), /wrote 240 keys/);
+    assert.match(large.stderr(), /written in steps/);
+    const after = runL4p(["kv", "get", "--etcd", etcd.url]);
+    assert.equal(await deadline(after.exited, 30_000, "kv get, large"), 0, after.stderr());
+    const tree = parseYaml(after.stdout());
+    assert.equal(Object.keys(tree.tcp.routers).length, 60);
+    assert.equal(tree.tcp.services.s59.loadBalancer.servers[0].address, "10.0.1.59:80");
+    assert.equal(tree.tcp.routers.db, undefined, "the old tree's keys are gone");
   } finally {
     await etcd.stop();
     rmSync(dir, { recursive: true, force: true });

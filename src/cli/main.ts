@@ -363,8 +363,13 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
             const loaded = await loadConfigFile(file, runtime.capabilities);
             const tree = parseYaml(loaded.text) as Record<string, unknown>;
             const pairs = treeToKv(tree, store.root);
-            await store.replace(pairs);
+            const how = await store.replace(pairs);
             io.out(`wrote ${pairs.length} keys under ${store.root}/ (${store.name})\n`);
+            if (how === "steps") {
+              io.err(
+                "l4p: the store takes fewer operations a transaction than this tree has, so it was written in steps (raise etcd's --max-txn-ops to write it at once)\n",
+              );
+            }
             return 0;
           }
           if (verb === "get") {

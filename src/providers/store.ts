@@ -16,8 +16,11 @@ export interface KvStore {
   list(): Promise<{ pairs: [string, string][]; revision: string }>;
   /** Calls `onChange` when a key under the root changes (the caller reads again). */
   watch(onChange: () => void): Promise<void>;
-  /** Replaces everything under the root with `pairs`, atomically. */
-  replace(pairs: [string, string][]): Promise<void>;
+  /**
+   * Replaces everything under the root with `pairs`: atomically, unless the store cannot take
+   * that many operations at once (then in steps; resolves to "steps").
+   */
+  replace(pairs: [string, string][]): Promise<"atomic" | "steps">;
   close(): Promise<void>;
 }
 
@@ -56,17 +59,29 @@ export class EtcdStore implements KvStore {
     watcher.on("error", () => {});
   }
 
-  async replace(pairs: [string, string][]): Promise<void> {
+  async replace(pairs: [string, string][]): Promise<"atomic" | "steps"> {
     // One transaction: keys the new tree lacks go and its keys are written, at once for every
     // reader (etcd refuses a prefix delete over keys the same transaction puts).
     const keep = new Set(pairs.map(([k]) => k));
     const old = await this.#client.getAll().prefix(`${this.root}/`).keys();
-    await this.#client.if(`${this.root}/`, "Version", ">", -1)
-      .then(
-        ...old.filter((k) => !keep.has(k)).map((k) => this.#client.delete().key(k)),
-        ...pairs.map(([k, v]) => this.#client.put(k).value(v)),
-      )
-      .commit();
+    const ops = [
+      ...old.filter((k) => !keep.has(k)).map((k) => () => this.#client.delete().key(k)),
+      ...pairs.map(([k, v]) => () => this.#client.put(k).value(v)),
+    ];
+    const txn = (batch: (() => unknown)[]) =>
+      this.#client.if(`${this.root}/`, "Version", ">", -1)
+        // deno-lint-ignore no-explicit-any
+        .then(...batch.map((op) => op() as any))
+        .commit();
+    try {
+      await txn(ops);
+      return "atomic";
+    } catch (error) {
+      // etcd takes at most --max-txn-ops (128 by default) operations a transaction.
+      if (!/too many operations/.test((error as Error).message)) throw error;
+    }
+    for (let i = 0; i < ops.length; i += 128) await txn(ops.slice(i, i + 128));
+    return "steps";
   }
 
   close(): Promise<void> {
@@ -152,7 +167,7 @@ export class RedisStore implements KvStore {
     await sub.psubscribe(`__keyspace@${this.db}__:${this.root}/*`);
   }
 
-  async replace(pairs: [string, string][]): Promise<void> {
+  async replace(pairs: [string, string][]): Promise<"atomic" | "steps"> {
     await this.#ready(this.#client);
     const old: string[] = [];
     let cursor = "0";
@@ -171,6 +186,7 @@ export class RedisStore implements KvStore {
     if (old.length) multi.del(...old);
     for (const [k, v] of pairs) multi.set(k, v);
     await multi.exec();
+    return "atomic";
   }
 
   async close(): Promise<void> {

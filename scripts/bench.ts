@@ -732,6 +732,99 @@ const WORKLOADS: Workload[] = [
   tlsBulk,
 ];
 
+/**
+ * A fleet's store at scale: 2 000 routers and 2 000 services (10 000 keys) in etcd. For each l4p
+ * runtime: how long the first read takes, how long until it listens, and how long a one-key
+ * change takes to be applied (and how much of that is parsing and applying, which runs on the
+ * event loop). Needs etcd (apt-get install etcd-server).
+ */
+async function fleetBench(): Promise<string> {
+  const etcd = which("etcd");
+  if (!etcd) return "fleet: n/a (etcd not installed)\n";
+  const [client, peer] = [port(), port()];
+  start(etcd, [
+    "--name",
+    "bench",
+    "--data-dir",
+    `${dir}/etcd`,
+    "--listen-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--advertise-client-urls",
+    `http://127.0.0.1:${client}`,
+    "--listen-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-advertise-peer-urls",
+    `http://127.0.0.1:${peer}`,
+    "--initial-cluster",
+    `bench=http://127.0.0.1:${peer}`,
+  ]);
+  await waitTcp(client, 20_000);
+  const { EtcdStore } = await import("../src/providers/store.ts");
+  const store = new EtcdStore([`http://127.0.0.1:${client}`], "l4p");
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < 2000; i++) {
+    pairs.push([`l4p/tcp/routers/r${i}/rule`, `HostSNI(\`h${i}.example\`)`]);
+    pairs.push([`l4p/tcp/routers/r${i}/service`, `s${i}`]);
+    pairs.push([`l4p/tcp/routers/r${i}/entryPoints/0`, "web"]);
+    pairs.push([
+      `l4p/tcp/services/s${i}/loadBalancer/servers/0/address`,
+      `10.0.${i >> 8}.${i & 255}:80`,
+    ]);
+    pairs.push([`l4p/tcp/services/s${i}/loadBalancer/servers/0/weight`, "1"]);
+  }
+  await store.replace(pairs);
+  const { Etcd3 } = await import("etcd3");
+  const etcdClient = new Etcd3({ hosts: [`http://127.0.0.1:${client}`] });
+  let out = `\nfleet: 2 000 routers and 2 000 services (${pairs.length} keys) in etcd\n`;
+  for (const runtime of ["deno", "bun"] as const) {
+    const listen = port();
+    const file = `${dir}/fleet-${runtime}.yaml`;
+    writeFileSync(
+      file,
+      `entryPoints:\n  web: { address: "127.0.0.1:${listen}" }\nproviders:\n  etcd: { endpoints: ["http://127.0.0.1:${client}"] }\n`,
+    );
+    const bin = `${ROOT}node_modules/.bin/${runtime}`;
+    const args = runtime === "deno" ? ["run", "-A", "cli.ts"] : ["cli.ts"];
+    const child = spawn(bin, [...args, "run", "-c", file], {
+      cwd: ROOT,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    children.add(child);
+    let log = "";
+    child.stderr!.on("data", (c: Buffer) => log += c);
+    const until = async (re: RegExp, from: number) => {
+      const end = Date.now() + 20_000;
+      while (!re.test(log.slice(from))) {
+        if (Date.now() > end) throw new Error(`no ${re} from l4p-${runtime}`);
+        await sleep(5);
+      }
+    };
+    const t0 = Date.now();
+    await until(/listening entryPoint=web/, 0);
+    const listening = Date.now() - t0;
+    const read = Number(log.match(/store read .*durationMs=(\d+)/)?.[1]);
+    const changes: number[] = [];
+    const parsing: number[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const from = log.length;
+      const t = Date.now();
+      await etcdClient.put("l4p/tcp/services/s7/loadBalancer/servers/0/address").value(
+        `10.9.9.${n}:80`,
+      );
+      await until(/configuration reloaded .*durationMs=\d+/, from);
+      changes.push(Date.now() - t);
+      parsing.push(Number(log.slice(from).match(/configuration reloaded .*durationMs=(\d+)/)![1]));
+    }
+    await stop(child);
+    out += `  l4p-${runtime}: store read in ${read} ms, listening ${listening} ms after start; ` +
+      `a one-key change applied in ${Math.min(...changes)}–${Math.max(...changes)} ms ` +
+      `(${Math.min(...parsing)}–${Math.max(...parsing)} ms of it parsing and applying)\n`;
+  }
+  await store.close();
+  etcdClient.close();
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -758,6 +851,10 @@ async function main(): Promise<void> {
   const absent = PEERS.filter((p) => !which(p));
   if (absent.length) {
     throw new Error(`missing: ${absent.join(", ")}; run with --install (apt-get) or install them`);
+  }
+  if (opts.workloads?.split(",").includes("fleet")) {
+    process.stdout.write(await fleetBench());
+    if (opts.workloads === "fleet") return;
   }
   const only = opts.only?.split(",");
   const subjects = SUBJECTS.filter((s) => !only || s.name === "direct" || only.includes(s.name));

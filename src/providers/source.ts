@@ -90,6 +90,7 @@ export class StoreSource {
   /** Reads `store`; true when its part changed. Failures are logged once per outage and retried. */
   async #read(store: KvStore, why: string): Promise<boolean> {
     const st = this.#status.get(store)!;
+    const started = Date.now();
     try {
       const { pairs, revision } = await withTimeout(store.list(), READ_TIMEOUT);
       const back = !st.connected && st.lastReadAt > 0;
@@ -101,6 +102,13 @@ export class StoreSource {
       if (revision === st.revision) return false;
       st.revision = revision;
       const part = kvToTree(pairs, store.root, store.name);
+      this.logger.info("store read", {
+        provider: store.name,
+        keys: pairs.length,
+        revision,
+        why,
+        durationMs: Date.now() - started,
+      });
       for (const key of part.stray) {
         this.logger.warn("store key ignored: only tcp, udp and tls come from a store", {
           provider: store.name,

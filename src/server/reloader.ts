@@ -66,6 +66,7 @@ export class ConfigReloader {
 
   async #reload(why: string): Promise<boolean> {
     const stats = this.server.reloads;
+    const started = Date.now();
     let text: string;
     try {
       text = await readFile(this.file, "utf8");
@@ -86,7 +87,11 @@ export class ConfigReloader {
       stats.lastSuccessAt = Date.now();
       stats.lastError = "";
       this.hooks.onApplied?.(config);
-      this.logger.info("configuration reloaded", { file: this.file, why });
+      this.logger.info("configuration reloaded", {
+        file: this.file,
+        why,
+        durationMs: Date.now() - started,
+      });
       return true;
     } catch (error) {
       const lines = error instanceof ConfigError ? error.message.split("\n") : [];

@@ -39,13 +39,12 @@ tcp:
 }
 
 declare global {
-  interface Window {
-    l4pDashboard: {
-      state: string;
-      status: { entryPoints: Record<string, { connectionsOpen: number }> } | null;
-      charts: Record<string, { points: number }>;
-    };
-  }
+  // What the page exposes for tests (`globalThis` is the page's window there).
+  var l4pDashboard: {
+    state: string;
+    status: { entryPoints: Record<string, { connectionsOpen: number }> } | null;
+    charts: Record<string, { points: number }>;
+  };
 }
 
 test(
@@ -84,7 +83,7 @@ test(
       await page.setViewport({ width: 1280, height: 900 });
       await page.goto(`http://127.0.0.1:${port}/dashboard/`);
       await page.waitForFunction(() =>
-        window.l4pDashboard?.state === "live" && window.l4pDashboard.status
+        globalThis.l4pDashboard?.state === "live" && globalThis.l4pDashboard.status
       );
       const text = await page.evaluate(() => document.body.innerText);
       assert.match(text, /to-echo/, "the router is listed");
@@ -102,10 +101,10 @@ test(
         clients.push(c);
       }
       await page.waitForFunction(
-        () => window.l4pDashboard.status?.entryPoints.web.connectionsOpen === 3,
+        () => globalThis.l4pDashboard.status?.entryPoints.web.connectionsOpen === 3,
         { timeout: 10_000 },
       );
-      await page.waitForFunction(() => window.l4pDashboard.charts["c-ep-open"]?.points > 1, {
+      await page.waitForFunction(() => globalThis.l4pDashboard.charts["c-ep-open"]?.points > 1, {
         timeout: 10_000,
       });
       await page.screenshot({ path: `${dir}/dashboard.png` });
@@ -113,17 +112,21 @@ test(
       await page.screenshot({ path: `${dir}/dashboard-phone.png`, fullPage: true });
       for (const c of clients.splice(0)) c.destroy();
       await page.waitForFunction(
-        () => window.l4pDashboard.status?.entryPoints.web.connectionsOpen === 0,
+        () => globalThis.l4pDashboard.status?.entryPoints.web.connectionsOpen === 0,
         { timeout: 10_000 },
       );
       assert.deepEqual(errors, [], "no console errors while it ran");
 
       // The admin listener goes away and comes back: the page says so, then goes on.
       admin.close();
-      await page.waitForFunction(() => window.l4pDashboard.state === "lost", { timeout: 10_000 });
+      await page.waitForFunction(() => globalThis.l4pDashboard.state === "lost", {
+        timeout: 10_000,
+      });
       admin = startAdmin(proxy.server, address, { version: "test", history });
-      await page.waitForFunction(() => window.l4pDashboard.state === "live", { timeout: 15_000 });
-      const points = await page.evaluate(() => window.l4pDashboard.charts["c-ep-open"].points);
+      await page.waitForFunction(() => globalThis.l4pDashboard.state === "live", {
+        timeout: 15_000,
+      });
+      const points = await page.evaluate(() => globalThis.l4pDashboard.charts["c-ep-open"].points);
       assert.ok(points > 1, `${points} points after reconnecting`);
     } finally {
       for (const c of clients) c.destroy();

@@ -126,7 +126,8 @@ export class RedisStore implements KvStore {
     if (client.status === "wait" || client.status === "end") await client.connect();
   }
 
-  async list(): Promise<{ pairs: [string, string][]; revision: string }> {
+  /** Every key under the root (SCAN, never KEYS: the server is not blocked). */
+  async #keys(): Promise<string[]> {
     await this.#ready(this.#client);
     const keys: string[] = [];
     let cursor = "0";
@@ -141,6 +142,11 @@ export class RedisStore implements KvStore {
       keys.push(...batch);
       cursor = next;
     } while (cursor !== "0");
+    return keys;
+  }
+
+  async list(): Promise<{ pairs: [string, string][]; revision: string }> {
+    const keys = await this.#keys();
     keys.sort();
     const pairs: [string, string][] = [];
     for (let i = 0; i < keys.length; i += 500) {
@@ -168,20 +174,7 @@ export class RedisStore implements KvStore {
   }
 
   async replace(pairs: [string, string][]): Promise<"atomic" | "steps"> {
-    await this.#ready(this.#client);
-    const old: string[] = [];
-    let cursor = "0";
-    do {
-      const [next, batch] = await this.#client.scan(
-        cursor,
-        "MATCH",
-        `${this.root}/*`,
-        "COUNT",
-        1000,
-      );
-      old.push(...batch);
-      cursor = next;
-    } while (cursor !== "0");
+    const old = await this.#keys();
     const multi = this.#client.multi();
     if (old.length) multi.del(...old);
     for (const [k, v] of pairs) multi.set(k, v);

@@ -27,6 +27,7 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { etcdArgs } from "./etcd.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 const { values: opts } = parseArgs({
@@ -742,22 +743,7 @@ async function fleetBench(): Promise<string> {
   const etcd = which("etcd");
   if (!etcd) return "fleet: n/a (etcd not installed)\n";
   const [client, peer] = [port(), port()];
-  start(etcd, [
-    "--name",
-    "bench",
-    "--data-dir",
-    `${dir}/etcd`,
-    "--listen-client-urls",
-    `http://127.0.0.1:${client}`,
-    "--advertise-client-urls",
-    `http://127.0.0.1:${client}`,
-    "--listen-peer-urls",
-    `http://127.0.0.1:${peer}`,
-    "--initial-advertise-peer-urls",
-    `http://127.0.0.1:${peer}`,
-    "--initial-cluster",
-    `bench=http://127.0.0.1:${peer}`,
-  ]);
+  start(etcd, etcdArgs("bench", `${dir}/etcd`, client, peer));
   await waitTcp(client, 20_000);
   const { EtcdStore } = await import("../src/providers/store.ts");
   const store = new EtcdStore([`http://127.0.0.1:${client}`], "l4p");

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
 import { kvToTree, treeToKv } from "../src/providers/kv.ts";
+import { etcdArgs } from "../scripts/etcd.ts";
 import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
 import {
   connect,
@@ -260,22 +261,9 @@ async function startEtcd(dir: string) {
   const [client, peer] = [await freePort(), await freePort()];
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(ETCD as string, [
-      "--name",
-      "test",
-      "--data-dir",
-      `${dir}/etcd`,
-      "--listen-client-urls",
-      `http://127.0.0.1:${client}`,
-      "--advertise-client-urls",
-      `http://127.0.0.1:${client}`,
-      "--listen-peer-urls",
-      `http://127.0.0.1:${peer}`,
-      "--initial-advertise-peer-urls",
-      `http://127.0.0.1:${peer}`,
-      "--initial-cluster",
-      `test=http://127.0.0.1:${peer}`,
-    ], { stdio: ["ignore", "ignore", "pipe"] });
+    child = spawn(ETCD as string, etcdArgs("test", `${dir}/etcd`, client, peer), {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let log = "";
     child.stderr!.on("data", (d: Buffer) => log += d);
     await waitFor(

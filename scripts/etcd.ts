@@ -1,7 +1,24 @@
-/** A single-member etcd on loopback, as the tests and `scripts/bench.ts --workloads fleet` run it. */
-export function etcdArgs(name: string, dataDir: string, client: number, peer: number): string[] {
-  const [clientUrl, peerUrl] = [`http://127.0.0.1:${client}`, `http://127.0.0.1:${peer}`];
+/**
+ * A single-member etcd on loopback, as the tests and `scripts/bench.ts --workloads fleet` run it;
+ * with `tls`, clients need TLS (advertised as https://localhost) and a certificate from `ca`.
+ */
+export function etcdArgs(
+  name: string,
+  dataDir: string,
+  client: number,
+  peer: number,
+  tls?: { cert: string; key: string; ca: string },
+): string[] {
+  const [clientUrl, peerUrl] = [
+    `${tls ? "https" : "http"}://127.0.0.1:${client}`,
+    `http://127.0.0.1:${peer}`,
+  ];
+  const secure = tls
+    ? ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca]
+    : [];
   return [
+    ...secure,
+    ...(tls ? ["--client-cert-auth"] : []),
     "--name",
     name,
     "--data-dir",
@@ -9,7 +26,7 @@ export function etcdArgs(name: string, dataDir: string, client: number, peer: nu
     "--listen-client-urls",
     clientUrl,
     "--advertise-client-urls",
-    clientUrl,
+    tls ? `https://localhost:${client}` : clientUrl,
     "--listen-peer-urls",
     peerUrl,
     "--initial-advertise-peer-urls",

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
 import { kvToTree, treeToKv } from "../src/providers/kv.ts";
 import { etcdArgs } from "../scripts/etcd.ts";
+import { makeTlsFixtures } from "./_tls.ts";
 import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
 import {
   connect,
@@ -257,11 +258,11 @@ async function fleetScenario(
 }
 
 /** etcd on loopback, stoppable and restartable on the same data. */
-async function startEtcd(dir: string) {
+async function startEtcd(dir: string, tls?: { cert: string; key: string; ca: string }) {
   const [client, peer] = [await freePort(), await freePort()];
   let child: ChildProcess | undefined;
   const start = async () => {
-    child = spawn(ETCD as string, etcdArgs("test", `${dir}/etcd`, client, peer), {
+    child = spawn(ETCD as string, etcdArgs("test", `${dir}/etcd`, client, peer, tls), {
       stdio: ["ignore", "ignore", "pipe"],
     });
     let log = "";
@@ -279,7 +280,8 @@ async function startEtcd(dir: string) {
       child.kill("SIGKILL");
     });
   await start();
-  return { url: `http://127.0.0.1:${client}`, start, stop };
+  const url = tls ? `https://localhost:${client}` : `http://127.0.0.1:${client}`;
+  return { url, start, stop };
 }
 
 test("etcd: three boxes (Deno and Bun) follow one store: changes, bad values, outages", {
@@ -410,3 +412,115 @@ test("l4p kv put, kv get and check --etcd: the README's example round-trips thro
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "TLS to the stores: etcd with a client certificate, Redis over TLS; l4p kv and a box use both",
+  {
+    skip: (!ETCD || !REDIS) && "needs etcd and redis-server",
+  },
+  async () => {
+    const fx = makeTlsFixtures(["localhost"]);
+    const server = fx.server("localhost");
+    const etcd = await startEtcd(fx.dir, { ...server, ca: fx.ca });
+    const redisPort = await freePort();
+    const redis = spawn(REDIS as string, [
+      "--port",
+      "0",
+      "--tls-port",
+      String(redisPort),
+      "--bind",
+      "127.0.0.1",
+      "--tls-cert-file",
+      server.cert,
+      "--tls-key-file",
+      server.key,
+      "--tls-ca-cert-file",
+      fx.ca,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+    ], { stdio: "ignore" });
+    const [a, b] = [await named("from-etcd"), await named("from-redis")];
+    const [pa, pb] = [await freePort(), await freePort()];
+    let box: L4pProcess | undefined;
+    try {
+      await eventually(
+        () => connect(redisPort).then((c) => (c.destroy(), true), () => false),
+        10_000,
+        "redis",
+      );
+      const client = [
+        "--store-ca",
+        fx.ca,
+        "--store-cert",
+        fx.client.cert,
+        "--store-key",
+        fx.client.key,
+      ];
+      const part = (ep: string, port: number) =>
+        `entryPoints:\n  ${ep}: { address: "127.0.0.1:${port}" }\ntcp:\n  routers:\n` +
+        `    ${ep}: { entryPoints: [${ep}], rule: "HostSNI(\`*\`)", service: ${ep} }\n` +
+        `  services:\n    ${ep}: { loadBalancer: { servers: [{ address: "127.0.0.1:${port}" }] } }\n`;
+      writeFileSync(`${fx.dir}/a.yaml`, part("a", a.port));
+      writeFileSync(`${fx.dir}/b.yaml`, part("b", b.port));
+      const puts = [
+        runL4p(["kv", "put", `${fx.dir}/a.yaml`, "--etcd", etcd.url, ...client]),
+        runL4p([
+          "kv",
+          "put",
+          `${fx.dir}/b.yaml`,
+          "--redis",
+          `rediss://localhost:${redisPort}`,
+          ...client,
+        ]),
+      ];
+      for (const put of puts) {
+        assert.equal(await deadline(put.exited, 30_000, "kv put over TLS"), 0, put.stderr());
+      }
+      // A box that reads both, over TLS, with its client certificate.
+      const tls = `tls: { ca: l4p-test-ca.pem, cert: client.pem, key: client.key }`;
+      writeFileSync(
+        `${fx.dir}/box.yaml`,
+        `entryPoints:\n  a: { address: "127.0.0.1:${pa}" }\n  b: { address: "127.0.0.1:${pb}" }\n` +
+          `providers:\n  etcd: { endpoints: ["${etcd.url}"], ${tls} }\n` +
+          `  redis: { endpoints: ["localhost:${redisPort}"], ${tls} }\n`,
+      );
+      const check = runL4p(["check", `${fx.dir}/box.yaml`]);
+      assert.equal(await deadline(check.exited, 30_000, "check"), 0, check.stderr());
+      box = runL4p(["run", "-c", `${fx.dir}/box.yaml`]);
+      await eventually(async () => (await ask(pa)) === "from-etcd", 20_000, "etcd's route");
+      await eventually(async () => (await ask(pb)) === "from-redis", 20_000, "redis's route");
+      // What cannot work is refused at its key.
+      writeFileSync(
+        `${fx.dir}/bad.yaml`,
+        `providers:\n  etcd:\n    endpoints: ["https://127.0.0.1:2379"]\n` +
+          `    tls: { ca: l4p-test-ca.pem, cert: client.pem, insecureSkipVerify: true }\n`,
+      );
+      const bad = runL4p(["check", `${fx.dir}/bad.yaml`]);
+      assert.equal(await deadline(bad.exited, 30_000, "check, bad"), 1);
+      const errors = bad.stderr();
+      assert.match(
+        errors,
+        /bad\.yaml:3:\d+: providers\.etcd\.endpoints\[0\]: over TLS, write the etcd endpoint with a host name/,
+      );
+      assert.match(errors, /providers\.etcd\.tls\.key: cert and key go together/);
+      assert.match(errors, /providers\.etcd\.tls\.insecureSkipVerify: not available for etcd/);
+      writeFileSync(
+        `${fx.dir}/missing.yaml`,
+        `providers:\n  redis: { endpoints: ["localhost:6379"], tls: { ca: missing.pem } }\n`,
+      );
+      const missing = runL4p(["check", `${fx.dir}/missing.yaml`]);
+      assert.equal(await deadline(missing.exited, 30_000, "check, missing"), 1);
+      assert.match(missing.stderr(), /providers\.redis\.tls\.ca: cannot read missing\.pem/);
+    } finally {
+      box?.kill();
+      await box?.exited;
+      await a.close();
+      await b.close();
+      redis.kill("SIGKILL");
+      await etcd.stop();
+      rmSync(fx.dir, { recursive: true, force: true });
+    }
+  },
+);

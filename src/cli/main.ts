@@ -11,6 +11,7 @@ import { ConfigError, formatProblem, loadConfigFile, parseConfig } from "../conf
 import { kvToTree, type StorePart, treeToKv } from "../providers/kv.ts";
 import { StoreSource } from "../providers/source.ts";
 import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
@@ -133,12 +134,14 @@ Watches a running l4p through its admin listener (default 127.0.0.1:9100): entry
 services with their servers, the clients with the most bytes, and rates. On a terminal it
 refreshes every second (s: change the sort, q: quit); elsewhere it prints one snapshot (the
 API's JSON with --json) and exits.`,
-  kv: `Usage: l4p kv put FILE --etcd URL|--redis URL [--root-key K]
-       l4p kv get --etcd URL|--redis URL [--root-key K]
+  kv: `Usage: l4p kv put FILE --etcd URL|--redis URL [--root-key K] [TLS]
+       l4p kv get --etcd URL|--redis URL [--root-key K] [TLS]
 
 put checks FILE, then replaces the store's tree under K/ (default l4p) with FILE's tcp, udp and
 tls sections, as traefik's key layout (K/tcp/routers/NAME/rule, …), atomically (an etcd
-transaction, a Redis MULTI). get prints the store's tree as YAML.`,
+transaction, a Redis MULTI). get prints the store's tree as YAML. TLS to the store:
+--store-ca FILE (PEM CAs), --store-cert FILE and --store-key FILE (a client certificate);
+for Redis over TLS write rediss://host:port.`,
   completion: `Usage: l4p completion bash|zsh|fish
 
 Prints a completion script: l4p completion bash > /etc/bash_completion.d/l4p, or
@@ -225,6 +228,9 @@ const FLAGS = {
   etcd: { type: "string" },
   redis: { type: "string" },
   "root-key": { type: "string" },
+  "store-ca": { type: "string" },
+  "store-cert": { type: "string" },
+  "store-key": { type: "string" },
 } as const;
 
 const DEFAULT_DRAIN_TIMEOUT = 30_000;
@@ -596,8 +602,20 @@ export function unescapeBytes(text: string): Uint8Array | string {
 function storeFlag(values: Values): KvStore | undefined {
   const root = values["root-key"] ?? "l4p";
   if (values.etcd && values.redis) throw new UsageError("give --etcd or --redis, not both");
-  if (values.etcd) return storeFromUrl("etcd", values.etcd, root);
-  if (values.redis) return storeFromUrl("redis", values.redis, root);
+  const read = (flag: "store-ca" | "store-cert" | "store-key") => {
+    const path = values[flag];
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new UsageError(`--${flag}: cannot read ${path}: ${(e as { code?: string }).code}`);
+    }
+  };
+  const [ca, cert, key] = [read("store-ca"), read("store-cert"), read("store-key")];
+  if (!cert !== !key) throw new UsageError("--store-cert and --store-key go together");
+  const tls = ca || cert ? { ca, cert, key, insecureSkipVerify: false } : undefined;
+  if (values.etcd) return storeFromUrl("etcd", values.etcd, root, tls);
+  if (values.redis) return storeFromUrl("redis", values.redis, root, tls);
   return undefined;
 }
 

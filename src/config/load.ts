@@ -719,12 +719,19 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
     };
   }
   const pv = file.providers;
-  if (pv?.etcd) config.providers.etcd = { ...pv.etcd, rootKey: pv.etcd.rootKey ?? "l4p" };
+  if (pv?.etcd) {
+    config.providers.etcd = {
+      ...pv.etcd,
+      rootKey: pv.etcd.rootKey ?? "l4p",
+      tls: tls.stores.etcd,
+    };
+  }
   if (pv?.redis) {
     config.providers.redis = {
       ...pv.redis,
       rootKey: pv.redis.rootKey ?? "l4p",
       db: pv.redis.db ?? 0,
+      tls: tls.stores.redis,
     };
   }
   config.tls.certificates = tls.certificates;

@@ -61,14 +61,29 @@ export interface Config {
 
 /** traefik's KV providers l4p reads. */
 export interface ProvidersConfig {
-  etcd?: { endpoints: string[]; rootKey: string; username?: string; password?: string };
+  etcd?: {
+    endpoints: string[];
+    rootKey: string;
+    username?: string;
+    password?: string;
+    tls?: StoreTls;
+  };
   redis?: {
     endpoints: string[];
     rootKey: string;
     db: number;
     username?: string;
     password?: string;
+    tls?: StoreTls;
   };
+}
+
+/** TLS to a store, its files read (PEM). */
+export interface StoreTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  insecureSkipVerify: boolean;
 }
 
 /** traefik's `tls` section, its files read and checked. */

@@ -3,6 +3,7 @@
  * {@link crossCheck} then checks what spans the file (references, cycles, shared addresses).
  * `schema/l4p.schema.json` is generated from it for editors (`scripts/schema.ts`).
  */
+import { isIP } from "node:net";
 import { z } from "zod";
 import { parseCidr } from "../net/ip.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
@@ -132,6 +133,26 @@ const file = z.string().min(1);
 const certificateFiles = z.strictObject({
   certFile: file.meta({ description: "PEM certificate, chain included" }),
   keyFile: file.meta({ description: "PEM private key" }),
+});
+
+/** traefik's `providers.etcd.tls` / `providers.redis.tls`: TLS to the store. */
+const storeTls = z.strictObject({
+  ca: file.optional().meta({
+    description: "PEM CA bundle the store's certificate is checked with",
+  }),
+  cert: file.optional().meta({ description: "PEM client certificate (with key)" }),
+  key: file.optional().meta({ description: "PEM client key (with cert)" }),
+  insecureSkipVerify: z.boolean().optional().meta({
+    description: "do not check the store's certificate (Redis only)",
+  }),
+}).superRefine((t, ctx) => {
+  if (!t.cert !== !t.key) {
+    ctx.addIssue({
+      code: "custom",
+      path: [t.cert ? "key" : "cert"],
+      message: "cert and key go together",
+    });
+  }
 });
 
 export const TLS_VERSIONS = [
@@ -427,6 +448,28 @@ export const fileSchema = z.strictObject({
       rootKey: z.string().min(1).optional().meta({ description: "default l4p" }),
       username: z.string().min(1).optional(),
       password: z.string().min(1).optional(),
+      tls: storeTls.optional(),
+    }).superRefine((e, ctx) => {
+      if (e.tls?.insecureSkipVerify) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["tls", "insecureSkipVerify"],
+          message: "not available for etcd (its client always checks); name the CA in tls.ca",
+        });
+      }
+      e.endpoints.forEach((endpoint, i) => {
+        const secure = e.tls || endpoint.startsWith("https://");
+        const host = /^[a-z]+:\/\/\[?([^\]/]+?)\]?(:\d+)?(\/|$)/i.exec(endpoint)?.[1] ?? "";
+        if (secure && isIP(host)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["endpoints", i],
+            message:
+              "over TLS, write the etcd endpoint with a host name, not an IP address (Deno's and " +
+              "Bun's TLS refuse an IP address as the server name the etcd client sends)",
+          });
+        }
+      });
     }).optional(),
     redis: z.strictObject({
       endpoints: z.array(z.string().min(1)).min(1).meta({ description: "host:port" }),
@@ -434,6 +477,7 @@ export const fileSchema = z.strictObject({
       db: z.number().int().min(0).optional(),
       username: z.string().min(1).optional(),
       password: z.string().min(1).optional(),
+      tls: storeTls.optional(),
     }).optional(),
   }).optional().meta({
     description:

@@ -10,6 +10,7 @@ import {
   loadCertificate,
   readConfigFile,
 } from "../tls/certificates.ts";
+import type { StoreTls } from "./model.ts";
 import type { ParsedFile } from "./schema.ts";
 
 type Path = (string | number)[];
@@ -27,6 +28,8 @@ export interface TlsMaterial {
   acmeCas: Record<string, string[]>;
   /** The admin listener's token, from `metrics.tokenFile`. */
   metricsToken?: string;
+  /** TLS to the configuration stores, from `providers.etcd.tls` and `providers.redis.tls`. */
+  stores: { etcd?: StoreTls; redis?: StoreTls };
 }
 
 /** How long before expiry a certificate is worth a note. */
@@ -67,7 +70,13 @@ export function readTlsFiles(
       return [];
     });
 
-  const m: TlsMaterial = { certificates: [], clientCas: {}, transports: {}, acmeCas: {} };
+  const m: TlsMaterial = {
+    certificates: [],
+    clientCas: {},
+    transports: {},
+    acmeCas: {},
+    stores: {},
+  };
   (file.tls?.certificates ?? []).forEach((c, i) => {
     const loaded = certificate(["tls", "certificates", i], c);
     if (loaded) m.certificates.push(loaded);
@@ -111,6 +120,23 @@ export function readTlsFiles(
       ["certificatesResolvers", name, "acme", "caCertificates"],
       r.acme.caCertificates,
     );
+  }
+  for (const kind of ["etcd", "redis"] as const) {
+    const t = file.providers?.[kind]?.tls;
+    if (!t) continue;
+    const path = ["providers", kind, "tls"];
+    const tls: StoreTls = { insecureSkipVerify: t.insecureSkipVerify ?? false };
+    if (t.ca) {
+      const pem = loadCaFile(t.ca, base);
+      if (typeof pem === "string") tls.ca = pem;
+      else error([...path, "ca"], pem.error);
+    }
+    if (t.cert && t.key) {
+      const c = loadCertificate(t.cert, t.key, base);
+      if ("error" in c) error([...path, c.file === "certFile" ? "cert" : "key"], c.error);
+      else Object.assign(tls, { cert: c.cert, key: c.key });
+    }
+    m.stores[kind] = tls;
   }
   return m;
 }

@@ -2,10 +2,12 @@
  * The stores l4p reads its shared configuration from: etcd (through `etcd3`) and Redis (through
  * `ioredis`), well-kept clients. Each lists the pairs under a root key and tells when they change.
  */
+import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { Etcd3 } from "etcd3";
 import { Redis } from "ioredis";
-import type { ProvidersConfig } from "../config/model.ts";
+import type { ConnectionOptions } from "node:tls";
+import type { ProvidersConfig, StoreTls } from "../config/model.ts";
 
 /** A key/value store holding configuration under a root key. */
 export interface KvStore {
@@ -32,10 +34,20 @@ export class EtcdStore implements KvStore {
   constructor(readonly endpoints: string[], readonly root: string, auth?: {
     username?: string;
     password?: string;
+    tls?: StoreTls;
   }) {
+    const tls = auth?.tls;
+    // With `tls`, every endpoint is dialled over TLS, checked against `ca` (else the system's
+    // roots), with the client certificate when there is one.
+    const credentials = tls && {
+      rootCertificate: tls.ca ? Buffer.from(tls.ca) : (undefined as unknown as Buffer),
+      privateKey: tls.key ? Buffer.from(tls.key) : undefined,
+      certChain: tls.cert ? Buffer.from(tls.cert) : undefined,
+    };
     this.#client = new Etcd3({
       hosts: endpoints,
       auth: auth?.username ? { username: auth.username, password: auth.password ?? "" } : undefined,
+      credentials,
       dialTimeout: 2000,
     });
   }
@@ -100,7 +112,7 @@ export class RedisStore implements KvStore {
     readonly endpoint: string,
     readonly root: string,
     readonly db: number,
-    readonly auth?: { username?: string; password?: string },
+    readonly auth?: { username?: string; password?: string; tls?: StoreTls },
   ) {
     this.#client = this.#connect();
   }
@@ -113,6 +125,7 @@ export class RedisStore implements KvStore {
       db: this.db,
       username: this.auth?.username,
       password: this.auth?.password,
+      tls: this.#tls(),
       lazyConnect: true,
       connectTimeout: 2000,
       maxRetriesPerRequest: 1,
@@ -120,6 +133,12 @@ export class RedisStore implements KvStore {
       // Reconnects are the provider's (with its backoff), not the client's on every command.
       retryStrategy: (times) => Math.min(times * 500, 5000),
     });
+  }
+
+  #tls(): ConnectionOptions | undefined {
+    const t = this.auth?.tls;
+    if (!t) return undefined;
+    return { ca: t.ca, cert: t.cert, key: t.key, rejectUnauthorized: !t.insecureSkipVerify };
   }
 
   async #ready(client: Redis): Promise<void> {
@@ -209,12 +228,18 @@ export function storesOf(providers: ProvidersConfig): KvStore[] {
 }
 
 /** A store from a command-line URL: `--etcd http://host:2379` or `--redis redis://host:6379/0`. */
-export function storeFromUrl(kind: "etcd" | "redis", url: string, root: string): KvStore {
-  if (kind === "etcd") return new EtcdStore([url], root);
+export function storeFromUrl(
+  kind: "etcd" | "redis",
+  url: string,
+  root: string,
+  tls?: StoreTls,
+): KvStore {
+  if (kind === "etcd") return new EtcdStore([url], root, { tls });
   const u = new URL(url.includes("://") ? url : `redis://${url}`);
   const db = Number(u.pathname.replace("/", "") || 0);
   return new RedisStore(`${u.hostname}:${u.port || 6379}`, root, db, {
     username: u.username || undefined,
     password: u.password || undefined,
+    tls: tls ?? (u.protocol === "rediss:" ? { insecureSkipVerify: false } : undefined),
   });
 }

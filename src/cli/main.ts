@@ -108,10 +108,12 @@ const COMMAND_HELP: Record<string, string> = {
 Runs what the configuration FILE describes (YAML, traefik's names), reloading it when it
 changes or on SIGHUP, draining on SIGTERM. Flags: --metrics ADDR, --access-log,
 --drain-timeout D, --max-connections N, --workers N, --log-level L, --log-format F.`,
-  check: `Usage: l4p check FILE
+  check: `Usage: l4p check FILE [--etcd URL|--redis URL [--root-key K] [TLS]]
 
 Validates FILE (and the certificate files it names): prints what it sets up and exits 0,
-or prints every problem as file:line:column: key: message and exits 1.`,
+or prints every problem as file:line:column: key: message and exits 1. With --etcd or
+--redis, FILE is checked merged with what that store holds (problems there name their key);
+TLS to the store as for l4p kv (--store-ca, --store-cert, --store-key).`,
   tcp: `Usage: l4p tcp LISTEN TARGET [TARGET...] [flags]
 
 Forwards TCP from LISTEN ([host]:port) to the TARGETs (host:port), balanced by smooth

@@ -27,7 +27,7 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { etcdArgs } from "./etcd.ts";
+import { etcdArgs, redisArgs } from "./stores.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 const { values: opts } = parseArgs({
@@ -634,18 +634,7 @@ function buildConnload(): void {
 
 /** redis-server on loopback, without persistence, taking many clients: the request backend. */
 function redisServer(port: number): ChildProcess {
-  return start(which("redis-server")!, [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-    "--maxclients",
-    "20000",
-  ]);
+  return start(which("redis-server")!, [...redisArgs(port), "--maxclients", "20000"]);
 }
 
 /** A plain TCP server for TLS workloads: socat writing what it gets to /dev/null. */

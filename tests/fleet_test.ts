@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
 import { kvToTree, treeToKv } from "../src/providers/kv.ts";
-import { etcdArgs } from "../scripts/etcd.ts";
+import { etcdArgs, redisArgs } from "../scripts/stores.ts";
 import { makeTlsFixtures } from "./_tls.ts";
 import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
 import {
@@ -307,18 +307,7 @@ test("Redis: three boxes follow one store through keyspace notifications", {
   let child: ChildProcess | undefined;
   const server = {
     start: async () => {
-      child = spawn(REDIS as string, [
-        "--port",
-        String(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-      ], {
-        stdio: "ignore",
-      });
+      child = spawn(REDIS as string, redisArgs(port), { stdio: "ignore" });
       await eventually(
         () => connect(port).then((c) => (c.destroy(), true), () => false),
         10_000,
@@ -423,24 +412,9 @@ test(
     const server = fx.server("localhost");
     const etcd = await startEtcd(fx.dir, { ...server, ca: fx.ca });
     const redisPort = await freePort();
-    const redis = spawn(REDIS as string, [
-      "--port",
-      "0",
-      "--tls-port",
-      String(redisPort),
-      "--bind",
-      "127.0.0.1",
-      "--tls-cert-file",
-      server.cert,
-      "--tls-key-file",
-      server.key,
-      "--tls-ca-cert-file",
-      fx.ca,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ], { stdio: "ignore" });
+    const redis = spawn(REDIS as string, redisArgs(redisPort, { ...server, ca: fx.ca }), {
+      stdio: "ignore",
+    });
     const [a, b] = [await named("from-etcd"), await named("from-redis")];
     const [pa, pb] = [await freePort(), await freePort()];
     let box: L4pProcess | undefined;

@@ -35,3 +35,28 @@ export function etcdArgs(
     `${name}=${peerUrl}`,
   ];
 }
+
+/**
+ * redis-server on loopback without persistence; with `tls`, on a TLS port only, clients needing
+ * a certificate from `ca`.
+ */
+export function redisArgs(
+  port: number,
+  tls?: { cert: string; key: string; ca: string },
+): string[] {
+  const listen = tls
+    ? [
+      "--port",
+      "0",
+      "--tls-port",
+      String(port),
+      "--tls-cert-file",
+      tls.cert,
+      "--tls-key-file",
+      tls.key,
+      "--tls-ca-cert-file",
+      tls.ca,
+    ]
+    : ["--port", String(port)];
+  return [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+}

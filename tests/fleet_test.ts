@@ -224,6 +224,8 @@ async function fleetScenario(
     const up = await provider();
     assert.equal(up.connected, true);
     assert.ok(up.revision, "the revision last read is shown");
+    assert.ok(up.appliedRevision, "the revision in force is shown");
+    assert.notEqual(up.appliedRevision, up.revision, "the refused revision is not in force");
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     assert.match(metrics, /^l4p_provider_up\{provider="(etcd|redis)"\} 1$/m);
 
@@ -247,6 +249,8 @@ async function fleetScenario(
     for (const p of ports) {
       await eventually(async () => await ask(p) === "A", 30_000, `box on ${p} back to A`);
     }
+    const back = await provider();
+    assert.equal(back.appliedRevision, back.revision, "a good revision is in force");
     return tookMs;
   } finally {
     stream?.destroy();

@@ -328,6 +328,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
                 runtime.capabilities,
                 source.parts(),
               ).config;
+              source.applied();
             } catch (error) {
               if (!(error instanceof ConfigError)) throw error;
               logger.error("configuration in the store refused; starting with what the file holds");

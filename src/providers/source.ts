@@ -26,6 +26,8 @@ export interface ProviderStatus {
   connected: boolean;
   /** The revision of the part last read. */
   revision: string | null;
+  /** The revision of the part in force (behind `revision` while a read part is refused). */
+  appliedRevision: string | null;
   /** When the last read succeeded (ms since the epoch). */
   lastReadAt: number;
   lastError: string | null;
@@ -37,6 +39,8 @@ export class StoreSource {
   readonly #status = new Map<KvStore, ProviderStatus>();
   readonly #retry = new Map<KvStore, number>();
   readonly #timers = new Set<ReturnType<typeof timeout>>();
+  /** Each store's revision in the parts last handed out. */
+  #handedOut = new Map<KvStore, string | null>();
   #closed = false;
   /** Told when a part changed: apply the configuration again. */
   onChange: () => void = () => {};
@@ -48,6 +52,7 @@ export class StoreSource {
         rootKey: s.root,
         connected: false,
         revision: null,
+        appliedRevision: null,
         lastReadAt: 0,
         lastError: null,
       });
@@ -56,7 +61,17 @@ export class StoreSource {
 
   /** The parts read so far (a store never read has none). */
   parts(): StorePart[] {
+    this.#handedOut = new Map(
+      [...this.#parts.keys()].map((s) => [s, this.#status.get(s)!.revision]),
+    );
     return [...this.#parts.values()];
+  }
+
+  /** The configuration made from the parts last handed out is in force. */
+  applied(): void {
+    for (const [store, revision] of this.#handedOut) {
+      this.#status.get(store)!.appliedRevision = revision;
+    }
   }
 
   /** How each store is doing. */

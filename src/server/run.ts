@@ -164,7 +164,10 @@ export async function run(options: RunOptions): Promise<number> {
   if (options.file) {
     const stores = options.stores;
     reloader = new ConfigReloader(server, options.file, logger, {
-      onApplied: (c) => options.onReload?.(c),
+      onApplied: (c) => {
+        stores?.applied();
+        options.onReload?.(c);
+      },
       prepare: options.prepare,
       parts: stores ? () => stores.parts() : undefined,
     });

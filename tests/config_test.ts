@@ -48,6 +48,9 @@ const BAD: [string, string, string[]][] = [
   ["YAML syntax", "entryPoints:\n  web:\n    address: [unclosed\n", [
     /^l4p\.yaml:4:1: YAML: Flow sequence in block collection must be sufficiently indented/.source,
   ]],
+  ["a key given twice", "entryPoints:\n  web: { address: ':80' }\n  web: { address: ':81' }\n", [
+    /^l4p\.yaml:3:3: YAML: Map keys must be unique/.source,
+  ]],
   ["an unknown key, with a did-you-mean", VALID.replace("    address:", "    adress:"), [
     "l4p.yaml:2:3: entryPoints.web.address: missing (expected string)",
     'l4p.yaml:3:5: entryPoints.web.adress: unknown key; did you mean "address"?',

@@ -141,7 +141,7 @@ API's JSON with --json) and exits.`,
 
 put checks FILE, then replaces the store's tree under K/ (default l4p) with FILE's tcp, udp and
 tls sections, as traefik's key layout (K/tcp/routers/NAME/rule, …), atomically (an etcd
-transaction, a Redis MULTI). get prints the store's tree as YAML. TLS to the store:
+transaction, a Redis MULTI; a tree over etcd's --max-txn-ops, 128 by default, goes in steps). get prints the store's tree as YAML. TLS to the store:
 --store-ca FILE (PEM CAs), --store-cert FILE and --store-key FILE (a client certificate);
 for Redis over TLS write rediss://host:port.`,
   completion: `Usage: l4p completion bash|zsh|fish

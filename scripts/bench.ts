@@ -27,7 +27,7 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { etcdArgs, redisArgs } from "./stores.ts";
+import { dnsmasqArgs, etcdArgs, redisArgs } from "./peer_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 const { values: opts } = parseArgs({
@@ -428,18 +428,12 @@ function redisWorkload(
   pick: (row: Record<string, number>) => number,
   lower = false,
 ): Workload {
-  let server: ChildProcess | undefined;
   return {
     name,
     unit,
     lower,
     kind: "tcp",
-    async setup() {
-      const target = port();
-      server = redisServer(target);
-      await waitTcp(target);
-      return { target, teardown: () => stop(server) };
-    },
+    setup: redisBackend,
     async measure(proxy) {
       const out = await run(which("redis-benchmark")!, [
         "-h",
@@ -477,15 +471,7 @@ const udpWorkload: Workload = (() => {
       );
       const target = serverPort = port();
       server = start(which("dnsmasq")!, [
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--no-resolv",
-        "--no-hosts",
-        "--pid-file=",
-        "--bind-interfaces",
-        "--listen-address=127.0.0.1",
-        `--port=${target}`,
-        "--address=/l4p.test/127.0.0.7",
+        ...dnsmasqArgs(target, { "l4p.test": "127.0.0.7" }),
         "--cache-size=10000",
       ]);
       await sleep(300);
@@ -597,17 +583,11 @@ const memoryWorkload: Workload = (() => {
  * costs less than what it measures. 50 connections at a time.
  */
 function connloadWorkload(close: "close" | "reset"): Workload {
-  let server: ChildProcess | undefined;
   return {
     name: `new connections, client ${close === "close" ? "closes" : "resets"} (connload, 50)`,
     unit: "conn/s",
     kind: "tcp",
-    async setup() {
-      const target = port();
-      server = redisServer(target);
-      await waitTcp(target);
-      return { target, teardown: () => stop(server) };
-    },
+    setup: redisBackend,
     async measure(proxy) {
       const seconds = QUICK ? 3 : 5;
       const out = await run(CONNLOAD, [
@@ -630,6 +610,14 @@ function buildConnload(): void {
     encoding: "utf8",
   });
   if (r.status !== 0) throw new Error(`cc scripts/connload.c failed: ${r.stderr}`);
+}
+
+/** A workload's backend: a fresh redis-server, stopped by the teardown. */
+async function redisBackend(): Promise<{ target: number; teardown: () => Promise<void> }> {
+  const target = port();
+  const server = redisServer(target);
+  await waitTcp(target);
+  return { target, teardown: () => stop(server) };
 }
 
 /** redis-server on loopback, without persistence, taking many clients: the request backend. */

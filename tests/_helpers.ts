@@ -9,6 +9,7 @@ import dgram from "node:dgram";
 import net from "node:net";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { dnsmasqArgs } from "../scripts/peer_args.ts";
 import type { Config } from "../src/config/model.ts";
 import { Logger } from "../src/log/logger.ts";
 import { loadRuntime } from "../src/runtime/mod.ts";
@@ -383,17 +384,7 @@ export async function udpPeer(
  * (`{"l4p.test": "127.0.0.7"}`), and nothing else (no upstream, no hosts file).
  */
 export function startDnsmasq(dnsmasq: string, port: number, answers: Record<string, string>) {
-  return spawn(dnsmasq, [
-    "--keep-in-foreground",
-    "--conf-file=/dev/null",
-    "--no-resolv",
-    "--no-hosts",
-    "--pid-file=",
-    "--bind-interfaces",
-    "--listen-address=127.0.0.1",
-    `--port=${port}`,
-    ...Object.entries(answers).map(([name, ip]) => `--address=/${name}/${ip}`),
-  ], { stdio: "ignore" });
+  return spawn(dnsmasq, dnsmasqArgs(port, answers), { stdio: "ignore" });
 }
 
 /** The path of an installed program, or undefined. */

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
 import { kvToTree, treeToKv } from "../src/providers/kv.ts";
-import { etcdArgs, redisArgs } from "../scripts/stores.ts";
+import { etcdArgs, redisArgs } from "../scripts/peer_args.ts";
 import { makeTlsFixtures } from "./_tls.ts";
 import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
 import {

@@ -1,3 +1,5 @@
+/** Command-line arguments for the real peers the tests and `scripts/bench.ts` start on loopback. */
+
 /**
  * A single-member etcd on loopback, as the tests and `scripts/bench.ts --workloads fleet` run it;
  * with `tls`, clients need TLS (advertised as https://localhost) and a certificate from `ca`.
@@ -59,4 +61,19 @@ export function redisArgs(
     ]
     : ["--port", String(port)];
   return [...listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+}
+
+/** dnsmasq on 127.0.0.1:`port` answering `answers` (`{"l4p.test": "127.0.0.7"}`) and nothing else. */
+export function dnsmasqArgs(port: number, answers: Record<string, string>): string[] {
+  return [
+    "--keep-in-foreground",
+    "--conf-file=/dev/null",
+    "--no-resolv",
+    "--no-hosts",
+    "--pid-file=",
+    "--bind-interfaces",
+    "--listen-address=127.0.0.1",
+    `--port=${port}`,
+    ...Object.entries(answers).map(([name, ip]) => `--address=/${name}/${ip}`),
+  ];
 }

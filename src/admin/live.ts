@@ -31,7 +31,10 @@ export const RECENT_CLOSED = 50;
 /** Samples the tracker every second while started; remembers recent closes. */
 export class LiveHistory {
   readonly #samples: Sample[] = [];
-  readonly #recent: Record<string, unknown>[] = [];
+  /** The last {@link RECENT_CLOSED} closes, a ring: kept as they are, formatted when read. */
+  readonly #recent: ClosedConn[] = [];
+  readonly #recentAt: number[] = [];
+  #nextRecent = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
 
   constructor(readonly tracker: TrafficTracker) {
@@ -62,7 +65,13 @@ export class LiveHistory {
 
   /** The most recent closed connections, newest first. */
   recent(): Record<string, unknown>[] {
-    return [...this.#recent];
+    const out: Record<string, unknown>[] = [];
+    const n = this.#recent.length;
+    for (let i = 1; i <= n; i++) {
+      const at = (this.#nextRecent - i + n) % n;
+      out.push(describeClosed(this.#recent[at], this.#recentAt[at]));
+    }
+    return out;
   }
 
   #sample(): void {
@@ -99,21 +108,28 @@ export class LiveHistory {
     if (this.#samples.length > HISTORY_SAMPLES) this.#samples.shift();
   }
 
-  #closed({ record: r, durationMs, reason }: ClosedConn): void {
-    this.#recent.unshift({
-      at: new Date().toISOString(),
-      entryPoint: r.entryPoint,
-      router: r.router || null,
-      service: r.service || null,
-      client: `${r.client.hostname}:${r.client.port}`,
-      server: r.server || null,
-      durationMs,
-      bytesIn: r.bytesIn,
-      bytesOut: r.bytesOut,
-      reason,
-    });
-    if (this.#recent.length > RECENT_CLOSED) this.#recent.pop();
+  /** Runs for every closed connection: only remembers it (formatting waits for a reader). */
+  #closed(closed: ClosedConn): void {
+    const at = this.#nextRecent;
+    this.#recent[at] = closed;
+    this.#recentAt[at] = Date.now();
+    this.#nextRecent = (at + 1) % RECENT_CLOSED;
   }
+}
+
+function describeClosed({ record: r, durationMs, reason }: ClosedConn, at: number) {
+  return {
+    at: new Date(at).toISOString(),
+    entryPoint: r.entryPoint,
+    router: r.router || null,
+    service: r.service || null,
+    client: `${r.client.hostname}:${r.client.port}`,
+    server: r.server || null,
+    durationMs,
+    bytesIn: r.bytesIn,
+    bytesOut: r.bytesOut,
+    reason,
+  };
 }
 
 /** Open event streams, so that closing the admin listener ends them. */

@@ -48,8 +48,13 @@ export class Histogram {
   }
 
   observe(value: number): void {
-    const i = this.buckets.findIndex((le) => value <= le);
-    if (i >= 0) this.counts[i]++;
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= buckets[i]) {
+        this.counts[i]++;
+        break;
+      }
+    }
     this.sum += value;
     this.count++;
   }
@@ -131,6 +136,7 @@ export class TrafficTracker {
   readonly udpServers: Map<string, UdpTotals> = new Map();
   #lastId = 0;
   #onClosed: ((closed: ClosedConn) => void)[] = [];
+  readonly #serverKeys: Map<string, Map<string, string>> = new Map();
   #onSessionClosed: ((closed: ClosedSession) => void)[] = [];
   readonly #now: () => number;
 
@@ -151,6 +157,23 @@ export class TrafficTracker {
   /** Calls `listener` for every connection that closes (the access log). */
   onClosed(listener: (closed: ClosedConn) => void): void {
     this.#onClosed.push(listener);
+  }
+
+  /** Whether anything is told of closed connections (so their client must be known by then). */
+  get watchesClosed(): boolean {
+    return this.#onClosed.length > 0;
+  }
+
+  /**
+   * The key of `server` of `service` in {@link servers}: made once per pair, not per connection
+   * (a new string would be hashed again at every lookup).
+   */
+  #serverKey(service: string, server: string): string {
+    let keys = this.#serverKeys.get(service);
+    if (!keys) this.#serverKeys.set(service, keys = new Map());
+    let key = keys.get(server);
+    if (key === undefined) keys.set(server, key = `${service} ${server}`);
+    return key;
   }
 
   /**
@@ -270,7 +293,7 @@ export class TrafficTracker {
     record.service = service;
     record.server = server;
     totals(this.services, service).opened++;
-    totals(this.servers, `${service} ${server}`).opened++;
+    totals(this.servers, this.#serverKey(service, server)).opened++;
   }
 
   /** Records that `record` was routed. */
@@ -304,33 +327,37 @@ export class TrafficTracker {
     totals(this.servers, `${service} ${server}`).dialErrors++;
   }
 
-  /** Records the end of `record`; call once. */
+  /** Records the end of `record`; call once. Allocates nothing unless something listens. */
   close(record: ConnRecord, reason: string): void {
     if (!this.live.delete(record)) return;
-    const keys: [Map<string, Totals>, string][] = [[this.entryPoints, record.entryPoint]];
-    if (record.router) keys.push([this.routers, record.router]);
+    addClosed(totals(this.entryPoints, record.entryPoint), record);
+    if (record.router) addClosed(totals(this.routers, record.router), record);
     if (record.server) {
-      keys.push([this.services, record.service], [
-        this.servers,
-        `${record.service} ${record.server}`,
-      ]);
+      addClosed(totals(this.services, record.service), record);
+      addClosed(totals(this.servers, this.#serverKey(record.service, record.server)), record);
     }
-    for (const [map, key] of keys) {
-      const t = totals(map, key);
-      t.closed++;
-      t.bytesIn += record.bytesIn;
-      t.bytesOut += record.bytesOut;
+    const durationMs = this.#now() - record.startedAt;
+    let histogram = this.durations.get(record.entryPoint);
+    if (!histogram) {
+      this.durations.set(record.entryPoint, histogram = new Histogram(DURATION_BUCKETS));
     }
-    const closed = { record, durationMs: this.#now() - record.startedAt, reason };
-    entry(this.durations, record.entryPoint, () => new Histogram(DURATION_BUCKETS)).observe(
-      closed.durationMs / 1000,
-    );
+    histogram.observe(durationMs / 1000);
+    if (this.#onClosed.length === 0) return;
+    const closed = { record, durationMs, reason };
     for (const listener of this.#onClosed) listener(closed);
   }
 }
 
+function addClosed(t: Totals, record: ConnRecord): void {
+  t.closed++;
+  t.bytesIn += record.bytesIn;
+  t.bytesOut += record.bytesOut;
+}
+
 function totals(map: Map<string, Totals>, key: string): Totals {
-  return entry(map, key, () => new Totals());
+  let t = map.get(key);
+  if (t === undefined) map.set(key, t = new Totals());
+  return t;
 }
 
 /** Copies of `totals` with the live records' counts added (the totals are not touched). */

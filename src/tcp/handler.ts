@@ -29,8 +29,6 @@ const ENDED: EndWatcher = { contextEnded() {} };
 export class TcpContext implements ConnRecord {
   readonly id: number;
   readonly startedAt: number;
-  /** The client: the socket's peer, or the original client a trusted PROXY header named. */
-  client: NetAddr;
   router = "";
   service = "";
   server = "";
@@ -41,6 +39,7 @@ export class TcpContext implements ConnRecord {
   /** The server name of the client's TLS ClientHello, when the router read one. */
   sni: string | undefined;
   #destination: NetAddr | undefined;
+  #client: NetAddr | undefined;
   /** Told when the connection ends; {@link ENDED} once it has. */
   #onEnd: EndWatcher | undefined;
 
@@ -48,8 +47,23 @@ export class TcpContext implements ConnRecord {
   constructor(public conn: TcpConn, readonly entryPoint: string, readonly env: ProxyEnv) {
     this.id = env.tracker.nextId();
     this.startedAt = env.tracker.now();
-    this.client = conn.remoteAddr;
+    // Read at once only when closed connections are looked at (the access log, the dashboard):
+    // Bun forgets the peer's port once the socket has closed.
+    if (env.tracker.watchesClosed) this.#client = conn.remoteAddr;
     env.tracker.open(this);
+  }
+
+  /**
+   * The client: the socket's peer, or the original client a trusted PROXY header named. Read
+   * from the socket when first asked (on Bun each read of the peer is a system call; most
+   * connections are never asked), or at once when closed connections are looked at.
+   */
+  get client(): NetAddr {
+    return this.#client ??= this.conn.remoteAddr;
+  }
+
+  set client(addr: NetAddr) {
+    this.#client = addr;
   }
 
   /**

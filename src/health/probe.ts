@@ -4,7 +4,7 @@
  * why it failed; never rejects, never outlives its timeout.
  */
 import { parseIp } from "../net/ip.ts";
-import type { NetAddr, Runtime, TcpConn } from "../runtime/types.ts";
+import { DialCancel, type NetAddr, type Runtime, type TcpConn } from "../runtime/types.ts";
 
 /** What to check and how long it may take. */
 export interface ProbeOptions {
@@ -23,20 +23,20 @@ export async function probeTcp(
   target: NetAddr,
   options: ProbeOptions,
 ): Promise<string | undefined> {
-  const abort = new AbortController();
+  const cancel = new DialCancel();
   let conn: TcpConn | undefined;
   const timer = setTimeout(() => {
-    abort.abort(new DOMException("timed out", "TimeoutError"));
+    cancel.timeOut();
     conn?.close(); // a pending read then ends
   }, options.timeout);
   try {
-    conn = await runtime.connect({ ...target, signal: abort.signal });
+    conn = await runtime.connect({ ...target, cancel });
     if (options.send) await conn.write(options.send);
     if (!options.expect) return undefined;
     let got = new Uint8Array(0);
     for (;;) {
       const chunk = await conn.read();
-      if (abort.signal.aborted) return "timed out waiting for the expected reply";
+      if (cancel.reason) return "timed out waiting for the expected reply";
       if (chunk === null) {
         return `closed before the expected reply${got.length ? `; got ${describe(got)}` : ""}`;
       }
@@ -48,7 +48,7 @@ export async function probeTcp(
       if (got.length >= MAX_REPLY) return `no expected reply in ${MAX_REPLY} bytes`;
     }
   } catch (error) {
-    if (abort.signal.aborted) return "timed out";
+    if (cancel.reason) return "timed out";
     const e = error as { code?: string; message?: string };
     return e.code ?? e.message ?? String(error);
   } finally {

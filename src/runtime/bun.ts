@@ -18,7 +18,6 @@ import {
   type TcpConn,
   type TcpListener,
 } from "./types.ts";
-import { abortError } from "./_errors.ts";
 
 type BunSocket = Bun.Socket<BunTcpConn>;
 type Settle<T> = { resolve: (value: T) => void; reject: (error: Error) => void };
@@ -67,12 +66,17 @@ class BunTcpConn implements TcpConn {
   // objects not made are memory an idle connection does not hold.
   get localAddr(): NetAddr {
     const s = this.#socket;
-    return s ? { hostname: s.localAddress, port: s.localPort } : { hostname: "", port: 0 };
+    // Once the socket has closed Bun answers undefined (measured): "" and 0 then, as before.
+    return s
+      ? { hostname: s.localAddress ?? "", port: s.localPort ?? 0 }
+      : { hostname: "", port: 0 };
   }
 
   get remoteAddr(): NetAddr {
     const s = this.#socket;
-    return s ? { hostname: s.remoteAddress, port: s.remotePort } : { hostname: "", port: 0 };
+    return s
+      ? { hostname: s.remoteAddress ?? "", port: s.remotePort ?? 0 }
+      : { hostname: "", port: 0 };
   }
 
   onData(chunk: Uint8Array): void {
@@ -325,18 +329,17 @@ function connectError(error: unknown): SocketError {
 }
 
 function connect(options: ConnectOptions): Promise<TcpConn> {
-  const signal = options.signal;
-  if (signal?.aborted) return Promise.reject(abortError(signal));
+  const cancel = options.cancel;
+  if (cancel?.reason) return Promise.reject(cancel.reason);
   const conn = new BunTcpConn();
   return new Promise<TcpConn>((resolve, reject) => {
     let settled = false;
-    const onAbort = () => {
+    // Bun cannot cancel a pending connect; if it opens later it is closed at once below.
+    cancel?.listen((reason) => {
       if (settled) return;
       settled = true;
-      // Bun cannot cancel a pending connect; if it opens later it is closed at once below.
-      reject(abortError(signal!));
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
+      reject(reason);
+    });
     Bun.connect<BunTcpConn>({
       hostname: options.hostname,
       port: options.port,
@@ -345,7 +348,7 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
       socket: connectHandlers,
     }).then(
       (socket) => {
-        signal?.removeEventListener("abort", onAbort);
+        cancel?.listen(undefined);
         if (settled) {
           conn.close();
           return;
@@ -356,7 +359,7 @@ function connect(options: ConnectOptions): Promise<TcpConn> {
         resolve(conn);
       },
       (error) => {
-        signal?.removeEventListener("abort", onAbort);
+        cancel?.listen(undefined);
         conn.onClose();
         if (settled) return;
         settled = true;

@@ -15,7 +15,6 @@ import {
   type TcpListener,
 } from "./types.ts";
 import { BufferPool } from "./_buffer_pool.ts";
-import { abortError } from "./_errors.ts";
 
 /**
  * Read buffers follow the traffic. A connection reads into its own small buffer while it is
@@ -308,22 +307,30 @@ class DenoTcpListener implements TcpListener {
 }
 
 async function connect(options: ConnectOptions): Promise<TcpConn> {
-  options.signal?.throwIfAborted();
+  const cancel = options.cancel;
+  if (cancel?.reason) throw cancel.reason;
+  // Deno.connect takes a signal, and then cancels the pending connect itself.
+  let abort: AbortController | undefined;
+  if (cancel) {
+    const a = abort = new AbortController();
+    cancel.listen(() => a.abort());
+  }
   let conn: Deno.TcpConn;
   try {
     conn = await Deno.connect({
       hostname: options.hostname,
       port: options.port,
       transport: "tcp",
-      signal: options.signal,
+      signal: abort?.signal,
     });
   } catch (error) {
-    if (options.signal?.aborted) throw abortError(options.signal);
-    throw socketError(error);
+    throw cancel?.reason ?? socketError(error);
+  } finally {
+    cancel?.listen(undefined);
   }
-  if (options.signal?.aborted) {
+  if (cancel?.reason) {
     conn.close();
-    throw abortError(options.signal);
+    throw cancel.reason;
   }
   conn.setNoDelay(true);
   // Deno switches keep-alive on without an idle time: the system's (tcp_keepalive_time) applies.

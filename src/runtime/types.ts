@@ -17,6 +17,39 @@ export class SocketError extends Error {
   }
 }
 
+/**
+ * Gives up a connect under way: a timeout, or the caller's change of mind. An AbortSignal with
+ * one listener and no events: a dial on the data path pays for no EventTarget.
+ */
+export class DialCancel {
+  /** Why the connect was given up (ETIMEDOUT or EABORTED), once it was. */
+  reason: SocketError | undefined;
+  #listener: ((reason: SocketError) => void) | undefined;
+
+  /** Gives up because the connect took too long: it fails with ETIMEDOUT. */
+  timeOut(): void {
+    this.#cancel(new SocketError("ETIMEDOUT", "connect timed out"));
+  }
+
+  /** Gives up because the connection is no longer wanted: it fails with EABORTED. */
+  abandon(): void {
+    this.#cancel(new SocketError("EABORTED", "connect abandoned"));
+  }
+
+  /** For the adapters: `listener` is told of the cancel (once); `undefined` stops listening. */
+  listen(listener: ((reason: SocketError) => void) | undefined): void {
+    this.#listener = listener;
+  }
+
+  #cancel(reason: SocketError): void {
+    if (this.reason) return;
+    this.reason = reason;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.(reason);
+  }
+}
+
 /** An IP endpoint as the operating system reports it. */
 export interface NetAddr {
   /** Literal IP address, without brackets for IPv6. */
@@ -96,8 +129,8 @@ export interface TcpListener {
 export interface ConnectOptions {
   hostname: string;
   port: number;
-  /** Aborting gives up the attempt; a connection that opens after that is closed at once. */
-  signal?: AbortSignal;
+  /** Cancelling gives up the attempt; a connection that opens after that is closed at once. */
+  cancel?: DialCancel;
   /** TCP keep-alive: idle time before probes, in ms; absent or ≤ 0: off. */
   keepAlive?: number;
 }

@@ -8,7 +8,8 @@ import type { ServerState } from "../health/server_state.ts";
 import type { HealthSource, ServiceHealth } from "../health/service_health.ts";
 import { canonicalIp, parseIp } from "../net/ip.ts";
 import { originateTls, type TlsClientOptions } from "../runtime/tls.ts";
-import type { TcpConn } from "../runtime/types.ts";
+import { DialCancel, type TcpConn } from "../runtime/types.ts";
+import { deadlines } from "./deadlines.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { encodeProxyHeader, proxyHeaderFor } from "../proxy_protocol/codec.ts";
 import { errorText, TcpPipe } from "./proxy.ts";
@@ -75,10 +76,10 @@ export class TcpLoadBalancer implements TcpService {
   async #connect(ctx: TcpContext): Promise<void> {
     const env = ctx.env;
     const pipe = new TcpPipe(ctx, this.transport.terminationDelay);
-    let attempt: AbortController | undefined;
+    let attempt: DialCancel | undefined;
     // An end of stream before any byte means the client is gone: nothing would reach the
     // backend but a connect and a close. A half-close after some bytes is not that.
-    pipe.onClientGone = () => attempt?.abort();
+    pipe.onClientGone = () => attempt?.abandon();
     ctx.conn.stream(pipe);
     const tried = new Set<ServerState>();
     const key = this.strategy.usesKey ? canonicalIp(ctx.client.hostname) : "";
@@ -96,7 +97,7 @@ export class TcpLoadBalancer implements TcpService {
       tried.add(server);
       const backend = pipe.clientGone
         ? undefined
-        : await this.#dial(ctx, server, attempt = new AbortController());
+        : await this.#dial(ctx, server, attempt = new DialCancel());
       attempt = undefined;
       if (pipe.clientGone) {
         backend?.close();
@@ -140,19 +141,16 @@ export class TcpLoadBalancer implements TcpService {
   async #dial(
     ctx: TcpContext,
     server: ServerState,
-    abort: AbortController,
+    cancel: DialCancel,
   ): Promise<TcpConn | undefined> {
-    // A plain timer, cleared as soon as the dial settles: AbortSignal.timeout's would outlive it.
-    const timer = setTimeout(
-      () => abort.abort(new DOMException("dial timed out", "TimeoutError")),
-      this.transport.dialTimeout,
-    );
+    // One timer for every dial of this timeout, not one each.
+    const deadline = deadlines(this.transport.dialTimeout).add(() => cancel.timeOut());
     const started = Date.now();
     try {
       const conn = await ctx.env.runtime.connect({
         hostname: server.address.hostname,
         port: server.address.port,
-        signal: abort.signal,
+        cancel,
         keepAlive: this.transport.dialKeepAlive,
       });
       if (!server.tls) return conn;
@@ -185,7 +183,7 @@ export class TcpLoadBalancer implements TcpService {
       });
       return undefined;
     } finally {
-      clearTimeout(timer);
+      deadline.cancel();
     }
   }
 }

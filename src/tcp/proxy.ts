@@ -1,5 +1,6 @@
 /** Pumps bytes both ways between a client and its backend, honouring half-close. */
 import type { ChunkSink, SocketError, TcpConn } from "../runtime/types.ts";
+import { type Deadline, deadlines } from "./deadlines.ts";
 import type { TcpContext } from "./handler.ts";
 
 const noop = () => {};
@@ -43,7 +44,7 @@ export class TcpPipe implements ChunkSink {
   #backend: TcpConn | undefined;
   #held: { chunk: Uint8Array; release: () => void } | undefined;
   #state = 0;
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #deadline: Deadline | undefined;
 
   /**
    * @param terminationDelay once one direction has ended, how long the other may stay silent
@@ -151,10 +152,11 @@ export class TcpPipe implements ChunkSink {
   #ended(to: TcpConn, which: number): void {
     if (this.#state & DONE) return;
     this.#state |= which;
-    to.closeWrite();
+    // Both ways ended: closing sends the FIN (a shutdown first would be one more system call).
     if ((this.#state & (CLIENT_ENDED | BACKEND_ENDED)) === (CLIENT_ENDED | BACKEND_ENDED)) {
       return this.#finish("done");
     }
+    to.closeWrite();
     if (this.terminationDelay >= 0) this.#armIdleDeadline();
   }
 
@@ -168,6 +170,8 @@ export class TcpPipe implements ChunkSink {
   #armIdleDeadline(): void {
     const record = this.ctx;
     const delay = this.terminationDelay;
+    // One timer for every connection with this delay, not one each.
+    const queue = deadlines(delay);
     let seen = record.bytesIn + record.bytesOut;
     let armedAt = Date.now();
     const check = () => {
@@ -176,9 +180,9 @@ export class TcpPipe implements ChunkSink {
       if (now === seen && !late) return this.#finish("termination delay");
       seen = now;
       armedAt = Date.now();
-      this.#timer = setTimeout(check, delay);
+      this.#deadline = queue.add(check);
     };
-    this.#timer = setTimeout(check, delay);
+    this.#deadline = queue.add(check);
   }
 
   /**
@@ -189,7 +193,7 @@ export class TcpPipe implements ChunkSink {
   #finish(reason: string, reset = 0): void {
     if (this.#state & DONE) return;
     this.#state |= DONE;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#deadline?.cancel();
     this.#held?.release();
     this.#held = undefined;
     if (reset & RESET_BACKEND) this.#backend?.reset();

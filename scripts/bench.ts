@@ -6,7 +6,8 @@
  *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workloads WORDS]
  *                                [--workers N] [--quick]
  *
- * --only l4p-bun,nginx runs those subjects (and direct); --workloads memory,udp runs the
+ * --only l4p-bun,nginx runs those subjects (and direct; bare-bun and bare-deno, bare proxies that
+ * show each runtime's floor, run only when named); --workloads memory,udp runs the
  * workloads whose names contain those words.
  *
  * Workloads: single-stream TCP throughput both ways (iperf3), kept-alive request/response and a
@@ -345,6 +346,28 @@ const socat: Subject = {
   },
 };
 
+/**
+ * A bare proxy on one runtime (scripts/bare_bun.ts, scripts/bare_deno.ts), TCP only: the floor of
+ * what any proxy on that runtime costs, so that l4p's own share can be told from the runtime's.
+ * Run only when named: `--only l4p-bun,bare-bun,haproxy`.
+ */
+function bare(runtime: "deno" | "bun"): Subject {
+  const bin = `${ROOT}node_modules/.bin/${runtime}`;
+  return {
+    name: `bare-${runtime}`,
+    available: () => (existsSync(bin) ? undefined : `${bin} missing (npm ci)`),
+    async start(kind, target) {
+      if (kind !== "tcp") throw new Error("a floor for plain TCP only");
+      const p = port();
+      const script = `${ROOT}scripts/bare_${runtime}.ts`;
+      const args = runtime === "deno" ? ["run", "-A", script] : [script];
+      const child = start(bin, [...args, String(p), String(target)], PROXY_CPUS);
+      await waitTcp(p);
+      return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
+    },
+  };
+}
+
 const direct: Subject = {
   name: "direct",
   available: () => undefined,
@@ -355,6 +378,8 @@ const direct: Subject = {
 };
 
 const SUBJECTS: Subject[] = [direct, l4p("deno"), l4p("bun"), haproxy, nginx, socat];
+/** Subjects run only when `--only` names them. */
+const ON_REQUEST: Subject[] = [bare("deno"), bare("bun")];
 
 // ---------------------------------------------------------------------------------------------
 // Workloads: each measures one number for one subject (higher is better unless noted).
@@ -820,7 +845,9 @@ async function main(): Promise<void> {
     if (opts.workloads === "fleet") return;
   }
   const only = opts.only?.split(",");
-  const subjects = SUBJECTS.filter((s) => !only || s.name === "direct" || only.includes(s.name));
+  const subjects = [...SUBJECTS, ...ON_REQUEST].filter((s) =>
+    only ? s.name === "direct" || only.includes(s.name) : SUBJECTS.includes(s)
+  );
   const results: Record<string, Record<string, number | string>> = {};
   const cpuPerOp: Record<string, Record<string, number>> = {};
   const wanted = opts.workloads?.split(",");

@@ -763,13 +763,20 @@ async function fleetBench(): Promise<string> {
   await store.replace(pairs);
   const { Etcd3 } = await import("etcd3");
   const etcdClient = new Etcd3({ hosts: [`http://127.0.0.1:${client}`] });
+  // Traffic during the changes: one kept-alive client's round trips through l4p to an echo
+  // server, so that the longest time l4p's event loop was held shows as the longest round trip.
+  const echo = net.createServer((s) => s.on("error", () => {}).pipe(s));
+  await new Promise<void>((r) => echo.listen(0, "127.0.0.1", r));
+  const echoPort = (echo.address() as net.AddressInfo).port;
   let out = `\nfleet: 2 000 routers and 2 000 services (${pairs.length} keys) in etcd\n`;
   for (const runtime of ["deno", "bun"] as const) {
     const listen = port();
     const file = `${dir}/fleet-${runtime}.yaml`;
     writeFileSync(
       file,
-      `entryPoints:\n  web: { address: "127.0.0.1:${listen}" }\nproviders:\n  etcd: { endpoints: ["http://127.0.0.1:${client}"] }\n`,
+      `entryPoints:\n  web: { address: "127.0.0.1:${listen}" }\nproviders:\n  etcd: { endpoints: ["http://127.0.0.1:${client}"] }\n` +
+        `tcp:\n  routers:\n    ping: { rule: "HostSNI(\`*\`)", service: echo }\n` +
+        `  services:\n    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${echoPort}" }] } }\n`,
     );
     const bin = `${ROOT}node_modules/.bin/${runtime}`;
     const args = runtime === "deno" ? ["run", "-A", "cli.ts"] : ["cli.ts"];
@@ -791,26 +798,76 @@ async function fleetBench(): Promise<string> {
     await until(/listening entryPoint=web/, 0);
     const listening = Date.now() - t0;
     const read = Number(log.match(/store read .*durationMs=(\d+)/)?.[1]);
+    const pinger = await pingThrough(listen);
+    await sleep(1000);
+    const idle = pinger.longest();
     const changes: number[] = [];
     const parsing: number[] = [];
+    const stalls: number[] = [];
     for (let n = 1; n <= 3; n++) {
       const from = log.length;
       const t = Date.now();
+      pinger.longest();
       await etcdClient.put("l4p/tcp/services/s7/loadBalancer/servers/0/address").value(
         `10.9.9.${n}:80`,
       );
       await until(/configuration reloaded .*durationMs=\d+/, from);
       changes.push(Date.now() - t);
       parsing.push(Number(log.slice(from).match(/configuration reloaded .*durationMs=(\d+)/)![1]));
+      await sleep(100);
+      stalls.push(pinger.longest());
     }
+    pinger.stop();
     await stop(child);
+    const range = (xs: number[]) => `${Math.min(...xs)}–${Math.max(...xs)}`;
     out += `  l4p-${runtime}: store read in ${read} ms, listening ${listening} ms after start; ` +
-      `a one-key change applied in ${Math.min(...changes)}–${Math.max(...changes)} ms ` +
-      `(${Math.min(...parsing)}–${Math.max(...parsing)} ms of it parsing and applying)\n`;
+      `a one-key change applied in ${range(changes)} ms (${range(parsing)} ms of it parsing and ` +
+      `applying); the longest round trip of a client meanwhile ${range(stalls)} ms ` +
+      `(idle: ${idle} ms)\n`;
   }
+  echo.close();
   await store.close();
   etcdClient.close();
   return out;
+}
+
+/**
+ * One kept-alive client sending a byte through `port` every millisecond or so and timing each
+ * echo; `longest()` gives the longest round trip since it was last asked, in ms.
+ */
+async function pingThrough(port: number): Promise<{ longest(): number; stop(): void }> {
+  const socket = net.connect(port, "127.0.0.1");
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  socket.setNoDelay(true);
+  let longest = 0;
+  let stopped = false;
+  let sent = 0;
+  const ping = () => {
+    if (stopped) return;
+    sent = performance.now();
+    socket.write("p");
+  };
+  socket.on("data", () => {
+    longest = Math.max(longest, performance.now() - sent);
+    setTimeout(ping, 1);
+  });
+  socket.on("error", () => {});
+  ping();
+  return {
+    longest() {
+      // A round trip still out counts for as long as it has been out.
+      const now = Math.round(Math.max(longest, performance.now() - sent));
+      longest = 0;
+      return now;
+    },
+    stop() {
+      stopped = true;
+      socket.destroy();
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
-import { kvToTree, treeToKv } from "../src/providers/kv.ts";
+import { kvToTree, kvToTreeInSlices, treeToKv } from "../src/providers/kv.ts";
 import { etcdArgs, redisArgs } from "../scripts/peer_args.ts";
 import { makeTlsFixtures } from "./_tls.ts";
 import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
@@ -87,6 +87,26 @@ function problems(yaml: string, pairs: [string, string][]): string[] {
   }
   return [];
 }
+
+test("a large tree is built a slice at a time, the event loop let run between slices, to the same tree", async () => {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i < 2500; i++) {
+    pairs.push([`l4p/tcp/routers/r${i}/rule`, `HostSNI(\`h${i}.example\`)`]);
+    pairs.push([`l4p/tcp/services/s${i}/loadBalancer/servers/0/address`, `10.0.0.${i % 250}:80`]);
+    pairs.push([`l4p/tcp/services/s${i}/loadBalancer/servers/1/address`, `10.0.1.${i % 250}:80`]);
+  }
+  let pauses = 0;
+  let timerRan = 0;
+  const part = await kvToTreeInSlices(pairs, "l4p", "etcd", async () => {
+    pauses++;
+    const before = timerRan;
+    setTimeout(() => timerRan++, 0);
+    await new Promise((r) => setTimeout(r, 2));
+    assert.ok(timerRan > before, "a timer set before the pause ran during it");
+  });
+  assert.equal(pauses, 7, "7 500 pairs in slices of 1 000: 7 pauses");
+  assert.deepEqual(part, kvToTree(pairs, "l4p", "etcd"));
+});
 
 test("a store's bad value is refused with an error that names its key; a name in both is located in both", () => {
   const good: [string, string][] = [

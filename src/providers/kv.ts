@@ -36,25 +36,70 @@ export function kvToTree(
   root: string,
   provider: string,
 ): StorePart {
-  const tree: Record<string, unknown> = {};
-  const stray: string[] = [];
-  const prefix = `${root}/`;
-  for (const [key, value] of pairs) {
-    if (!key.startsWith(prefix)) continue;
-    const parts = key.slice(prefix.length).split("/").filter((p) => p !== "");
-    if (parts.length === 0) continue;
-    if (!(STORE_SECTIONS as readonly string[]).includes(parts[0])) {
-      stray.push(key);
-      continue;
-    }
-    let node = tree;
-    for (const p of parts.slice(0, -1)) {
-      const next = node[p];
-      node = (next && typeof next === "object" ? next : (node[p] = {})) as Record<string, unknown>;
-    }
-    node[parts.at(-1)!] = coerce(value);
+  const tree = new TreeBuilder(root);
+  tree.add(pairs);
+  return tree.finish(provider);
+}
+
+/**
+ * {@link kvToTree} a slice of pairs at a time, letting the event loop run between slices
+ * (`pause`): 10 000 keys take it tens of ms, time connections would otherwise wait.
+ */
+export async function kvToTreeInSlices(
+  pairs: readonly [string, string][],
+  root: string,
+  provider: string,
+  pause: () => Promise<void>,
+  slice = 1000,
+): Promise<StorePart> {
+  const tree = new TreeBuilder(root);
+  for (let i = 0; i < pairs.length; i += slice) {
+    if (i > 0) await pause();
+    tree.add(pairs.slice(i, i + slice));
   }
-  return { provider, root, tree: listsOf(tree) as Record<string, unknown>, stray };
+  return tree.finish(provider);
+}
+
+/** A configuration tree being built from pairs. */
+class TreeBuilder {
+  readonly tree: Record<string, unknown> = {};
+  readonly stray: string[] = [];
+  readonly #prefix: string;
+
+  constructor(readonly root: string) {
+    this.#prefix = `${root}/`;
+  }
+
+  add(pairs: readonly [string, string][]): void {
+    const prefix = this.#prefix;
+    for (const [key, value] of pairs) {
+      if (!key.startsWith(prefix)) continue;
+      const parts = key.slice(prefix.length).split("/").filter((p) => p !== "");
+      if (parts.length === 0) continue;
+      if (!(STORE_SECTIONS as readonly string[]).includes(parts[0])) {
+        this.stray.push(key);
+        continue;
+      }
+      let node = this.tree;
+      for (const p of parts.slice(0, -1)) {
+        const next = node[p];
+        node = (next && typeof next === "object" ? next : (node[p] = {})) as Record<
+          string,
+          unknown
+        >;
+      }
+      node[parts.at(-1)!] = coerce(value);
+    }
+  }
+
+  finish(provider: string): StorePart {
+    return {
+      provider,
+      root: this.root,
+      tree: listsOf(this.tree) as Record<string, unknown>,
+      stray: this.stray,
+    };
+  }
 }
 
 /** Objects whose keys are all 0, 1, 2… become lists, in order. */

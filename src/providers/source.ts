@@ -7,7 +7,7 @@
  */
 import { setTimeout as timeout } from "node:timers";
 import type { Logger } from "../log/logger.ts";
-import { kvToTree, type StorePart } from "./kv.ts";
+import { kvToTreeInSlices, type StorePart } from "./kv.ts";
 import type { KvStore } from "./store.ts";
 
 /** Writes within this much of each other are read once. */
@@ -116,7 +116,10 @@ export class StoreSource {
       if (back) this.logger.info("store reachable again", { provider: store.name });
       if (revision === st.revision) return false;
       st.revision = revision;
-      const part = kvToTree(pairs, store.root, store.name);
+      // Reading, building the tree and applying each hold the event loop (tens of ms for 10 000
+      // keys): connections are served between them, and between slices of the tree.
+      await breather();
+      const part = await kvToTreeInSlices(pairs, store.root, store.name, breather);
       this.logger.info("store read", {
         provider: store.name,
         keys: pairs.length,
@@ -177,6 +180,15 @@ export class StoreSource {
       });
     });
   }
+}
+
+/**
+ * Lets the event loop serve what is waiting before going on: a couple of ms, so that a request
+ * in flight through l4p (a read, a write to the backend, its answer back: several turns of the
+ * loop) gets through, not just one turn's worth of it.
+ */
+export function breather(): Promise<void> {
+  return new Promise((resolve) => timeout(resolve, 2));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

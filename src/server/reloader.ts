@@ -11,6 +11,7 @@ import type { Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
 import type { StorePart } from "../providers/kv.ts";
+import { breather } from "../providers/source.ts";
 
 /** Reloads `file` into `server`, one reload at a time. */
 export class ConfigReloader {
@@ -81,6 +82,8 @@ export class ConfigReloader {
         this.server.env.runtime.capabilities,
         this.hooks.parts?.() ?? [],
       );
+      // Parsing and applying each hold the event loop; connections waiting get served between.
+      await breather();
       await this.server.apply(this.hooks.prepare ? this.hooks.prepare(config) : config);
       this.#lastText = text;
       stats.successes++;

@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -9,7 +10,13 @@ import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
 import { kvToTree, kvToTreeInSlices, treeToKv } from "../src/providers/kv.ts";
 import { etcdArgs, redisArgs } from "../scripts/peer_args.ts";
 import { makeTlsFixtures } from "./_tls.ts";
-import { EtcdStore, type KvStore, RedisStore } from "../src/providers/store.ts";
+import {
+  ETCD_PAGE,
+  EtcdStore,
+  type KvStore,
+  prefixEnd,
+  RedisStore,
+} from "../src/providers/store.ts";
 import {
   connect,
   deadline,
@@ -323,6 +330,39 @@ test("etcd: three boxes (Deno and Bun) follow one store: changes, bad values, ou
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test(
+  "etcd: a tree larger than a read page comes whole, in key order, one revision; other roots stay out",
+  {
+    skip: !ETCD && "needs etcd (apt-get install etcd-server)",
+  },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/l4p-etcd-`);
+    const etcd = await startEtcd(dir);
+    const store = new EtcdStore([etcd.url], "l4p");
+    const other = new EtcdStore([etcd.url], "l4p2");
+    try {
+      const n = ETCD_PAGE * 2 + 500;
+      const pairs: [string, string][] = Array.from(
+        { length: n },
+        (_, i) => [`l4p/tcp/services/s${String(i).padStart(5, "0")}/weight`, String(i)],
+      );
+      await store.replace(pairs);
+      // "l4p2/…" sorts after every "l4p/…" key: a read of l4p must stop before it.
+      await other.replace([["l4p2/tcp/services/x/weight", "1"]]);
+      const { pairs: read, revision } = await store.list();
+      assert.equal(read.length, n, "every page read");
+      assert.deepEqual(read, pairs, "in key order, nothing twice");
+      assert.ok(Number(revision) > 0);
+      assert.deepEqual(prefixEnd("l4p/"), Buffer.from("l4p0"));
+    } finally {
+      await store.close();
+      await other.close();
+      await etcd.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test("Redis: three boxes follow one store through keyspace notifications", {
   skip: !REDIS && "needs redis-server",

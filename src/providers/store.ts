@@ -61,13 +61,27 @@ export class EtcdStore implements KvStore {
     return this.#client ??= import("etcd3").then(({ Etcd3 }) => new Etcd3(this.#options));
   }
 
+  /**
+   * Reads a page of {@link ETCD_PAGE} keys at a time, every page at the first one's revision (one
+   * consistent snapshot): the client decodes each answer at once on the event loop, and 10 000
+   * keys in one answer held it for 25–55 ms on Deno.
+   */
   async list(): Promise<{ pairs: [string, string][]; revision: string }> {
     const client = await this.#etcd();
-    const res = await client.getAll().prefix(`${this.root}/`).exec();
-    return {
-      pairs: res.kvs.map((kv) => [kv.key.toString(), kv.value.toString()]),
-      revision: String(res.header.revision),
-    };
+    const end = prefixEnd(`${this.root}/`);
+    const pairs: [string, string][] = [];
+    let start: string | Buffer = `${this.root}/`;
+    let revision: string | undefined;
+    for (;;) {
+      const page = client.getAll().inRange({ start, end }).limit(ETCD_PAGE);
+      if (revision !== undefined) page.revision(revision);
+      const res = await page.exec();
+      revision ??= String(res.header.revision);
+      for (const kv of res.kvs) pairs.push([kv.key.toString(), kv.value.toString()]);
+      if (!res.more || res.kvs.length === 0) break;
+      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, Buffer.from([0])]);
+    }
+    return { pairs, revision };
   }
 
   async watch(onChange: () => void): Promise<void> {
@@ -227,6 +241,22 @@ export class RedisStore implements KvStore {
     this.#subscriber?.disconnect();
     if (client) (await client).disconnect();
   }
+}
+
+/** Keys an etcd read asks for at a time. */
+export const ETCD_PAGE = 1000;
+
+/** The first key after every key that starts with `prefix` (the end of etcd's prefix range). */
+export function prefixEnd(prefix: string): Buffer {
+  const bytes = Buffer.from(prefix);
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i] < 0xff) {
+      bytes[i]++;
+      return bytes.subarray(0, i + 1);
+    }
+  }
+  // Every byte is 0xff: the range runs to the end of the keys (etcd's "\0").
+  return Buffer.from([0]);
 }
 
 function splitHostPort(endpoint: string, fallback: number): [string, number] {

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { ConfigError, formatProblem, parseConfig } from "../src/config/load.ts";
+import { ConfigError, formatProblem, parseConfig, parseConfigInSteps } from "../src/config/load.ts";
 import { schemaText } from "../scripts/schema.ts";
 import { deadline, readmeExample, ROOT, runL4p } from "./_helpers.ts";
 
@@ -420,4 +420,25 @@ test("l4p run refuses a bad file with the same messages and exit 1", async () =>
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+test("a reload's check pauses between its steps, gives what parseConfig gives, and fails the same way", async () => {
+  const routers = Array.from(
+    { length: 50 },
+    (_, i) => `    r${i}: { rule: "HostSNI(\`h${i}.example\`)", service: s }`,
+  ).join("\n");
+  const text = `entryPoints:\n  web: { address: ":8443" }\ntcp:\n  routers:\n${routers}\n` +
+    `  services:\n    s: { loadBalancer: { servers: [{ address: "10.0.0.1:443" }] } }\n`;
+  let pauses = 0;
+  const stepped = await parseConfigInSteps(text, "f.yaml", {}, [], () => {
+    pauses++;
+    return Promise.resolve();
+  });
+  assert.equal(pauses, 3);
+  assert.deepEqual(stepped.config, parseConfig(text, "f.yaml").config);
+  const bad = text.replace("10.0.0.1:443", "10.0.0.1");
+  await assert.rejects(
+    parseConfigInSteps(bad, "f.yaml", {}, [], () => Promise.resolve()),
+    (e: unknown) => e instanceof ConfigError && /has no port/.test(e.message),
+  );
 });

@@ -6,7 +6,7 @@
 import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { ConfigError, parseConfig } from "../config/load.ts";
+import { ConfigError, parseConfigInSteps } from "../config/load.ts";
 import type { Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
@@ -76,11 +76,13 @@ export class ConfigReloader {
     }
     if (text === this.#lastText && why === "file changed") return true;
     try {
-      const { config } = parseConfig(
+      // In steps: a large configuration would hold the event loop for tens of ms in one piece.
+      const { config } = await parseConfigInSteps(
         text,
         this.file,
         this.server.env.runtime.capabilities,
         this.hooks.parts?.() ?? [],
+        breather,
       );
       // Parsing and applying each hold the event loop; connections waiting get served between.
       await breather();

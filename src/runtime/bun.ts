@@ -66,7 +66,7 @@ class BunTcpConn implements TcpConn {
   // objects not made are memory an idle connection does not hold.
   get localAddr(): NetAddr {
     const s = this.#socket;
-    // Once the socket has closed Bun answers undefined (measured): "" and 0 then, as before.
+    // Once the socket has closed, Bun answers undefined (measured): "" and 0 stand for unknown.
     return s
       ? { hostname: s.localAddress ?? "", port: s.localPort ?? 0 }
       : { hostname: "", port: 0 };

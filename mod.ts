@@ -31,8 +31,15 @@ export type {
   UdpSessionRecord,
 } from "./src/metrics/tracker.ts";
 export { startAdmin } from "./src/admin/admin.ts";
-export { loadRuntime, SocketError } from "./src/runtime/mod.ts";
-export type { ChunkSink, DatagramSocket, NetAddr, Runtime, TcpConn } from "./src/runtime/mod.ts";
+export { DialCancel, loadRuntime, SocketError } from "./src/runtime/mod.ts";
+export type {
+  ChunkSink,
+  ConnectOptions,
+  DatagramSocket,
+  NetAddr,
+  Runtime,
+  TcpConn,
+} from "./src/runtime/mod.ts";
 export { SmoothWeightedRoundRobin } from "./src/balancer/wrr.ts";
 export { encodeProxyHeader, parseProxyHeader, proxyHeaderFor } from "./src/proxy_protocol/codec.ts";
 export type { ProxyHeader } from "./src/proxy_protocol/codec.ts";

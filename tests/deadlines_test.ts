@@ -2,18 +2,33 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { DeadlineQueue } from "../src/tcp/deadlines.ts";
 
+/**
+ * Runs `body` with a referenced timer: the queue's own timer is unreferenced (a deadline alone
+ * keeps no process alive; in l4p its connection does), so a test waiting on one needs its own.
+ */
+async function alive<T>(body: () => Promise<T>): Promise<T> {
+  const keep = setInterval(() => {}, 1000);
+  try {
+    return await body();
+  } finally {
+    clearInterval(keep);
+  }
+}
+
 test("deadlines fire in the order they were set; cancelled ones never fire", async () => {
   const queue = new DeadlineQueue(20);
   const fired: string[] = [];
   queue.add(() => fired.push("a"));
   const b = queue.add(() => fired.push("b"));
-  await new Promise<void>((done) => {
-    queue.add(() => {
-      fired.push("c");
-      done();
-    });
-    b.cancel();
-  });
+  await alive(() =>
+    new Promise<void>((done) => {
+      queue.add(() => {
+        fired.push("c");
+        done();
+      });
+      b.cancel();
+    })
+  );
   assert.deepEqual(fired, ["a", "c"]);
   assert.equal(queue.size, 0);
 });
@@ -21,16 +36,18 @@ test("deadlines fire in the order they were set; cancelled ones never fire", asy
 test("a deadline set while others fire (a re-armed idle check) fires a delay later", async () => {
   const queue = new DeadlineQueue(10);
   const fired: number[] = [];
-  await new Promise<void>((done) => {
-    queue.add(() => {
-      fired.push(1);
+  await alive(() =>
+    new Promise<void>((done) => {
       queue.add(() => {
-        fired.push(3);
-        done();
+        fired.push(1);
+        queue.add(() => {
+          fired.push(3);
+          done();
+        });
       });
-    });
-    queue.add(() => fired.push(2));
-  });
+      queue.add(() => fired.push(2));
+    })
+  );
   assert.deepEqual(fired, [1, 2, 3]);
 });
 

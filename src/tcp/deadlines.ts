@@ -7,6 +7,8 @@
  * still pending, and never more than a delay's worth of arrivals.
  */
 
+import { setTimeout } from "node:timers";
+
 /** A pending deadline. */
 export interface Deadline {
   /** It will not fire; does nothing once it has. */
@@ -65,7 +67,10 @@ export class DeadlineQueue {
   }
 
   #arm(ms: number): void {
+    // Unreferenced: a deadline alone must not keep the process alive (its connection does while
+    // it matters), and the timer may outlive every deadline it was set for.
     this.#timer = setTimeout(this.#run, Math.max(0, ms));
+    this.#timer.unref();
   }
 
   #run = (): void => {

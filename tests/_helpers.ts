@@ -407,6 +407,24 @@ export function peerOrSkip(program: string): string | false {
 }
 
 /**
+ * Runs `promtool check metrics` (Prometheus's own linter) on `metrics`: its exit code and what it
+ * said. Undefined when promtool is not installed (outside CI; `peerOrSkip` fails CI instead).
+ */
+export async function promtoolCheck(
+  metrics: string,
+): Promise<{ code: unknown; out: string } | undefined> {
+  const promtool = peerOrSkip("promtool");
+  if (!promtool) return undefined;
+  const check = spawn(promtool, ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  check.stdout!.on("data", (c: Buffer) => out += c);
+  check.stderr!.on("data", (c: Buffer) => out += c);
+  check.stdin!.end(metrics);
+  const code = await deadline(new Promise((r) => check.once("exit", r)), 10_000, "promtool");
+  return { code, out };
+}
+
+/**
  * A port free on loopback for both TCP and UDP, for a peer that must be told its port. It is
  * chosen below the kernel's ephemeral range, so no socket bound to port 0 can take it before
  * the peer binds it (a freed ephemeral port is handed out again soon).

@@ -15,6 +15,7 @@ import {
   type NetServer,
   netServer,
   peerOrSkip,
+  promtoolCheck,
   runL4p,
   startDnsmasq,
   startProxy,
@@ -25,7 +26,6 @@ import {
 const REDIS = peerOrSkip("redis-server");
 const DNSMASQ = peerOrSkip("dnsmasq");
 const DIG = peerOrSkip("dig");
-const PROMTOOL = peerOrSkip("promtool");
 
 /**
  * A backend that says its name as soon as a client connects, then echoes; it closes when the
@@ -414,15 +414,8 @@ test("/metrics has l4p_server_up and check counts (promtool agrees); /api/status
       ),
     );
     assert.match(metrics, /^l4p_server_checks_total\{.*result="fail"\} [3-9]\d*$/m);
-    if (PROMTOOL) {
-      const check = spawn(PROMTOOL, ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
-      let out = "";
-      check.stdout!.on("data", (c: Buffer) => out += c);
-      check.stderr!.on("data", (c: Buffer) => out += c);
-      check.stdin!.end(metrics);
-      const code = await deadline(new Promise((r) => check.once("exit", r)), 10_000, "promtool");
-      assert.equal(code, 0, `promtool check metrics:\n${out}`);
-    }
+    const promtool = await promtoolCheck(metrics);
+    if (promtool) assert.equal(promtool.code, 0, `promtool check metrics:\n${promtool.out}`);
     const status = await (await fetch(`${base}/api/status`)).json();
     const s = status.tcp.services.s;
     assert.equal(s.strategy, "wrr");

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type net from "node:net";
 import { tmpdir } from "node:os";
@@ -11,14 +10,12 @@ import {
   freePort,
   type NetServer,
   netServer,
-  peerOrSkip,
+  promtoolCheck,
   readToEnd,
   runL4p,
   udpPeer,
   waitFor,
 } from "./_helpers.ts";
-
-const PROMTOOL = peerOrSkip("promtool");
 
 /**
  * A backend that answers a new connection with its name and closes, unless the client says
@@ -359,15 +356,8 @@ accessLog: {}
       ),
     );
 
-    if (PROMTOOL) {
-      const check = spawn(PROMTOOL, ["check", "metrics"], { stdio: ["pipe", "pipe", "pipe"] });
-      let out = "";
-      check.stdout!.on("data", (c: Buffer) => out += c);
-      check.stderr!.on("data", (c: Buffer) => out += c);
-      check.stdin!.end(m);
-      const code = await deadline(new Promise((r) => check.once("exit", r)), 10_000, "promtool");
-      assert.equal(code, 0, `promtool check metrics:\n${out}`);
-    }
+    const promtool = await promtoolCheck(m);
+    if (promtool) assert.equal(promtool.code, 0, `promtool check metrics:\n${promtool.out}`);
 
     const status = JSON.parse((await get(adminPort, "/api/status")).text);
     assert.equal(status.entryPoints.web.connectionsOpen, 1);

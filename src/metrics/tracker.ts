@@ -324,7 +324,7 @@ export class TrafficTracker {
     const key = `${service} ${code}`;
     this.dialErrorCodes.set(key, (this.dialErrorCodes.get(key) ?? 0) + 1);
     totals(this.services, service).dialErrors++;
-    totals(this.servers, `${service} ${server}`).dialErrors++;
+    totals(this.servers, this.#serverKey(service, server)).dialErrors++;
   }
 
   /** Records the end of `record`; call once. Allocates nothing unless something listens. */

@@ -18,6 +18,7 @@ function traffic(tracker: TrafficTracker) {
     server: "",
     bytesIn: 0,
     bytesOut: 0,
+    liveSlot: -1,
     end: () => {},
   };
   tracker.open(tcp);

@@ -333,7 +333,8 @@ export function connections(server: L4pServer): Record<string, unknown> {
   const now = Date.now();
   const addr = (a: { hostname: string; port: number }) => formatAddr(a);
   return {
-    tcp: [...server.tracker.live].map((r) => ({
+    // Oldest first: the tracker keeps its live records in no particular order.
+    tcp: [...server.tracker.live].sort((a, b) => a.id - b.id).map((r) => ({
       id: r.id,
       entryPoint: r.entryPoint,
       router: r.router || null,
@@ -344,7 +345,7 @@ export function connections(server: L4pServer): Record<string, unknown> {
       bytesIn: r.bytesIn,
       bytesOut: r.bytesOut,
     })),
-    udp: [...server.tracker.udpLive].map((r) => ({
+    udp: [...server.tracker.udpLive].sort((a, b) => a.id - b.id).map((r) => ({
       id: r.id,
       entryPoint: r.entryPoint,
       router: r.router,

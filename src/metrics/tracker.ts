@@ -24,8 +24,49 @@ export interface ConnRecord {
   bytesIn: number;
   /** Bytes from the backend to the client. */
   bytesOut: number;
+  /** Where the tracker keeps the record in its live list; -1 when it is not there. */
+  liveSlot: number;
   /** Closes the connection (a drain that ran out of time, a forced stop). */
   end(reason: string): void;
+}
+
+/**
+ * The records of live connections, in no particular order. Adding and removing are O(1) and
+ * allocate nothing once the array has grown: each record knows its slot, and the last record
+ * fills a removed one's. A `Set` did the same work with a hash table whose churn (one add and
+ * one delete a connection) cost l4p on Bun about 0.35 page faults a connection, measured (0.5
+ * against 0.15 with no live set at all).
+ */
+export class LiveRecords<R extends { liveSlot: number }> implements Iterable<R> {
+  #items: R[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  add(record: R): void {
+    record.liveSlot = this.#items.length;
+    this.#items.push(record);
+  }
+
+  /** Removes `record`; false when it was not there. */
+  delete(record: R): boolean {
+    const items = this.#items;
+    const slot = record.liveSlot;
+    if (slot < 0 || items[slot] !== record) return false;
+    const last = items.pop()!;
+    if (last !== record) {
+      items[slot] = last;
+      last.liveSlot = slot;
+    }
+    record.liveSlot = -1;
+    return true;
+  }
+
+  /** Iterates a copy, so that records may close meanwhile. */
+  [Symbol.iterator](): Iterator<R> {
+    return this.#items.slice()[Symbol.iterator]();
+  }
 }
 
 /** Running totals of one entrypoint, router, service or server. */
@@ -85,6 +126,8 @@ export interface UdpSessionRecord {
   /** Datagrams and bytes from the backend to the client. */
   datagramsOut: number;
   bytesOut: number;
+  /** See {@link ConnRecord.liveSlot}. */
+  liveSlot: number;
 }
 
 /** Running UDP totals of one entrypoint, router, service or server. */
@@ -114,7 +157,7 @@ export type Scope = "entryPoint" | "router" | "service" | "server";
 
 /** The live connections and the totals; one per running l4p. */
 export class TrafficTracker {
-  readonly live: Set<ConnRecord> = new Set();
+  readonly live: LiveRecords<ConnRecord> = new LiveRecords();
   readonly entryPoints: Map<string, Totals> = new Map();
   readonly routers: Map<string, Totals> = new Map();
   readonly services: Map<string, Totals> = new Map();
@@ -128,7 +171,7 @@ export class TrafficTracker {
   readonly overLimit: Map<string, number> = new Map();
   /** Failed dials by service and error code, joined by a space (EADDRNOTAVAIL: out of ports). */
   readonly dialErrorCodes: Map<string, number> = new Map();
-  readonly udpLive: Set<UdpSessionRecord> = new Set();
+  readonly udpLive: LiveRecords<UdpSessionRecord> = new LiveRecords();
   readonly udpEntryPoints: Map<string, UdpTotals> = new Map();
   readonly udpRouters: Map<string, UdpTotals> = new Map();
   readonly udpServices: Map<string, UdpTotals> = new Map();
@@ -246,6 +289,7 @@ export class TrafficTracker {
       bytesIn: 0,
       datagramsOut: 0,
       bytesOut: 0,
+      liveSlot: -1,
     };
     this.udpLive.add(record);
     for (const t of this.#udpTotals(record)) t.sessionsCreated++;

@@ -34,6 +34,7 @@ export class TcpContext implements ConnRecord {
   server = "";
   bytesIn = 0;
   bytesOut = 0;
+  liveSlot = -1;
   /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
   initial: Uint8Array | undefined;
   /** The server name of the client's TLS ClientHello, when the router read one. */

@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import dgram from "node:dgram";
 import net from "node:net";
 import process from "node:process";
@@ -281,6 +281,40 @@ export function runL4p(args: string[], command?: string, cwd = ROOT): L4pProcess
       if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, signal);
     },
   };
+}
+
+/**
+ * Kills `pid` and every process under it (SIGKILL), children first found from /proc. For
+ * launchers such as `bunx`, which run l4p as a child of their own: killing the launcher alone
+ * leaves l4p running, adopted by init.
+ */
+export function killTree(pid: number): void {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    // The command name, in parentheses, may hold spaces: the fields after it are fixed.
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+  }
+  const all: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) walk(c);
+    all.push(p);
+  };
+  walk(pid);
+  for (const p of all) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }
 }
 
 /** Resident set size of a process, in bytes, from /proc. */

@@ -9,7 +9,16 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { test } from "node:test";
-import { connect, deadline, echoServer, peerOrSkip, readToEnd, ROOT, runL4p } from "./_helpers.ts";
+import {
+  connect,
+  deadline,
+  echoServer,
+  killTree,
+  peerOrSkip,
+  readToEnd,
+  ROOT,
+  runL4p,
+} from "./_helpers.ts";
 
 const BIN = `${ROOT}node_modules/.bin`;
 const QEMU = peerOrSkip("qemu-aarch64");
@@ -77,7 +86,8 @@ test("the npm package installs into an empty project and runs with bunx and from
     try {
       await proxiesOneConnection(viaBunx, "a connection through bunx l4p");
     } finally {
-      viaBunx.kill("SIGKILL");
+      // bunx runs l4p as its child: killing bunx alone left l4p running after the test.
+      killTree(viaBunx.child.pid!);
     }
 
     // The README's library example, as printed, from a Bun project and from a Deno project.

@@ -4,14 +4,16 @@
  * ratios to direct.
  *
  *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workloads WORDS]
- *                                [--workers N] [--quick]
+ *                                [--workers N | --cores N] [--rounds N] [--quick]
  *
  * --only l4p-bun,nginx runs those subjects (and direct; bare-bun and bare-deno, bare proxies that
  * show each runtime's floor, run only when named); --workloads memory,udp runs the
  * workloads whose names contain those words.
  *
- * Workloads: single-stream TCP throughput both ways (iperf3), kept-alive request/response and a
- * new connection per request (redis-benchmark PING against redis-server, 50 clients), UDP
+ * Workloads: single-stream TCP throughput both ways (iperf3), kept-alive request/response
+ * (redis-benchmark PING against redis-server, 50 clients), a new connection per request
+ * (scripts/connload.c, 50 at a time, the client closing or resetting; with the proxy's CPU per
+ * connection), UDP
  * request/response (dnsperf against dnsmasq; lost queries that dnsmasq's own socket dropped are
  * counted apart), RSS per idle proxied connection (4 000 of them; the lowest RSS over 12 s, so a
  * garbage-collected runtime is seen after it has collected), and the latency of a one-client
@@ -41,8 +43,17 @@ const { values: opts } = parseArgs({
     workers: { type: "string", default: "1" },
     cores: { type: "string" },
     quick: { type: "boolean" },
+    rounds: { type: "string", default: "1" },
   },
 });
+/**
+ * --rounds N: each workload measures every subject N times, the order turned by one each round,
+ * and reports medians. The machine drifts over a run (the kernel's TIME_WAIT table grows and
+ * shrinks with every new-connection run, which moves the kernel's share of a connection by ±10
+ * µs); in one round, whoever runs at the worst moment looks worse.
+ */
+const ROUNDS = Number(opts.rounds);
+if (!(Number.isInteger(ROUNDS) && ROUNDS >= 1)) throw new Error(`--rounds ${opts.rounds}: a count`);
 /**
  * --cores N: each proxy gets N cores to itself (taskset: cores 0..N-1) and as many processes or
  * threads (l4p --workers N, HAProxy nbthread N, nginx worker_processes N); load generators and
@@ -391,6 +402,13 @@ interface Workload {
   lower?: boolean;
   kind: ProxyKind;
   setup(): Promise<{ target: number; teardown(): Promise<void> }>;
+  /**
+   * The same load for a moment before the measured run, its CPU not counted: a fresh l4p
+   * compiles its hot code (JIT, on threads whose CPU is the process's) in its first seconds,
+   * which a proxy that runs for days does once; counted, it added several µs to each of the
+   * first 50 000 connections. C peers have nothing to warm up, and lose nothing by it.
+   */
+  warmUp?(proxy: Proxy): Promise<void>;
   /** The figure, or the figure and how many operations it took (for CPU per operation). */
   measure(
     proxy: Proxy,
@@ -459,6 +477,21 @@ function redisWorkload(
     lower,
     kind: "tcp",
     setup: redisBackend,
+    async warmUp(proxy) {
+      await run(which("redis-benchmark")!, [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(proxy.port),
+        "-t",
+        "ping",
+        "-c",
+        "50",
+        "-n",
+        QUICK ? "10000" : "50000",
+        "-q",
+      ]);
+    },
     async measure(proxy) {
       const out = await run(which("redis-benchmark")!, [
         "-h",
@@ -613,6 +646,9 @@ function connloadWorkload(close: "close" | "reset"): Workload {
     unit: "conn/s",
     kind: "tcp",
     setup: redisBackend,
+    async warmUp(proxy) {
+      await run(CONNLOAD, ["127.0.0.1", String(proxy.port), "50", QUICK ? "1" : "2", close]);
+    },
     async measure(proxy) {
       const seconds = QUICK ? 3 : 5;
       const out = await run(CONNLOAD, [
@@ -911,36 +947,54 @@ async function main(): Promise<void> {
   for (const w of WORKLOADS) {
     if (wanted && !wanted.some((x) => w.name.includes(x))) continue;
     results[w.name] = {};
+    const values: Record<string, number[]> = {};
+    const cpus: Record<string, number[]> = {};
     const { target, teardown } = await w.setup();
     try {
-      for (const s of subjects) {
-        const why = s.available();
-        if (why) {
-          results[w.name][s.name] = `n/a: ${why}`;
-          continue;
-        }
-        progress(`${w.name}: ${s.name}`);
-        let proxy: Proxy | undefined;
-        try {
-          proxy = await s.start(w.kind, target);
-          const pids = proxy.pids();
-          const cpuBefore = cpuSeconds(pids);
-          const result = await w.measure(proxy, s);
-          const cpu = cpuSeconds([...new Set([...pids, ...proxy.pids()])]) - cpuBefore;
-          const value = typeof result === "object" ? result.value : result;
-          results[w.name][s.name] = value === undefined ? "n/a" : value;
-          if (typeof result === "object" && s.name !== "direct") {
-            (cpuPerOp[w.name] ??= {})[s.name] = (cpu / result.ops) * 1e6;
+      for (let round = 0; round < ROUNDS; round++) {
+        const order = subjects.map((_, i) => subjects[(i + round) % subjects.length]);
+        for (const s of order) {
+          if (typeof results[w.name][s.name] === "string") continue; // unavailable or failed
+          const why = s.available();
+          if (why) {
+            results[w.name][s.name] = `n/a: ${why}`;
+            continue;
           }
-          if (w === udpWorkload) udpLoss.set(s.name, lastLoss);
-        } catch (error) {
-          results[w.name][s.name] = `n/a: ${(error as Error).message.split("\n")[0].slice(0, 60)}`;
-        } finally {
-          await proxy?.stop();
+          progress(`${w.name}: ${s.name}${ROUNDS > 1 ? ` (round ${round + 1})` : ""}`);
+          let proxy: Proxy | undefined;
+          try {
+            proxy = await s.start(w.kind, target);
+            if (w.warmUp && s.name !== "direct") await w.warmUp(proxy);
+            const pids = proxy.pids();
+            const cpuBefore = cpuSeconds(pids);
+            const result = await w.measure(proxy, s);
+            const cpu = cpuSeconds([...new Set([...pids, ...proxy.pids()])]) - cpuBefore;
+            const value = typeof result === "object" ? result.value : result;
+            if (value === undefined) {
+              results[w.name][s.name] = "n/a";
+              continue;
+            }
+            (values[s.name] ??= []).push(value);
+            if (typeof result === "object" && s.name !== "direct") {
+              (cpus[s.name] ??= []).push((cpu / result.ops) * 1e6);
+            }
+            if (w === udpWorkload) udpLoss.set(s.name, lastLoss);
+          } catch (error) {
+            results[w.name][s.name] = `n/a: ${
+              (error as Error).message.split("\n")[0].slice(0, 60)
+            }`;
+          } finally {
+            await proxy?.stop();
+          }
         }
       }
     } finally {
       await teardown();
+    }
+    for (const [name, vs] of Object.entries(values)) {
+      if (typeof results[w.name][name] === "string") continue;
+      results[w.name][name] = median(vs);
+      if (cpus[name]) (cpuPerOp[w.name] ??= {})[name] = median(cpus[name]);
     }
   }
   if (opts.json) {
@@ -957,6 +1011,12 @@ async function main(): Promise<void> {
   }
 }
 
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+}
+
 /** The peers l4p is held against. */
 const PEER_NAMES = ["haproxy", "nginx", "socat"];
 
@@ -967,6 +1027,8 @@ function table(
 ): string {
   let out = `\nl4p benchmark (${WORKERS} worker${WORKERS > 1 ? "s" : ""}${
     CORES ? `, proxies pinned to ${CORES} core${CORES > 1 ? "s" : ""}` : ""
+  }${
+    ROUNDS > 1 ? `; medians of ${ROUNDS} rounds` : ""
   }; (x) = ratio to direct, (p) = ratio to the best peer)\n\n`;
   const width = 26;
   out += "workload".padEnd(56) + names.map((n) => n.padStart(width)).join("") + "\n";

@@ -317,9 +317,11 @@ tcp:
     assert.equal(await served(c1), true);
     const t1 = timers(proxy.port("web"), c1);
     assert.match(t1.accepted, /timer:\(keepalive/, "the accepted connection has keep-alive");
-    assert.ok(
-      t1.dialled.some((l) => /timer:\(keepalive/.test(l)),
-      `a dial has keep-alive:\n${t1.dialled.join("\n")}`,
+    // A dial gets it once its connection has lasted a second (KEEPALIVE_AFTER).
+    await waitFor(
+      () => timers(proxy.port("web"), c1).dialled.some((l) => /timer:\(keepalive/.test(l)),
+      5000,
+      "a dial with keep-alive",
     );
     c1.destroy();
     await waitFor(() => proxy.server.tracker.live.size === 0, 5000, "the first connection gone");

@@ -16,7 +16,10 @@ export const DEFAULTS = {
   helloTimeout: 5_000,
   udpTimeout: 3_000,
   udpMaxSessions: 10_000,
-  /** TCP keep-alive idle time on backend connections (traefik's `dialKeepAlive`). */
+  /**
+   * TCP keep-alive idle time on backend connections (traefik's `dialKeepAlive`), switched on once
+   * a connection has lasted a second (`KEEPALIVE_AFTER`).
+   */
   dialKeepAlive: 15_000,
   /**
    * TCP keep-alive on client connections: off, as in HAProxy and nginx (four system calls a

@@ -201,6 +201,10 @@ class BunTcpConn implements TcpConn {
     });
   }
 
+  keepAlive(idleMs: number): void {
+    if (!(this.#state & CLOSED)) this.#socket?.setKeepAlive(true, idleMs);
+  }
+
   closeWrite(): void {
     // `end()` would close both ways; `shutdown()` sends FIN and keeps reading.
     if (!(this.#state & CLOSED)) this.#socket?.shutdown();

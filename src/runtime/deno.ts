@@ -216,6 +216,16 @@ class DenoTcpConn implements TcpConn {
     this.#conn.closeWrite().catch(() => {});
   }
 
+  /** Deno takes no idle time: the system's (tcp_keepalive_time) applies. */
+  keepAlive(_idleMs: number): void {
+    if (this.#closed) return;
+    try {
+      this.#conn.setKeepAlive(true);
+    } catch {
+      // The socket is gone: nothing to keep alive.
+    }
+  }
+
   /** Deno's connections cannot be reset (no SO_LINGER): a close is the nearest thing. */
   reset(): void {
     this.close();

@@ -327,6 +327,11 @@ class TlsSocketConn implements TlsConn {
     this.socket.end();
   }
 
+  /** Keep-alive is the TCP connection's, underneath. */
+  keepAlive(idleMs: number): void {
+    this.inner.keepAlive?.(idleMs);
+  }
+
   /**
    * Closes once what was written (and the close_notify) has gone out: unlike a TCP socket's,
    * a TLS socket's writes are still being encrypted and handed on when close() is called.

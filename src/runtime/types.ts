@@ -94,6 +94,12 @@ export interface TcpConn {
   write(chunk: Uint8Array): Promise<void> | undefined;
   /** Ends our writes (TCP FIN) while reads go on: the half-close. */
   closeWrite(): void;
+  /**
+   * Switches TCP keep-alive on: probes after `idleMs` of silence where the runtime can set that
+   * (`capabilities.keepAliveIdle`), else after the system's idle time. Absent on connections that
+   * cannot have it; {@link ConnectOptions.keepAlive} does the same at connect time.
+   */
+  keepAlive?(idleMs: number): void;
   /** Closes both directions and releases the socket. Idempotent. */
   close(): void;
   /**

@@ -24,7 +24,10 @@ export interface TcpTransport {
   terminationDelay: number;
   /** Send a PROXY header of this version before the client's bytes. */
   proxyProtocol?: 1 | 2;
-  /** TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. */
+  /**
+   * TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. Switched on once a
+   * connection has lasted a second ({@link KEEPALIVE_AFTER}).
+   */
   dialKeepAlive: number;
   /** How servers marked `tls` are dialled (system roots and the server's host name if absent). */
   tls?: Omit<TlsClientOptions, "timeout">;
@@ -133,6 +136,7 @@ export class TcpLoadBalancer implements TcpService {
       // The closure holds this dial's state; a connection that lives long should not.
       pipe.onClientGone = noop;
       pipe.attach(backend, prefix);
+      if (this.transport.dialKeepAlive > 0) pipe.keepBackendAlive(this.transport.dialKeepAlive);
       return;
     }
   }
@@ -151,7 +155,7 @@ export class TcpLoadBalancer implements TcpService {
         hostname: server.address.hostname,
         port: server.address.port,
         cancel,
-        keepAlive: this.transport.dialKeepAlive,
+        // Switched on by the pipe once the connection has lasted a second, not at every dial.
       });
       if (!server.tls) return conn;
       const host = server.address.hostname;

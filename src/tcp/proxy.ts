@@ -15,6 +15,13 @@ const CLIENT_GONE = 4;
 /** Both sides are closed. */
 const DONE = 8;
 
+/**
+ * How long a backend connection lasts before its TCP keep-alive is switched on, in ms. Most
+ * connections are over sooner, and on Bun switching it on takes four system calls; keep-alive is
+ * for connections that sit idle far longer than this (traefik's default idle time is 15 s).
+ */
+export const KEEPALIVE_AFTER = 1000;
+
 /** What {@link TcpPipe}'s finish resets rather than closes. */
 const RESET_BACKEND = 1;
 const RESET_CLIENT = 2;
@@ -45,6 +52,7 @@ export class TcpPipe implements ChunkSink {
   #held: { chunk: Uint8Array; release: () => void } | undefined;
   #state = 0;
   #deadline: Deadline | undefined;
+  #keepAlive: Deadline | undefined;
 
   /**
    * @param terminationDelay once one direction has ended, how long the other may stay silent
@@ -128,6 +136,19 @@ export class TcpPipe implements ChunkSink {
     backend.stream(new Downstream(this));
   }
 
+  /**
+   * Switches TCP keep-alive on for the backend (probes after `idleMs` of silence) once the
+   * connection has lasted {@link KEEPALIVE_AFTER} (or `idleMs`, if that is shorter).
+   */
+  keepBackendAlive(idleMs: number): void {
+    const backend = this.#backend;
+    if (!backend?.keepAlive || this.#state & DONE) return;
+    this.#keepAlive = deadlines(Math.min(KEEPALIVE_AFTER, idleMs)).add(() => {
+      this.#keepAlive = undefined;
+      if (!(this.#state & DONE)) backend.keepAlive!(idleMs);
+    });
+  }
+
   /** Closes both sides now. */
   close(reason: string): void {
     this.#finish(reason);
@@ -194,6 +215,7 @@ export class TcpPipe implements ChunkSink {
     if (this.#state & DONE) return;
     this.#state |= DONE;
     this.#deadline?.cancel();
+    this.#keepAlive?.cancel();
     this.#held?.release();
     this.#held = undefined;
     if (reset & RESET_BACKEND) this.#backend?.reset();

@@ -104,11 +104,14 @@ export class TcpLoadBalancer implements TcpService {
       attempt = undefined;
       if (pipe.clientGone) {
         backend?.close();
-        env.logger.debug("client left while its backend was being dialled", {
-          service: this.name,
-          client: formatAddr(ctx.client),
-          server: server.label,
-        });
+        // Guarded: the fields (a getpeername on Bun for the client) would be made with debug off.
+        if (env.logger.enabled("debug")) {
+          env.logger.debug("client left while its backend was being dialled", {
+            service: this.name,
+            client: formatAddr(ctx.client),
+            server: server.label,
+          });
+        }
         pipe.close("client left during dial");
         return;
       }

@@ -464,6 +464,19 @@ function iperf(reverse: boolean): Workload {
   };
 }
 
+/** redis-benchmark's PING tests through `port`. */
+function redisPings(port: number, args: string[]): Promise<string> {
+  return run(which("redis-benchmark")!, [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(port),
+    "-t",
+    "ping",
+    ...args,
+  ]);
+}
+
 function redisWorkload(
   name: string,
   unit: string,
@@ -478,31 +491,10 @@ function redisWorkload(
     kind: "tcp",
     setup: redisBackend,
     async warmUp(proxy) {
-      await run(which("redis-benchmark")!, [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(proxy.port),
-        "-t",
-        "ping",
-        "-c",
-        "50",
-        "-n",
-        QUICK ? "10000" : "50000",
-        "-q",
-      ]);
+      await redisPings(proxy.port, ["-c", "50", "-n", QUICK ? "10000" : "50000", "-q"]);
     },
     async measure(proxy) {
-      const out = await run(which("redis-benchmark")!, [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        String(proxy.port),
-        "-t",
-        "ping",
-        "--csv",
-        ...args,
-      ]);
+      const out = await redisPings(proxy.port, ["--csv", ...args]);
       const lines = out.trim().split("\n").map((l) => l.split(",").map((c) => c.replace(/"/g, "")));
       const header = lines[0];
       const row = lines.find((l) => l[0] === "PING_MBULK") ?? lines[1];

@@ -6,8 +6,11 @@
  * one run to the next. Each connection does what the bench's new-connection workload does:
  * accept, route, dial, the client's 6 bytes, the backend's 7, the client's end, the backend's.
  *
- *   deno run -A scripts/pathbench.ts [connections]
- *   bun scripts/pathbench.ts [connections]
+ *   deno run -A scripts/pathbench.ts [connections] [--reset]
+ *   bun scripts/pathbench.ts [connections] [--reset]
+ *
+ * --reset: the client resets instead of ending (the read fails with ECONNRESET), as the bench's
+ * "client resets" workload does; l4p then resets the backend.
  *
  * Prints the median of 7 rounds in ns per connection, and the heap growth the rounds caused
  * (garbage: what the collector then has to take back).
@@ -25,9 +28,12 @@ import type {
   TcpConn,
   TcpListener,
 } from "../src/runtime/types.ts";
+import { SocketError } from "../src/runtime/types.ts";
 import { L4pServer } from "../src/server/server.ts";
 
-const CONNECTIONS = Number(process.argv[2] ?? 200_000);
+const args = process.argv.slice(2);
+const RESET = args.includes("--reset");
+const CONNECTIONS = Number(args.find((a) => /^\d+$/.test(a)) ?? 200_000);
 /** Connections open at once, as the bench's load generator keeps 50. */
 const BATCH = 50;
 const PING = new TextEncoder().encode("PING\r\n");
@@ -105,8 +111,14 @@ async function round(n: number): Promise<number> {
     }
     await tick();
     for (const backend of dialled) backend.sink!.chunk(PONG);
-    for (const client of clients) client.sink!.end();
-    for (const backend of dialled) backend.sink!.end();
+    if (RESET) {
+      for (const client of clients) {
+        client.sink!.error(new SocketError("ECONNRESET", "connection reset by peer"));
+      }
+    } else {
+      for (const client of clients) client.sink!.end();
+      for (const backend of dialled) backend.sink!.end();
+    }
     await tick();
     for (const client of clients) {
       if (!client.closed || client.written !== PONG.length) {
@@ -123,7 +135,9 @@ const times: number[] = [];
 for (let i = 0; i < 7; i++) times.push(await round(CONNECTIONS));
 times.sort((a, b) => a - b);
 console.log(
-  `${runtime.name}: ${times[3].toFixed(0)} ns per connection (rounds ${
+  `${runtime.name}${RESET ? " (client resets)" : ""}: ${
+    times[3].toFixed(0)
+  } ns per connection (rounds ${
     times.map((t) => t.toFixed(0)).join(" ")
   }); live records after: ${server.tracker.live.size}; heap ${
     ((process.memoryUsage().heapUsed - heapBefore) / 1e6).toFixed(1)

@@ -26,7 +26,7 @@ export interface TcpTransport {
   proxyProtocol?: 1 | 2;
   /**
    * TCP keep-alive idle time on backend connections, in ms; ≤ 0: off. Switched on once a
-   * connection has lasted a second ({@link KEEPALIVE_AFTER}).
+   * connection has lasted a second (`KEEPALIVE_AFTER` in proxy.ts).
    */
   dialKeepAlive: number;
   /** How servers marked `tls` are dialled (system roots and the server's host name if absent). */

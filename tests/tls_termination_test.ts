@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type net from "node:net";
 import tls from "node:tls";
@@ -23,6 +23,7 @@ import { makeTlsFixtures } from "./_tls.ts";
 
 const OPENSSL = peerOrSkip("openssl");
 const skip = !OPENSSL && "needs openssl";
+const SS = peerOrSkip("ss");
 
 /** What `openssl s_client` sees: the certificate's subject and issuer, or the failure. */
 function sClient(
@@ -320,6 +321,25 @@ tcp:
     const proxy = await startProxy(config("a.example", good.port));
     try {
       assert.equal(await plainLine(proxy.port("web"), "hello"), "olleh");
+      if (SS) {
+        // TCP keep-alive (dialKeepAlive, 15 s by default) reaches the socket under the TLS one,
+        // once the connection has lasted a second.
+        const held = await connect(proxy.port("web"));
+        held.on("error", () => {});
+        try {
+          const dialled = () =>
+            spawnSync(SS, ["-tnoH", "state", "established", "dst", `127.0.0.1:${good.port}`], {
+              encoding: "utf8",
+            }).stdout;
+          await waitFor(
+            () => /timer:\(keepalive/.test(dialled()),
+            5000,
+            "keep-alive on the TLS dial",
+          );
+        } finally {
+          held.destroy();
+        }
+      }
       // A name the certificate does not carry: the dial fails, is counted, and says why.
       await proxy.server.apply(config("b.example", good.port));
       assert.equal(await plainLine(proxy.port("web"), "hello"), "");

@@ -87,9 +87,10 @@ export interface TcpConn {
    */
   stream(sink: ChunkSink): void;
   /**
-   * Writes all of `chunk`. Returns `undefined` when the runtime took every byte at once, or a
-   * promise that settles once it has; until then the caller must not write again. Rejects when
-   * the connection is broken.
+   * Writes all of `chunk`. Returns `undefined` when the runtime took (copied) every byte at once,
+   * or a promise that settles once it has; until then the chunk's bytes are the runtime's (the
+   * caller must neither change nor reuse its buffer) and the caller must not write again.
+   * Rejects when the connection is broken.
    */
   write(chunk: Uint8Array): Promise<void> | undefined;
   /** Ends our writes (TCP FIN) while reads go on: the half-close. */

@@ -497,6 +497,7 @@ export const bunRuntime: Runtime = {
     keepAliveIdle: true,
     tlsAlpnChallenge: true,
     tlsHalfClose: false,
+    tlsVerifiesClientCert: true,
     udpReusePort: true,
   },
   openOutput,

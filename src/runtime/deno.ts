@@ -439,6 +439,7 @@ export const denoRuntime: Runtime = {
     keepAliveIdle: false,
     tlsAlpnChallenge: false,
     tlsHalfClose: true,
+    tlsVerifiesClientCert: false,
     udpReusePort: false,
   },
   openOutput,

@@ -17,8 +17,12 @@ export interface TlsServerOptions {
   secureContext: tls.SecureContext;
   /** Protocols offered by ALPN, in preference order. */
   alpnProtocols?: string[];
-  /** Ask for a client certificate; with `requireClientCert`, refuse a client without a valid one. */
+  /** Ask the client for a certificate. */
   requestClientCert?: boolean;
+  /**
+   * Refuse, in the handshake, a client without a certificate that verifies against the secure
+   * context's CAs. Only where {@link Capabilities.tlsVerifiesClientCert}: Deno ignores it.
+   */
   requireClientCert?: boolean;
   /** Bytes already read from the connection (the peeked ClientHello). */
   initial?: Uint8Array;
@@ -52,6 +56,8 @@ export interface TlsInfo {
 /** A TLS connection, seen as plain bytes, with what its handshake settled on. */
 export interface TlsConn extends TcpConn {
   readonly tls: TlsInfo;
+  /** The certificates the peer sent (DER), its own first; empty when it sent none. */
+  peerCertificates(): Uint8Array[];
 }
 
 /** Terminates TLS on `conn`; resolves once the handshake is done, rejects when it fails. */
@@ -221,6 +227,20 @@ class TlsSocketConn implements TlsConn {
 
   get localAddr(): NetAddr {
     return this.inner.localAddr;
+  }
+
+  peerCertificates(): Uint8Array[] {
+    const chain: Uint8Array[] = [];
+    // Each certificate links to its issuer's; a self-signed one links to itself.
+    let cert = this.socket.getPeerCertificate(true) as tls.DetailedPeerCertificate | undefined;
+    while (cert?.raw && chain.length < 16) {
+      const raw = new Uint8Array(cert.raw);
+      const last = chain[chain.length - 1];
+      if (last && last.length === raw.length && last.every((b, i) => b === raw[i])) break;
+      chain.push(raw);
+      cert = cert.issuerCertificate;
+    }
+    return chain;
   }
 
   get remoteAddr(): NetAddr {

@@ -199,6 +199,12 @@ export interface Capabilities {
    */
   tlsHalfClose: boolean;
   /**
+   * Server-side TLS verifies a client's certificate against the CAs it was given, and refuses it
+   * in the handshake. Deno 2.9's node:tls neither verifies nor refuses (l4p verifies the chain
+   * itself everywhere; this only says whether the handshake can refuse too).
+   */
+  tlsVerifiesClientCert: boolean;
+  /**
    * Several processes can share a UDP port, the kernel keeping each client with one of them
    * (Bun, through node:dgram). Deno has no SO_REUSEPORT for UDP (its reuseAddress hands the
    * port to the last process bound).

@@ -6,9 +6,15 @@
 import { createSecureContext, type SecureContext } from "node:tls";
 import { formatAddr } from "../config/address.ts";
 import type { TlsOptionsConfig } from "../config/model.ts";
-import { terminateTls } from "../runtime/tls.ts";
+import { terminateTls, type TlsConn } from "../runtime/tls.ts";
 import type { TcpContext, TcpHandler } from "../tcp/handler.ts";
 import type { Certificate, CertificateStore } from "./certificates.ts";
+import {
+  CLIENT_AUTH_POLICIES,
+  type ClientAuthPolicy,
+  ClientCaPool,
+  verifyClientChain,
+} from "./client_auth.ts";
 import { CIPHER_SUITES, TLS_VERSION_NAMES } from "./options.ts";
 
 /** A fatal TLS alert, unrecognized_name (112): no certificate for the name the client asked. */
@@ -17,6 +23,8 @@ const UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x
 /** Terminates TLS, then hands the connection to `next`. */
 export class TlsTermination implements TcpHandler {
   readonly #contexts = new Map<Certificate, SecureContext>();
+  readonly #auth: ClientAuthPolicy;
+  #pool: ClientCaPool | undefined;
 
   constructor(
     readonly router: string,
@@ -25,7 +33,9 @@ export class TlsTermination implements TcpHandler {
     readonly next: TcpHandler,
     /** How long a handshake may take, in ms (the entrypoint's hello timeout). */
     readonly timeout: number,
-  ) {}
+  ) {
+    this.#auth = CLIENT_AUTH_POLICIES[options.clientAuth.clientAuthType];
+  }
 
   serve(ctx: TcpContext): void {
     const env = ctx.env;
@@ -47,17 +57,35 @@ export class TlsTermination implements TcpHandler {
       );
       return;
     }
-    const auth = this.options.clientAuth.clientAuthType;
+    const auth = this.#auth;
     terminateTls(ctx.conn, {
       secureContext: this.#context(cert),
       alpnProtocols: this.options.alpnProtocols.length ? this.options.alpnProtocols : undefined,
-      requestClientCert: auth !== "NoClientCert",
-      requireClientCert: auth === "RequireAndVerifyClientCert",
+      requestClientCert: auth.request,
+      // Where the runtime can, it refuses in the handshake (with an alert); l4p checks anyway.
+      requireClientCert: auth.require && auth.verify &&
+        env.runtime.capabilities.tlsVerifiesClientCert,
       initial: ctx.initial,
       timeout: this.timeout,
     }).then((conn) => {
       ctx.initial = undefined; // consumed by the handshake
       if (ctx.ended) return conn.close();
+      const refused = this.#refusal(conn);
+      if (refused) {
+        conn.reset();
+        env.logger.repeated(
+          "warn",
+          `clientcert ${this.router} ${refused}`,
+          "client certificate refused",
+          {
+            router: this.router,
+            client: formatAddr(ctx.client),
+            sni: ctx.sni,
+            error: refused,
+          },
+        );
+        return ctx.end(`client certificate refused: ${refused}`);
+      }
       ctx.conn = conn;
       if (env.logger.enabled("debug")) {
         env.logger.debug("TLS terminated", {
@@ -80,6 +108,17 @@ export class TlsTermination implements TcpHandler {
       });
       ctx.end(`TLS handshake failed: ${why}`);
     });
+  }
+
+  /** Why the client's certificate (or its absence) is refused under the client-auth type. */
+  #refusal(conn: TlsConn): string | undefined {
+    const auth = this.#auth;
+    if (!auth.request) return undefined;
+    const chain = conn.peerCertificates();
+    if (chain.length === 0) return auth.require ? "no client certificate" : undefined;
+    if (!auth.verify) return undefined;
+    this.#pool ??= new ClientCaPool(this.options.clientAuth.cas);
+    return verifyClientChain(chain, this.#pool, new Date());
   }
 
   /** The secure context of a certificate under these options, made once. */

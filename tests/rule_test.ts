@@ -94,3 +94,43 @@ test("rule: errors say where and what was expected", () => {
     }
   }
 });
+
+test("rule: HostSNIRegexp runs in linear time: a backtracking pattern meets a hostile SNI", () => {
+  // A backtracking engine takes exponential time here (126 labels froze Deno for over 90 s).
+  const rule = parseRule("HostSNIRegexp(`^(.+\\.)+example\\.com$`)");
+  for (let i = 0; i < 100; i++) {
+    assert.equal(matchRule(rule, info({ sni: "a.".repeat(126) + "!" })), false);
+  }
+  assert.equal(matchRule(rule, info({ sni: "www.shop.example.com" })), true);
+  // Go's MatchString: unanchored unless the pattern says otherwise.
+  assert.ok(matches("HostSNIRegexp(`example`)", { sni: "www.example.com" }));
+});
+
+test("rule: what RE2 refuses (backreferences, lookaround) is a located error", () => {
+  for (const pattern of ["(a)\\1", "a(?=b)", "(?<!x)y"]) {
+    const text = `HostSNI(\`a.test\`) || HostSNIRegexp(\`${pattern}\`)`;
+    assert.throws(() => parseRule(text), (e: unknown) => {
+      assert.ok(e instanceof RuleError, String(e));
+      assert.equal(e.offset, 35, e.message);
+      assert.match(e.detail, /bad regular expression/);
+      return true;
+    });
+  }
+});
+
+test("rule: nesting is bounded with a located error; a long chain of || parses and matches", () => {
+  const deep = "(".repeat(5000) + "HostSNI(`a.test`)" + ")".repeat(5000);
+  assert.throws(() => parseRule(deep), (e: unknown) => {
+    assert.ok(e instanceof RuleError, String(e));
+    assert.equal(e.offset, 64);
+    assert.match(e.detail, /nested more than 64 deep/);
+    return true;
+  });
+  assert.throws(() => parseRule("!".repeat(5000) + "HostSNI(`*`)"), /nested more than 64/);
+  const names = Array.from({ length: 20_000 }, (_, i) => `HostSNI(\`h${i}.test\`)`);
+  const long = parseRule(names.join(" || "));
+  assert.ok(matchRule(long, info({ sni: "h19999.test" })));
+  assert.ok(!matchRule(long, info({ sni: "h20000.test" })));
+  const both = parseRule(names.join(" && "));
+  assert.ok(!matchRule(both, info({ sni: "h1.test" })));
+});

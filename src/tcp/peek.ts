@@ -21,6 +21,9 @@ export async function peek<T>(
   decide: (buf: Uint8Array) => PeekStep<T>,
 ): Promise<T | undefined> {
   let buf: Uint8Array = ctx.initial ?? new Uint8Array(0);
+  // Bytes gather in a buffer that doubles when full, so a client dripping its hello a few bytes
+  // at a time costs copies linear in what it sent, not one whole copy per piece.
+  let store: Uint8Array | undefined;
   if (buf.length > 0) {
     const step = decide(buf);
     if (!step.more) return step.value;
@@ -49,10 +52,14 @@ export async function peek<T>(
         return undefined;
       }
       // The chunk's buffer is reused by the next read, so even a lone chunk is copied.
-      const next = new Uint8Array(buf.length + chunk.length);
-      next.set(buf, 0);
-      next.set(chunk, buf.length);
-      buf = next;
+      const length = buf.length + chunk.length;
+      if (!store || store.length < length) {
+        const grown = new Uint8Array(Math.max(length, 2 * (store?.length ?? 0), 512));
+        grown.set(buf, 0);
+        store = grown;
+      }
+      store.set(chunk, buf.length);
+      buf = store.subarray(0, length);
       ctx.initial = buf;
       const step = decide(buf);
       if (!step.more) return step.value;

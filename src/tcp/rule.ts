@@ -5,6 +5,7 @@
  * @example
  * const rule = parseRule("HostSNI(`a.example.com`) || (ALPN(`h2`) && !ClientIP(`10.0.0.0/8`))");
  */
+import { RE2JS } from "re2js";
 import { type Cidr, cidrContains, type IpBytes, parseCidr } from "../net/ip.ts";
 
 /** What a rule is matched against. */
@@ -19,12 +20,32 @@ export interface MatchInfo {
   clientIp: IpBytes | undefined;
 }
 
-/** A parsed rule. */
+/**
+ * A regular expression in RE2's syntax (Go's, which traefik uses), matched in linear time: a
+ * pattern is the operator's, the text it meets is a client's, and a backtracking engine lets one
+ * ClientHello hold the event loop for seconds.
+ */
+export interface Pattern {
+  readonly source: string;
+  /** Whether the pattern matches anywhere in `text` (Go's MatchString). */
+  test(text: string): boolean;
+}
+
+/** Compiles `source` as RE2 does; throws with RE2's reason when it refuses it. */
+export function compilePattern(source: string): Pattern {
+  const re = RE2JS.compile(source);
+  return { source, test: (text) => re.matcher(text).find() };
+}
+
+/** How deep parentheses and `!` may nest in a rule; deeper is an error, not a stack overflow. */
+export const MAX_RULE_DEPTH = 64;
+
+/** A parsed rule. `and` and `or` hold every operand of a chain, so a long chain nests nothing. */
 export type Rule =
-  | { op: "and" | "or"; left: Rule; right: Rule }
+  | { op: "and" | "or"; rules: Rule[] }
   | { op: "not"; rule: Rule }
   | { op: "HostSNI"; names: string[] }
-  | { op: "HostSNIRegexp"; patterns: RegExp[] }
+  | { op: "HostSNIRegexp"; patterns: Pattern[] }
   | { op: "ALPN"; protocols: string[] }
   | { op: "ClientIP"; ranges: Cidr[] };
 
@@ -87,31 +108,42 @@ export function parseRule(rule: string): Rule {
     pos++;
     return t;
   };
+  let depth = 0;
+  /** One level deeper, at the `(` or `!` being read. */
+  const deeper = () => {
+    if (++depth > MAX_RULE_DEPTH) {
+      throw new RuleError(rule, peek().at, `nested more than ${MAX_RULE_DEPTH} deep`);
+    }
+    pos++;
+  };
   const or = (): Rule => {
-    let left = and();
+    const rules = [and()];
     while (peek().kind === "||") {
       pos++;
-      left = { op: "or", left, right: and() };
+      rules.push(and());
     }
-    return left;
+    return rules.length === 1 ? rules[0] : { op: "or", rules };
   };
   const and = (): Rule => {
-    let left = unary();
+    const rules = [unary()];
     while (peek().kind === "&&") {
       pos++;
-      left = { op: "and", left, right: unary() };
+      rules.push(unary());
     }
-    return left;
+    return rules.length === 1 ? rules[0] : { op: "and", rules };
   };
   const unary = (): Rule => {
     if (peek().kind === "!") {
-      pos++;
-      return { op: "not", rule: unary() };
+      deeper();
+      const inner: Rule = { op: "not", rule: unary() };
+      depth--;
+      return inner;
     }
     if (peek().kind === "(") {
-      pos++;
+      deeper();
       const inner = or();
       expect(")", '")"');
+      depth--;
       return inner;
     }
     return matcher();
@@ -168,7 +200,7 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
         op: "HostSNIRegexp",
         patterns: args.map((a) => {
           try {
-            return new RegExp(a.text);
+            return compilePattern(a.text);
           } catch (e) {
             throw new RuleError(rule, a.at, `bad regular expression: ${(e as Error).message}`);
           }
@@ -200,9 +232,9 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
 export function matchRule(rule: Rule, info: MatchInfo): boolean {
   switch (rule.op) {
     case "and":
-      return matchRule(rule.left, info) && matchRule(rule.right, info);
+      return rule.rules.every((r) => matchRule(r, info));
     case "or":
-      return matchRule(rule.left, info) || matchRule(rule.right, info);
+      return rule.rules.some((r) => matchRule(r, info));
     case "not":
       return !matchRule(rule.rule, info);
     case "HostSNI":
@@ -235,7 +267,7 @@ function anyMatcher(rule: Rule, test: (matcher: Matcher) => boolean): boolean {
   switch (rule.op) {
     case "and":
     case "or":
-      return anyMatcher(rule.left, test) || anyMatcher(rule.right, test);
+      return rule.rules.some((r) => anyMatcher(r, test));
     case "not":
       return anyMatcher(rule.rule, test);
     default:
@@ -262,9 +294,13 @@ export function literalHosts(rule: Rule): string[] | undefined {
     return rule.names;
   }
   if (rule.op === "or") {
-    const l = literalHosts(rule.left);
-    const r = literalHosts(rule.right);
-    return l && r ? [...l, ...r] : undefined;
+    const all: string[] = [];
+    for (const r of rule.rules) {
+      const hosts = literalHosts(r);
+      if (!hosts) return undefined;
+      all.push(...hosts);
+    }
+    return all;
   }
   return undefined;
 }

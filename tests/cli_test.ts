@@ -36,6 +36,14 @@ for (
       /--dial-timeout: invalid duration/,
     ],
     [["tcp", ":8080", "127.0.0.1:80", "--log-level", "loud"], /--log-level must be one of/],
+    [
+      ["tcp", ":8080", "127.0.0.1:80", "--health-interval", "1ns"],
+      /--health-interval must be from 10ms to 24h/,
+    ],
+    [
+      ["tcp", ":8080", "127.0.0.1:80", "--drain-timeout", "600h"],
+      /--drain-timeout must be from 0ms to 24h/,
+    ],
     [["udp", ":5353"], /udp needs LISTEN and at least one TARGET/],
     [["tcp", ":8080", "127.0.0.1:80", "--proxy-protocol", "3"], /--proxy-protocol must be 1 or 2/],
     [

@@ -144,7 +144,7 @@ BAD.push(
     'l4p.yaml:13:19: tcp.services.app.loadBalancer.strategy: expected one of "wrr", "p2c", "leastConn", "hrw", got string "leastconn"; did you mean "leastConn"?',
   ]],
   ["a non-positive health check interval", balanced("        healthCheck: { interval: 0s }\n"), [
-    "l4p.yaml:13:34: tcp.services.app.loadBalancer.healthCheck.interval: must be above zero",
+    "l4p.yaml:13:34: tcp.services.app.loadBalancer.healthCheck.interval: must be from 10ms to 24h",
   ]],
   ["a threshold below 1", balanced("        healthCheck: { interval: 1s, failsThreshold: 0 }\n"), [
     "l4p.yaml:13:54: tcp.services.app.loadBalancer.healthCheck.failsThreshold: must be at least 1",
@@ -179,7 +179,7 @@ BAD.push(
     "a negative connRateLimit period",
     guarded("      connRateLimit: { average: 5, period: -1s }\n"),
     [
-      "l4p.yaml:18:44: tcp.middlewares.guard.connRateLimit.period: must be above zero",
+      "l4p.yaml:18:44: tcp.middlewares.guard.connRateLimit.period: must be from 1ms to 24h",
     ],
   ],
   ["an unknown middleware kind", guarded("      ipAlowList: { sourceRange: [10.0.0.0/8] }\n"), [
@@ -441,4 +441,40 @@ test("a reload's check pauses between its steps, gives what parseConfig gives, a
     parseConfigInSteps(bad, "f.yaml", {}, [], () => Promise.resolve()),
     (e: unknown) => e instanceof ConfigError && /has no port/.test(e.message),
   );
+});
+
+test("durations have ranges that fit a timer; check names the range, negatives only where they mean something", () => {
+  const withEntryPoint = (extra: string) =>
+    VALID.replace('    address: "127.0.0.1:8080"\n', `    address: "127.0.0.1:8080"\n${extra}`);
+  const refused: [string, string][] = [
+    [withEntryPoint("    helloTimeout: 600h\n"), "helloTimeout: must be from 1ms to 10m"],
+    [withEntryPoint("    helloTimeout: -1s\n"), "helloTimeout: must be from 1ms to 10m"],
+    [withEntryPoint("    udp: { timeout: 30d }\n"), "invalid duration"],
+    [withEntryPoint("    udp: { timeout: 25h }\n"), "udp.timeout: must be from 1ms to 24h"],
+    [balanced("        healthCheck: { interval: 1ns }\n"), "interval: must be from 10ms to 24h"],
+    [
+      balanced("        healthCheck: { interval: 1s, timeout: 2h }\n"),
+      "timeout: must be from 1ms to 1h",
+    ],
+    [
+      balanced("        terminationDelay: 100000000\n"),
+      "must be from 0ms to 24h, or negative for never (in milliseconds)",
+    ],
+  ];
+  for (const [text, message] of refused) {
+    assert.throws(() => parseConfig(text, "l4p.yaml"), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.ok(e.message.includes(message), `${message} in ${e.message}`);
+      return true;
+    });
+  }
+  // traefik's negative terminationDelay (wait for ever) and dialKeepAlive (off) stay.
+  const { config } = parseConfig(
+    balanced("        terminationDelay: -1\n") +
+      "  serversTransports:\n    t: { terminationDelay: -1s, dialKeepAlive: -1s }\n",
+    "l4p.yaml",
+  );
+  assert.equal(config.tcp.services.app.loadBalancer!.terminationDelay, -1);
+  assert.equal(config.tcp.serversTransports.t.terminationDelay, -1000);
+  assert.equal(config.tcp.serversTransports.t.dialKeepAlive, -1);
 });

@@ -17,7 +17,12 @@ import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
 import { STRATEGIES } from "../balancer/strategy.ts";
 import { toHex } from "../health/probe.ts";
-import { parseDuration } from "../config/duration.ts";
+import {
+  DURATION_RANGES,
+  type DurationRange,
+  outOfRange,
+  parseDuration,
+} from "../config/duration.ts";
 import { startDemo } from "../demo/demo.ts";
 import { LOG_LEVELS, Logger } from "../log/logger.ts";
 import { loadRuntime, type Runtime } from "../runtime/mod.ts";
@@ -397,8 +402,16 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const config = adHocTcpConfig({
           listen: rest[0],
           targets: rest.slice(1),
-          dialTimeout: duration("--dial-timeout", values["dial-timeout"]),
-          terminationDelay: duration("--termination-delay", values["termination-delay"]),
+          dialTimeout: duration(
+            "--dial-timeout",
+            values["dial-timeout"],
+            DURATION_RANGES.dialTimeout,
+          ),
+          terminationDelay: duration(
+            "--termination-delay",
+            values["termination-delay"],
+            DURATION_RANGES.terminationDelay,
+          ),
           reusePort: values["reuse-port"],
           proxyProtocol: ppVersion(values["proxy-protocol"]),
           acceptProxy: values["accept-proxy"],
@@ -414,7 +427,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const config = adHocUdpConfig({
           listen: rest[0],
           targets: rest.slice(1),
-          timeout: duration("--timeout", values.timeout),
+          timeout: duration("--timeout", values.timeout, DURATION_RANGES.udpTimeout),
           maxSessions: count("--max-sessions", values["max-sessions"]),
           strategy: oneOf("--strategy", values.strategy, ["wrr", "hrw"] as const),
           healthCheck: healthFlags(values, "udp"),
@@ -528,22 +541,38 @@ function common(runtime: Runtime, values: Values, logger: Logger, config: Config
     version: VERSION,
     metrics: worker > 0 ? undefined : metrics,
     accessLog: values["access-log"] ? { format: "json" as const } : undefined,
-    drainTimeout: duration("--drain-timeout", values["drain-timeout"]) ?? DEFAULT_DRAIN_TIMEOUT,
+    drainTimeout:
+      duration("--drain-timeout", values["drain-timeout"], DURATION_RANGES.drainTimeout) ??
+        DEFAULT_DRAIN_TIMEOUT,
     maxConnections: count("--max-connections", values["max-connections"]),
   };
 }
 
-function duration(flag: string, value: string | undefined): number | undefined {
+function duration(
+  flag: string,
+  value: string | undefined,
+  range: DurationRange,
+): number | undefined {
   if (value === undefined) return undefined;
   const ms = parseDuration(value);
   if (typeof ms === "string") throw new UsageError(`${flag}: ${ms}`);
+  const wrong = outOfRange(ms, range);
+  if (wrong) throw new UsageError(`${flag} ${wrong}`);
   return ms;
 }
 
 /** The `--health-*` flags as a health check (traefik's defaults for the rest). */
 function healthFlags(values: Values, protocol: "tcp" | "udp"): HealthCheckConfig | undefined {
-  const interval = duration("--health-interval", values["health-interval"]);
-  const timeout = duration("--health-timeout", values["health-timeout"]);
+  const interval = duration(
+    "--health-interval",
+    values["health-interval"],
+    DURATION_RANGES.healthInterval,
+  );
+  const timeout = duration(
+    "--health-timeout",
+    values["health-timeout"],
+    DURATION_RANGES.healthTimeout,
+  );
   const send = values["health-send"];
   const expect = values["health-expect"];
   if (interval === undefined) {
@@ -553,11 +582,6 @@ function healthFlags(values: Values, protocol: "tcp" | "udp"): HealthCheckConfig
       );
     }
     return undefined;
-  }
-  for (
-    const [flag, ms] of [["--health-interval", interval], ["--health-timeout", timeout]] as const
-  ) {
-    if (ms !== undefined && ms <= 0) throw new UsageError(`${flag} must be above zero`);
   }
   if (protocol === "udp" && send === undefined) {
     throw new UsageError("a UDP health check sends a datagram: give --health-send");

@@ -45,3 +45,44 @@ export function formatDuration(ms: number): string {
   if (ms !== 0 && ms % 1000 === 0) return `${ms / 1000}s`;
   return `${ms}ms`;
 }
+
+/** The longest delay a runtime timer holds (2^31 − 1 ms, about 24.8 days); longer fires at once. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+const HOUR = 3_600_000;
+
+/**
+ * The range a duration may take, in ms: `min` to `max`, and, where `negative` says so, any
+ * negative value, which stands for "never" or "off" (traefik's convention).
+ */
+export interface DurationRange {
+  min: number;
+  max: number;
+  negative?: "never" | "off";
+}
+
+/** The range of each duration l4p reads, by the key's name. Every `max` fits in a timer. */
+export const DURATION_RANGES = {
+  keepAlive: { min: 0, max: 2 * HOUR },
+  helloTimeout: { min: 1, max: 10 * 60_000 },
+  udpTimeout: { min: 1, max: 24 * HOUR },
+  headerTimeout: { min: 1, max: 10 * 60_000 },
+  healthInterval: { min: 10, max: 24 * HOUR },
+  healthTimeout: { min: 1, max: HOUR },
+  failureWindow: { min: 10, max: 24 * HOUR },
+  dialTimeout: { min: 1, max: HOUR },
+  terminationDelay: { min: 0, max: 24 * HOUR, negative: "never" },
+  dialKeepAlive: { min: 0, max: 2 * HOUR, negative: "off" },
+  ratePeriod: { min: 1, max: 24 * HOUR },
+  drainTimeout: { min: 0, max: 24 * HOUR },
+} as const satisfies Record<string, DurationRange>;
+
+/** Why `ms` is outside `range`, or undefined when it is inside. */
+export function outOfRange(ms: number, range: DurationRange): string | undefined {
+  if (ms < 0 && range.negative) return undefined;
+  if (ms >= range.min && ms <= range.max && Number.isFinite(ms)) return undefined;
+  const span = `${formatDuration(range.min)} to ${formatDuration(range.max)}`;
+  return range.negative
+    ? `must be from ${span}, or negative for ${range.negative}`
+    : `must be from ${span}`;
+}

@@ -7,7 +7,7 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { parseCidr } from "../net/ip.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
-import { parseDuration } from "./duration.ts";
+import { DURATION_RANGES, type DurationRange, outOfRange, parseDuration } from "./duration.ts";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
 import { STRATEGIES } from "../balancer/strategy.ts";
 
@@ -78,12 +78,18 @@ const cidr = z.string().superRefine((value, ctx) => {
   examples: ["127.0.0.1/32", "10.0.0.0/8", "::1"],
 });
 
-/** A duration that must be above zero. */
-const positiveDuration = duration.refine((ms) => ms > 0, { message: "must be above zero" });
+/** A duration within the range l4p gives that key (every one fits in a timer). */
+function durationIn(range: DurationRange) {
+  return duration.superRefine((ms, ctx) => {
+    const wrong = outOfRange(ms, range);
+    if (wrong) ctx.addIssue({ code: "custom", message: wrong });
+  });
+}
+const R = DURATION_RANGES;
 
 const entryPoint = z.strictObject({
   address: entryPointAddress,
-  keepAlive: duration.optional().meta({
+  keepAlive: durationIn(R.keepAlive).optional().meta({
     description:
       "l4p's own: TCP keep-alive idle time on client connections; default off; zero means 15s",
   }),
@@ -94,12 +100,12 @@ const entryPoint = z.strictObject({
   reusePort: z.boolean().optional().meta({
     description: "SO_REUSEPORT, so several l4p processes can share the port",
   }),
-  helloTimeout: duration.optional().meta({
+  helloTimeout: durationIn(R.helloTimeout).optional().meta({
     description:
       "l4p's own: how long a client may take to send its TLS ClientHello when a router needs SNI or ALPN; default 5s",
   }),
   udp: z.strictObject({
-    timeout: duration.optional().meta({
+    timeout: durationIn(R.udpTimeout).optional().meta({
       description: "idle time before a UDP session ends; default 3s",
     }),
     maxSessions: z.number().int().min(1).optional().meta({
@@ -113,7 +119,7 @@ const entryPoint = z.strictObject({
         "sources whose PROXY headers are believed; from others a header closes the connection",
     }),
     insecure: z.boolean().optional().meta({ description: "believe PROXY headers from everyone" }),
-    headerTimeout: duration.optional().meta({
+    headerTimeout: durationIn(R.headerTimeout).optional().meta({
       description: "l4p's own: how long a trusted source may take to send its header; default 5s",
     }),
   }).optional(),
@@ -252,11 +258,13 @@ const threshold = z.number().int().min(1, { message: "must be at least 1" });
 
 /** Fields of a health check, TCP and UDP alike (traefik v3's TCP names; `sendHex` l4p's). */
 const healthCheckFields = {
-  interval: positiveDuration.meta({ description: "between checks of a server" }),
-  unhealthyInterval: positiveDuration.optional().meta({
+  interval: durationIn(R.healthInterval).meta({ description: "between checks of a server" }),
+  unhealthyInterval: durationIn(R.healthInterval).optional().meta({
     description: "between checks of a server that is down; default: interval",
   }),
-  timeout: positiveDuration.optional().meta({ description: "for one check; default 5s" }),
+  timeout: durationIn(R.healthTimeout).optional().meta({
+    description: "for one check; default 5s",
+  }),
   send: z.string().min(1).optional().meta({ description: "text to send" }),
   sendHex: hex.optional().meta({ description: "l4p's own: bytes to send, in hex" }),
   expect: z.string().min(1).optional().meta({ description: "text the reply must contain" }),
@@ -303,7 +311,7 @@ const passiveHealthCheck = z.strictObject({
   maxFailedAttempts: threshold.optional().meta({
     description: "dial failures within failureWindow that put a server down; default 1",
   }),
-  failureWindow: positiveDuration.optional().meta({ description: "default 10s" }),
+  failureWindow: durationIn(R.failureWindow).optional().meta({ description: "default 10s" }),
 });
 
 const weighted = z.strictObject({
@@ -321,7 +329,10 @@ const tcpLoadBalancer = z.strictObject({
   healthCheck: tcpHealthCheck.optional(),
   passiveHealthCheck: passiveHealthCheck.optional(),
   serversTransport: z.string().min(1).optional(),
-  terminationDelay: z.number().int().optional().meta({
+  terminationDelay: z.number().int().superRefine((ms, ctx) => {
+    const wrong = outOfRange(ms, R.terminationDelay);
+    if (wrong) ctx.addIssue({ code: "custom", message: `${wrong} (in milliseconds)` });
+  }).optional().meta({
     description: "traefik v2 form: milliseconds; prefer serversTransports.NAME.terminationDelay",
   }),
   proxyProtocol: proxyProtocolVersion.optional().meta({
@@ -358,8 +369,8 @@ const tcpRouter = z.strictObject({
 });
 
 const serversTransport = z.strictObject({
-  dialTimeout: duration.optional().meta({ description: "default 5s" }),
-  terminationDelay: duration.optional().meta({
+  dialTimeout: durationIn(R.dialTimeout).optional().meta({ description: "default 5s" }),
+  terminationDelay: durationIn(R.terminationDelay).optional().meta({
     description:
       "once one direction has ended, close when the other is silent this long; default 100ms; negative: never",
   }),
@@ -367,7 +378,7 @@ const serversTransport = z.strictObject({
     description: "send a PROXY header to the servers",
   }),
   tls: transportTls.optional(),
-  dialKeepAlive: duration.optional().meta({
+  dialKeepAlive: durationIn(R.dialKeepAlive).optional().meta({
     description:
       "TCP keep-alive idle time on backend connections; default (and zero) 15s; negative: off",
   }),
@@ -394,7 +405,7 @@ const tcpMiddleware = z.strictObject({
     average: z.number().min(1, { message: "must be at least 1" }).meta({
       description: "new connections allowed per period, per client IP",
     }),
-    period: positiveDuration.optional().meta({ description: "default 1s" }),
+    period: durationIn(R.ratePeriod).optional().meta({ description: "default 1s" }),
     burst: z.number().int().min(1, { message: "must be at least 1" }).optional().meta({
       description: "most connections let through at once; default 1",
     }),

@@ -2,7 +2,7 @@
  * Test helpers. Peers (echo servers, clients) use `node:net`, which both runtimes implement
  * independently of l4p's own runtime layer, so a bug there cannot hide itself.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import dgram from "node:dgram";
@@ -482,4 +482,29 @@ export async function freePort(): Promise<number> {
     await new Promise<void>((r) => server.close(() => r()));
     return port;
   }
+}
+
+/**
+ * The A records `dig` gets for `name` through 127.0.0.1:`port`, asking up to `tries` times until
+ * one comes: "" when none did. Only address lines count: on a timeout dig prints
+ * ";; communications error …" on stdout, which is no answer (taken for one, it stopped retries
+ * on a busy machine).
+ */
+export async function digA(port: number, name: string, tries = 5): Promise<string> {
+  const dig = which("dig");
+  if (!dig) throw new Error("dig is not installed");
+  for (let i = 0; i < tries; i++) {
+    const out = await new Promise<string>((resolve) =>
+      execFile(
+        dig,
+        ["+short", "+tries=1", "+time=2", "-p", String(port), "@127.0.0.1", name],
+        (_error, stdout) => resolve(String(stdout ?? "")),
+      )
+    );
+    const addresses = out.split("\n").map((l) => l.trim()).filter((l) =>
+      /^\d+\.\d+\.\d+\.\d+$/.test(l)
+    );
+    if (addresses.length > 0) return addresses.join("\n");
+  }
+  return "";
 }

@@ -9,6 +9,7 @@ import { echoServer, freePort, peerOrSkip, runL4p, waitFor } from "./_helpers.ts
 const PEBBLE = peerOrSkip("pebble");
 const CHALLTESTSRV = peerOrSkip("pebble-challtestsrv");
 const OPENSSL = peerOrSkip("openssl");
+const CAPABILITIES = (await loadRuntime()).capabilities;
 const skip = (!PEBBLE || !CHALLTESTSRV || !OPENSSL) &&
   "needs pebble, pebble-challtestsrv and openssl (apt-get install pebble openssl)";
 
@@ -124,13 +125,13 @@ for (const challenge of ["httpChallenge", "tlsChallenge"] as const) {
   test(
     `ACME against pebble (${challenge}): obtained, served, stored 0600, served again after a restart without asking`,
     {
-      skip,
+      // A skip said at definition: Deno reports a t.skip() inside the test as "ok".
+      skip: skip ||
+        (challenge === "tlsChallenge" && !CAPABILITIES.tlsAlpnChallenge &&
+          "this runtime cannot answer TLS-ALPN-01 (README, Known limits)"),
     },
-    async (t) => {
+    async () => {
       const runtime = await loadRuntime();
-      if (challenge === "tlsChallenge" && !runtime.capabilities.tlsAlpnChallenge) {
-        return t.skip("Deno cannot answer TLS-ALPN-01 (README, Known limits)");
-      }
       const dir = mkdtempSync(`${tmpdir()}/l4p-acme-`);
       const backend = await echoServer();
       const [httpPort, tlsPort] = [await freePort(), await freePort()];

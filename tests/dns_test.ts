@@ -1,31 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { test } from "node:test";
-import { promisify } from "node:util";
 import { adHocUdpConfig } from "../src/config/adhoc.ts";
-import { freePort, peerOrSkip, startDnsmasq, startProxy } from "./_helpers.ts";
+import { digA, freePort, peerOrSkip, startDnsmasq, startProxy } from "./_helpers.ts";
 
-const run = promisify(execFile);
 const dnsmasq = peerOrSkip("dnsmasq");
 const dig = peerOrSkip("dig");
 const skip = (!dnsmasq || !dig) &&
   "needs dnsmasq and dig (apt-get install dnsmasq-base bind9-dnsutils)";
-
-/** Asks `name` through `port` with dig, a real DNS client: the A records, or "" on no answer. */
-async function ask(port: number, name: string): Promise<string> {
-  if (!dig) throw new Error("dig is not installed");
-  const { stdout } = await run(dig, [
-    "+short",
-    "+tries=1",
-    "+time=1",
-    "-p",
-    String(port),
-    "@127.0.0.1",
-    name,
-  ])
-    .catch((e) => ({ stdout: String(e.stdout ?? "") }));
-  return stdout.trim();
-}
 
 test("udp: a real DNS server (dnsmasq) behind l4p answers real queries (dig) sent through it", {
   skip,
@@ -41,20 +22,12 @@ test("udp: a real DNS server (dnsmasq) behind l4p answers real queries (dig) sen
   );
   try {
     const via = proxy.port("udp");
-    // dnsmasq takes a moment to bind: ask until it answers, 20 tries of a second at most.
-    let first = "";
-    for (let i = 0; i < 20 && first === ""; i++) first = await ask(via, "l4p.test");
-    assert.equal(first, "127.0.0.7");
+    // dnsmasq takes a moment to bind: ask until it answers.
+    assert.equal(await digA(via, "l4p.test", 20), "127.0.0.7");
     // Many clients (each dig is a new source port: a new session) at once.
     const names = Array.from({ length: 30 }, (_, i) => (i % 2 ? "l4p.test" : "other.test"));
     // UDP may lose a datagram under load; a DNS client asks again, and so does this one.
-    const answers = await Promise.all(names.map(async (n) => {
-      for (let i = 0; i < 3; i++) {
-        const a = await ask(via, n);
-        if (a !== "") return a;
-      }
-      return "";
-    }));
+    const answers = await Promise.all(names.map((n) => digA(via, n)));
     assert.deepEqual(answers, names.map((n) => (n === "l4p.test" ? "127.0.0.7" : "127.0.0.8")));
     const t = proxy.server.tracker;
     const sessions = t.udpEntryPoints.get("udp")!.sessionsCreated;

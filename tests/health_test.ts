@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import type net from "node:net";
 import { test } from "node:test";
-import { promisify } from "node:util";
 import { startAdmin } from "../src/admin/admin.ts";
 import { parseConfig } from "../src/config/load.ts";
 import { renderMetrics } from "../src/metrics/prometheus.ts";
@@ -11,6 +10,7 @@ import {
   blackhole,
   connect,
   deadline,
+  digA,
   freePort,
   type NetServer,
   netServer,
@@ -214,18 +214,6 @@ udp:
     "test.yaml",
   ).config;
   const proxy = await startProxy(config);
-  const dig = async () => {
-    const { stdout } = await promisify(execFile)(DIG as string, [
-      "+short",
-      "+tries=1",
-      "+time=1",
-      "-p",
-      String(proxy.port("dns")),
-      "@127.0.0.1",
-      "test.example",
-    ]).catch((e) => ({ stdout: String(e.stdout ?? "") }));
-    return stdout.trim();
-  };
   try {
     await waitFor(
       () => ports.every((p) => stateOf(proxy, p).lastCheck?.ok === true),
@@ -236,7 +224,9 @@ udp:
     await becomes(proxy, ports[0], false);
     assert.match(stateOf(proxy, ports[0]).reason, /no reply within the timeout/);
     // Each dig is a new source port, so a new session: all go to the resolver that is up.
-    for (let i = 0; i < 6; i++) assert.equal(await dig(), "10.0.0.2");
+    for (let i = 0; i < 6; i++) {
+      assert.equal(await digA(proxy.port("dns"), "test.example"), "10.0.0.2");
+    }
   } finally {
     proxy.close();
     for (const d of dns) d.kill();

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import type net from "node:net";
+import net from "node:net";
 import { test } from "node:test";
 import { startAdmin } from "../src/admin/admin.ts";
 import { parseConfig } from "../src/config/load.ts";
@@ -475,5 +475,50 @@ test("a reload keeps the state of servers that stay; a server added starts up", 
     proxy.close();
     await good.close();
     await extra.close();
+  }
+});
+
+test("a reload that fails to apply leaves health in force: weighted failover and weights unchanged", async () => {
+  const [a, b] = [await named("A"), await named("B")];
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
+  const busy = (taken.address() as net.AddressInfo).port;
+  const config = (weightA: number, extraEntryPoint = "") =>
+    parseConfig(
+      `entryPoints:
+  web: { address: "127.0.0.1:0" }
+${extraEntryPoint}tcp:
+  routers:
+    r: { rule: "HostSNI(\`*\`)", service: both }
+  services:
+    both: { weighted: { services: [{ name: first, weight: 1 }, { name: second, weight: 1 }] } }
+    first:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:${a.port}", weight: ${weightA} }]
+        healthCheck: { interval: 100ms, timeout: 500ms }
+    second:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:${b.port}" }]
+        healthCheck: { interval: 100ms, timeout: 500ms }
+`,
+      "test.yaml",
+    ).config;
+  const proxy = await startProxy(config(1));
+  try {
+    await waitFor(() => stateOf(proxy, a.port)?.lastCheck?.ok === true, 10_000, "A checked");
+    // The same services, A's weight changed, and an entrypoint whose port is taken: refused.
+    await assert.rejects(
+      proxy.server.apply(config(5, `  taken: { address: "127.0.0.1:${busy}" }\n`)),
+      /already in use|EADDRINUSE/,
+    );
+    assert.equal(stateOf(proxy, a.port).weight, 1, "the refused reload's weight is not in force");
+    // A goes down: the graph in force hears it, so the weighted service sends everyone to B.
+    await a.close();
+    await becomes(proxy, a.port, false);
+    for (let i = 0; i < 6; i++) assert.equal(await ask(proxy.port("web")), "B");
+  } finally {
+    proxy.close();
+    taken.close();
+    await b.close();
   }
 });

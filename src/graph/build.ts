@@ -48,6 +48,11 @@ export interface Graph {
   checkers: HealthChecker[];
   /** Every server of every load balancer, with its health (status API, metrics). */
   servers: ServerState[];
+  /**
+   * Puts the graph's changes to state it shares with the graph in force (server weights, states,
+   * whose service hears them) into effect: called by apply once it commits, and only then.
+   */
+  commit(): void;
 }
 
 /**
@@ -92,16 +97,26 @@ export interface BuildOptions {
 interface Building extends BuildOptions {
   checkers: HealthChecker[];
   servers: ServerState[];
+  /** Changes to shared state, made only when the graph is put in force. */
+  onCommit: (() => void)[];
 }
 
-/** Builds every router, middleware and service of `config`. */
+/**
+ * Builds every router, middleware and service of `config`. Pure: state shared with the graph in
+ * force (kept server states) is read, and changed only by the returned graph's `commit`.
+ */
 export function buildGraph(config: Config, options: BuildOptions): Graph {
-  const b: Building = { ...options, checkers: [], servers: [] };
+  const b: Building = { ...options, checkers: [], servers: [], onCommit: [] };
+  const tcp = buildTcp(config, b);
+  const udp = buildUdp(config, b);
   return {
-    tcp: buildTcp(config, b),
-    udp: buildUdp(config, b),
+    tcp,
+    udp,
     checkers: b.checkers,
     servers: b.servers,
+    commit: () => {
+      for (const change of b.onCommit) change();
+    },
   };
 }
 
@@ -125,10 +140,11 @@ function healthOf(
       `${protocol} ${name} ${label}${s.tls ? " tls" : ""} ${n}`,
       () => new ServerState(protocol, name, s.address, label, s.weight, s.tls ?? false),
     );
-    state.weight = s.weight;
+    if (state.weight !== s.weight) b.onCommit.push(() => state.weight = s.weight);
     return state;
   });
   const health = new ServiceHealth(name, states, b.logger, passive, lb.healthCheck !== undefined);
+  b.onCommit.push(() => health.attach());
   if (lb.healthCheck) {
     b.checkers.push(
       new HealthChecker(
@@ -141,7 +157,9 @@ function healthOf(
     );
   } else {
     // Checks removed by a reload: nothing would bring a server they put down back up.
-    for (const s of states) if (!s.up && !s.ejectedPassively) s.setUp(true, "no health check");
+    b.onCommit.push(() => {
+      for (const s of states) if (!s.up && !s.ejectedPassively) s.setUp(true, "no health check");
+    });
   }
   b.servers.push(...states);
   return { states, health };

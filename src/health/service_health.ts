@@ -28,8 +28,20 @@ export class ServiceHealth implements HealthSource {
     /** Whether active checks bring servers back (else passive ejection ends with its window). */
     readonly activeChecks: boolean,
   ) {
-    for (const s of servers) s.onChange = (server, reason) => this.#changed(server, reason);
     this.#upCount = servers.filter((s) => s.up).length;
+  }
+
+  /**
+   * Takes over its servers' change callbacks (each server tells one service: the newest). Done
+   * when the graph it belongs to is put in force, never while building one: a graph that fails
+   * to apply must leave the running one hearing its servers.
+   */
+  attach(): void {
+    for (const s of this.servers) s.onChange = (server, reason) => this.#changed(server, reason);
+    const wasUp = this.up;
+    this.#upCount = this.servers.filter((s) => s.up).length;
+    // The servers may have changed since this was built: parents hear of it now.
+    if (wasUp !== this.up) { for (const listener of this.#listeners) listener(); }
   }
 
   get up(): boolean {

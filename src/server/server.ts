@@ -141,6 +141,7 @@ export class L4pServer {
       throw error;
     }
     this.#kept.commit();
+    graph.commit();
     // Checks move to the new graph; servers kept from the old one keep their state.
     for (const c of this.#checkers) c.stop();
     this.#checkers = graph.checkers;

@@ -131,7 +131,6 @@ for (const challenge of ["httpChallenge", "tlsChallenge"] as const) {
           "this runtime cannot answer TLS-ALPN-01 (README, Known limits)"),
     },
     async () => {
-      const runtime = await loadRuntime();
       const dir = mkdtempSync(`${tmpdir()}/l4p-acme-`);
       const backend = await echoServer();
       const [httpPort, tlsPort] = [await freePort(), await freePort()];

@@ -591,3 +591,45 @@ test("the README's TLS example passes l4p check with its certificate files in pl
     rmSync(fx.dir, { recursive: true, force: true });
   }
 });
+
+test("TLS defaults: TLS 1.2 offers ECDHE with AEAD only, TLS 1.3 its suites, on both runtimes", {
+  skip,
+}, async () => {
+  const fx = makeTlsFixtures(["a.example"]);
+  const backend = await echoServer();
+  const proxy = await startProxy(
+    parseConfig(
+      `entryPoints:
+  websecure: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    all: { rule: "HostSNI(\`*\`)", service: echo, tls: {} }
+  services:
+    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${backend.port}" }] } }
+tls:
+  certificates: [{ certFile: a.example.pem, keyFile: a.example.key }]
+`,
+      `${fx.dir}/l4p.yaml`,
+    ).config,
+  );
+  try {
+    const port = proxy.port("websecure");
+    const cipherOf = (out: string) => out.match(/Cipher is (\S+)/)?.[1] ?? "(NONE)";
+    for (const cbc of ["ECDHE-ECDSA-AES256-SHA", "ECDHE-ECDSA-AES128-SHA"]) {
+      const out = await sClient(port, "a.example", ["-tls1_2", "-cipher", cbc]);
+      assert.equal(cipherOf(out), "(NONE)", `${cbc} was accepted:\n${out}`);
+    }
+    const gcm = await sClient(port, "a.example", [
+      "-tls1_2",
+      "-cipher",
+      "ECDHE-ECDSA-AES128-GCM-SHA256",
+    ]);
+    assert.equal(cipherOf(gcm), "ECDHE-ECDSA-AES128-GCM-SHA256", gcm);
+    const v13 = await sClient(port, "a.example", ["-tls1_3"]);
+    assert.match(cipherOf(v13), /^TLS_(AES|CHACHA20)/, v13);
+  } finally {
+    proxy.close();
+    await backend.close();
+    rmSync(fx.dir, { recursive: true, force: true });
+  }
+});

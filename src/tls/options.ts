@@ -28,3 +28,20 @@ export const CIPHER_SUITES: Record<string, string> = {
   TLS_AES_256_GCM_SHA384: "TLS_AES_256_GCM_SHA384",
   TLS_CHACHA20_POLY1305_SHA256: "TLS_CHACHA20_POLY1305_SHA256",
 };
+
+/**
+ * The suites offered when a TLS option names none: ECDHE with an AEAD cipher for TLS 1.2 (the
+ * secure default traefik documents; Bun's own default also offered CBC-SHA1 suites), and every
+ * TLS 1.3 suite. OpenSSL names, as `node:tls` takes them.
+ */
+export const DEFAULT_CIPHERS = [
+  "TLS_AES_128_GCM_SHA256",
+  "TLS_AES_256_GCM_SHA384",
+  "TLS_CHACHA20_POLY1305_SHA256",
+  "ECDHE-ECDSA-AES128-GCM-SHA256",
+  "ECDHE-RSA-AES128-GCM-SHA256",
+  "ECDHE-ECDSA-AES256-GCM-SHA384",
+  "ECDHE-RSA-AES256-GCM-SHA384",
+  "ECDHE-ECDSA-CHACHA20-POLY1305",
+  "ECDHE-RSA-CHACHA20-POLY1305",
+].join(":");

@@ -15,7 +15,7 @@ import {
   ClientCaPool,
   verifyClientChain,
 } from "./client_auth.ts";
-import { CIPHER_SUITES, TLS_VERSION_NAMES } from "./options.ts";
+import { CIPHER_SUITES, DEFAULT_CIPHERS, TLS_VERSION_NAMES } from "./options.ts";
 
 /** A fatal TLS alert, unrecognized_name (112): no certificate for the name the client asked. */
 const UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70]);
@@ -131,7 +131,7 @@ export class TlsTermination implements TcpHandler {
         key: cert.key,
         minVersion: TLS_VERSION_NAMES[o.minVersion],
         maxVersion: o.maxVersion && TLS_VERSION_NAMES[o.maxVersion],
-        ciphers: o.cipherSuites?.map((s) => CIPHER_SUITES[s]).join(":"),
+        ciphers: o.cipherSuites?.map((s) => CIPHER_SUITES[s]).join(":") ?? DEFAULT_CIPHERS,
         ca: o.clientAuth.cas.length ? o.clientAuth.cas : undefined,
       });
       this.#contexts.set(cert, c);

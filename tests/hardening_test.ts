@@ -332,6 +332,15 @@ tcp:
     const t2 = timers(off.port("web"), c2);
     assert.doesNotMatch(t2.accepted, /keepalive/, "keepAlive: -1s switches it off");
     assert.ok(!t2.dialled.some((l) => /keepalive/.test(l)), "dialKeepAlive: -1s switches it off");
+
+    // A reload that switches it on keeps the listening socket and applies to what it accepts.
+    const port = off.port("web");
+    await off.server.apply(on);
+    assert.equal(off.port("web"), port);
+    const c3 = await connectFrom(port, "127.0.0.1");
+    clients.push(c3);
+    assert.equal(await served(c3), true);
+    assert.match(timers(port, c3).accepted, /timer:\(keepalive/, "keep-alive after the reload");
   } finally {
     for (const c of clients) c.destroy();
     proxy.close();

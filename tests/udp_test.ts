@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { adHocUdpConfig } from "../src/config/adhoc.ts";
 import { parseConfig } from "../src/config/load.ts";
-import { pattern, startProxy, udpPeer, waitFor } from "./_helpers.ts";
+import { freePort, pattern, startProxy, udpPeer, waitFor } from "./_helpers.ts";
 
 /** A UDP echo backend that prefixes each answer with its name. */
 function echoBackend(name = "") {
@@ -229,5 +229,101 @@ udp:
     proxy.close();
     a.close();
     b.close();
+  }
+});
+
+/** A UDP entrypoint `u` on `port` to `servers`, with `udp` settings and a health check. */
+function udpConfig(port: number, servers: number[], udp: string, health = "") {
+  return parseConfig(
+    `entryPoints:
+  u: { address: "127.0.0.1:${port}/udp", udp: { ${udp} } }
+udp:
+  routers:
+    r: { entryPoints: [u], service: s }
+  services:
+    s:
+      loadBalancer:
+        servers: [${servers.map((p) => `{ address: "127.0.0.1:${p}" }`).join(", ")}]
+${health ? `        healthCheck: { ${health} }\n` : ""}`,
+    "udp.yaml",
+  ).config;
+}
+
+test("udp: a reload that changes timeout and maxSessions applies them to the live socket", async () => {
+  const backend = await echoBackend("B:");
+  const port = await freePort();
+  const proxy = await startProxy(udpConfig(port, [backend.port], "timeout: 10s, maxSessions: 100"));
+  const clients = await Promise.all(Array.from({ length: 5 }, () => udpPeer()));
+  try {
+    for (const c of clients) {
+      await c.send("hi", port);
+      assert.equal((await c.next()).data.toString(), "B:hi");
+    }
+    assert.equal(proxy.server.udpSessions("u"), 5);
+    // Same address, new settings: the socket stays (no "address in use"), the bound shrinks.
+    await proxy.server.apply(udpConfig(port, [backend.port], "timeout: 300ms, maxSessions: 2"));
+    assert.equal(proxy.port("u"), port);
+    assert.equal(proxy.server.udpSessions("u"), 2, "the least recently used over the bound end");
+    // The sessions left are still served, and the new timeout ends them.
+    await clients[4].send("again", port);
+    assert.equal((await clients[4].next()).data.toString(), "B:again");
+    await waitFor(() => proxy.server.udpSessions("u") === 0, 10_000, "sessions expire at 300ms");
+  } finally {
+    for (const c of clients) c.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: a session whose server health checks put down moves to a server that is up", async () => {
+  const [a, b] = [await echoBackend("A:"), await echoBackend("B:")];
+  // A health check answered with the check itself: "ping" → "A:ping".
+  const proxy = await startProxy(
+    udpConfig(0, [a.port, b.port], "timeout: 30s", 'interval: 100ms, timeout: 300ms, send: "ping"'),
+  );
+  const clients = await Promise.all(Array.from({ length: 4 }, () => udpPeer()));
+  try {
+    const port = proxy.port("u");
+    const answers = [];
+    for (const c of clients) {
+      await c.send("x", port);
+      answers.push((await c.next()).data.toString());
+    }
+    assert.ok(answers.includes("A:x"), `some session on A: ${answers}`);
+    a.close();
+    await waitFor(
+      () => proxy.server.servers.find((s) => s.address.port === a.port)?.up === false,
+      10_000,
+      "A down",
+    );
+    // Every client, those placed on A included, is answered by B from its next datagram on.
+    for (const c of clients) {
+      await c.send("y", port);
+      assert.equal((await c.next()).data.toString(), "B:y");
+    }
+  } finally {
+    for (const c of clients) c.close();
+    proxy.close();
+    b.close();
+  }
+});
+
+test("udp: a full session table logs its evictions once a second, not once each", async () => {
+  const backend = await echoBackend();
+  const proxy = await startProxy(udpConfig(0, [backend.port], "maxSessions: 2"));
+  const clients = await Promise.all(Array.from({ length: 30 }, () => udpPeer()));
+  try {
+    const port = proxy.port("u");
+    for (const c of clients) {
+      await c.send("z", port);
+      await c.next();
+    }
+    assert.equal(proxy.server.tracker.udpEntryPoints.get("u")!.sessionsEvicted, 28);
+    const lines = proxy.lines.filter((l) => /session table full/.test(l));
+    assert.ok(lines.length >= 1 && lines.length <= 2, lines.join(""));
+  } finally {
+    for (const c of clients) c.close();
+    proxy.close();
+    backend.close();
   }
 });

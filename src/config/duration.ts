@@ -63,7 +63,7 @@ export interface DurationRange {
 
 /** The range of each duration l4p reads, by the key's name. Every `max` fits in a timer. */
 export const DURATION_RANGES = {
-  keepAlive: { min: 0, max: 2 * HOUR },
+  keepAlive: { min: 0, max: 2 * HOUR, negative: "off" },
   helloTimeout: { min: 1, max: 10 * 60_000 },
   udpTimeout: { min: 1, max: 24 * HOUR },
   headerTimeout: { min: 1, max: 10 * 60_000 },

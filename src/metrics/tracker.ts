@@ -297,7 +297,10 @@ export class TrafficTracker {
   }
 
   /** Records the end of a UDP session; call once. */
-  closeSession(record: UdpSessionRecord, reason: "expired" | "evicted" | "closed"): void {
+  closeSession(
+    record: UdpSessionRecord,
+    reason: "expired" | "evicted" | "closed" | "server down",
+  ): void {
     if (!this.udpLive.delete(record)) return;
     for (const t of this.#udpTotals(record)) {
       if (reason === "expired") t.sessionsExpired++;

@@ -271,7 +271,6 @@ class BunTcpListener implements TcpListener {
   #listener: Bun.TCPSocketListener<BunTcpConn>;
 
   constructor(options: ListenOptions, onConn: (conn: TcpConn) => void) {
-    const keepAlive = options.keepAlive ?? 0;
     try {
       this.#listener = Bun.listen<BunTcpConn>({
         hostname: options.hostname,
@@ -285,7 +284,6 @@ class BunTcpListener implements TcpListener {
             const conn = new BunTcpConn();
             socket.data = conn;
             conn.attach(socket);
-            if (keepAlive > 0) socket.setKeepAlive(true, keepAlive);
             onConn(conn);
           },
         },

@@ -263,10 +263,7 @@ class DenoTcpListener implements TcpListener {
   /** Ends once the pending accept has been cancelled, and with it the socket closed. */
   #loop: Promise<void>;
 
-  readonly #keepAlive: boolean;
-
   constructor(options: ListenOptions, onConn: (conn: TcpConn) => void) {
-    this.#keepAlive = (options.keepAlive ?? 0) > 0;
     try {
       this.#listener = Deno.listen({
         hostname: options.hostname,
@@ -297,7 +294,6 @@ class DenoTcpListener implements TcpListener {
         continue;
       }
       conn.setNoDelay(true);
-      if (this.#keepAlive) conn.setKeepAlive(true);
       onConn(new DenoTcpConn(conn));
     }
   }

@@ -118,8 +118,6 @@ export interface ListenOptions {
   reusePort?: boolean;
   /** Told of a failed accept (say, out of file descriptors); the listener keeps accepting. */
   onAcceptError?: (error: Error) => void;
-  /** TCP keep-alive on accepted connections: idle time before probes, in ms; absent or ≤ 0: off. */
-  keepAlive?: number;
 }
 
 /** A listening TCP socket. */

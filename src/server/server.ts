@@ -162,6 +162,7 @@ export class L4pServer {
         this.#tcp.set(name, ep);
       } else {
         ep.route = udpRoutes.get(name);
+        ep.configure(epc.udp);
         this.#udp.set(name, ep);
       }
     }
@@ -270,7 +271,11 @@ export class L4pServer {
 }
 
 /** What must stay the same for an entrypoint to keep its listening socket across a reload. */
+/**
+ * What makes a listening socket: entrypoints alike in these share it across a reload, which
+ * applies their other settings (keep-alive, UDP timeout and session bound, …) to it in place.
+ */
 function listenKey(ep: EntryPointConfig): string {
-  const { protocol, address, reusePort, udp, keepAlive } = ep;
-  return JSON.stringify([protocol, address.hostname, address.port, reusePort, udp, keepAlive]);
+  const { protocol, address, reusePort } = ep;
+  return JSON.stringify([protocol, address.hostname, address.port, reusePort]);
 }

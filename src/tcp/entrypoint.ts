@@ -55,7 +55,6 @@ export class TcpEntryPoint {
       hostname: this.address.hostname,
       port: this.address.port,
       reusePort: this.options.reusePort,
-      keepAlive: this.options.keepAlive,
       onAcceptError: (error) => {
         const code = errorText(error);
         env.logger.repeated("error", `accept ${this.name} ${code}`, "accept failed", {
@@ -67,8 +66,10 @@ export class TcpEntryPoint {
         });
       },
     }, (conn) => {
-      const max = this.options.maxConnections;
+      const { maxConnections: max, keepAlive } = this.options;
       if (max !== undefined && env.tracker.openOn(this.name) >= max) return this.#overLimit(conn);
+      // Read per connection: a reload changes the options in place, keeping the socket.
+      if (keepAlive !== undefined && keepAlive > 0) conn.keepAlive?.(keepAlive);
       const ctx = new TcpContext(conn, this.name, env);
       // Guarded: the fields would be built for every connection even with debug off.
       if (env.logger.enabled("debug")) {

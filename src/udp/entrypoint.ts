@@ -41,12 +41,18 @@ interface Session {
   closed: boolean;
 }
 
+/** How often idle expiry looks, for a session timeout of `timeout` ms. */
+function tickOf(timeout: number): number {
+  return Math.max(10, Math.floor(timeout / TICKS_PER_TIMEOUT));
+}
+
 /** Listens on one UDP address and proxies sessions to the route's service. */
 export class UdpEntryPoint {
   /** Where new sessions go; replacing it affects only sessions created afterwards. */
   route: UdpRoute | undefined;
   readonly #table: SessionTable<Session>;
-  readonly #tickMs: number;
+  #options: UdpEntryPointOptions;
+  #tickMs: number;
   #tick = 0;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #socket: DatagramSocket | undefined;
@@ -57,13 +63,39 @@ export class UdpEntryPoint {
     readonly address: HostPort,
     readonly env: ProxyEnv,
     route: UdpRoute | undefined,
-    readonly options: UdpEntryPointOptions,
+    options: UdpEntryPointOptions,
     /** Share the port with other l4p processes (where the runtime can). */
     readonly reusePort = false,
   ) {
     this.route = route;
+    this.#options = { ...options };
     this.#table = new SessionTable(options.maxSessions);
-    this.#tickMs = Math.max(10, Math.floor(options.timeout / TICKS_PER_TIMEOUT));
+    this.#tickMs = tickOf(options.timeout);
+  }
+
+  /** The settings in force. */
+  get options(): Readonly<UdpEntryPointOptions> {
+    return this.#options;
+  }
+
+  /**
+   * Puts new settings in force on the live socket (a reload): a new bound evicts the least
+   * recently used sessions over it; a new timeout applies to every session from now on.
+   */
+  configure(options: UdpEntryPointOptions): void {
+    const before = this.#options;
+    this.#options = { ...options };
+    if (options.maxSessions !== before.maxSessions) {
+      for (const s of this.#table.resize(options.maxSessions)) this.#end(s, "evicted");
+    }
+    const tickMs = tickOf(options.timeout);
+    if (tickMs !== this.#tickMs) {
+      this.#tickMs = tickMs;
+      if (this.#sweeper !== undefined) {
+        clearInterval(this.#sweeper);
+        this.#sweeper = setInterval(() => this.#sweep(), tickMs);
+      }
+    }
   }
 
   /** The bound address (with the real port when 0 was asked for). */
@@ -100,7 +132,15 @@ export class UdpEntryPoint {
 
   #fromClient(data: Uint8Array, from: NetAddr): void {
     const key = `${from.hostname}|${from.port}`;
-    const session = this.#table.get(key, this.#tick) ?? this.#open(key, from);
+    let session = this.#table.get(key, this.#tick);
+    // A session keeps its server for life, unless health checks put that server down while
+    // another is up: then it ends, and this datagram opens a new one on a server that is up.
+    if (session && !session.target.server.up && this.route?.service.health.up) {
+      this.#table.delete(key);
+      this.#end(session, "server down");
+      session = undefined;
+    }
+    session ??= this.#open(key, from);
     if (!session) return;
     session.record.datagramsIn++;
     session.record.bytesIn += data.length;
@@ -142,11 +182,13 @@ export class UdpEntryPoint {
     };
     const evicted = this.#table.add(key, session, this.#tick);
     if (evicted) {
-      env.logger.warn("UDP session table full; least recently used session evicted", {
-        entryPoint: name,
-        maxSessions: this.options.maxSessions,
-        evicted: formatAddr(evicted.client),
-      });
+      // A full table evicts at the rate of new clients: one line a second says how many.
+      env.logger.repeated(
+        "warn",
+        `udp evict ${name}`,
+        "UDP session table full; least recently used session evicted",
+        { entryPoint: name, maxSessions: this.#options.maxSessions },
+      );
       this.#end(evicted, "evicted");
     }
     const family = target.address.hostname.includes(":") ? "::" : "0.0.0.0";
@@ -208,7 +250,7 @@ export class UdpEntryPoint {
     for (const s of this.#table.expire(this.#tick - TICKS_PER_TIMEOUT)) this.#end(s, "expired");
   }
 
-  #end(session: Session, reason: "expired" | "evicted" | "closed"): void {
+  #end(session: Session, reason: "expired" | "evicted" | "closed" | "server down"): void {
     if (session.closed) return;
     session.closed = true;
     session.socket?.close();

@@ -19,6 +19,8 @@ export interface UdpTarget {
   label: string;
   /** Whether the address is an IP literal (not a name), so replies can be checked against it. */
   literal: boolean;
+  /** Its health: a session on a server that goes down moves. */
+  server: ServerState;
 }
 
 /** Picks the backend of each new session. */
@@ -43,6 +45,7 @@ export class UdpLoadBalancer implements UdpService {
       address: s.address,
       label: s.label,
       literal: parseIp(s.address.hostname) !== undefined,
+      server: s,
     }]));
   }
 

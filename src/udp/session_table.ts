@@ -13,9 +13,28 @@ interface Entry<S> {
 /** A bounded LRU table of sessions with tick-based idle expiry. */
 export class SessionTable<S> {
   readonly #map = new Map<string, Entry<S>>();
+  #maxSessions: number;
 
-  constructor(readonly maxSessions: number) {
+  constructor(maxSessions: number) {
     if (maxSessions < 1) throw new RangeError("maxSessions must be at least 1");
+    this.#maxSessions = maxSessions;
+  }
+
+  get maxSessions(): number {
+    return this.#maxSessions;
+  }
+
+  /** Changes the bound; removes and returns the least recently used sessions over it. */
+  resize(maxSessions: number): S[] {
+    if (maxSessions < 1) throw new RangeError("maxSessions must be at least 1");
+    this.#maxSessions = maxSessions;
+    const over: S[] = [];
+    for (const [key, entry] of this.#map) {
+      if (this.#map.size <= maxSessions) break;
+      this.#map.delete(key);
+      over.push(entry.value);
+    }
+    return over;
   }
 
   get size(): number {
@@ -46,7 +65,7 @@ export class SessionTable<S> {
    */
   add(key: string, value: S, tick: number): S | undefined {
     let evicted: S | undefined;
-    if (this.#map.size >= this.maxSessions && !this.#map.has(key)) {
+    if (this.#map.size >= this.#maxSessions && !this.#map.has(key)) {
       const [oldKey, oldest] = this.#map.entries().next().value!;
       this.#map.delete(oldKey);
       evicted = oldest.value;

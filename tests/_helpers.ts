@@ -379,6 +379,8 @@ export async function udpPeer(
   onMessage?: (peer: UdpPeer, data: Buffer, port: number) => void,
 ): Promise<UdpPeer> {
   const socket = dgram.createSocket("udp4");
+  // An ICMP "port unreachable" for an earlier send (its receiver closed) is no failure here.
+  socket.on("error", () => {});
   const received: { data: Buffer; port: number }[] = [];
   const waiters: (() => void)[] = [];
   await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", () => resolve()));

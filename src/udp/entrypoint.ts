@@ -202,11 +202,17 @@ export class UdpEntryPoint {
       for (const data of session.pending!) this.#send(socket, data, target.address);
       session.pending = undefined;
     }, (error) => {
-      env.logger.error("cannot open a UDP socket for a session", {
-        entryPoint: name,
-        client: formatAddr(client),
-        error: String(error),
-      });
+      // Out of descriptors comes in storms: one line a second says how many.
+      const code = (error as { code?: string }).code ?? String(error);
+      env.logger.repeated(
+        "error",
+        `udp socket ${name} ${code}`,
+        "cannot open a UDP socket for a session",
+        {
+          entryPoint: name,
+          error: code,
+        },
+      );
       this.#table.delete(key);
       this.#end(session, "closed");
     });

@@ -2,9 +2,14 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { adHocUdpConfig } from "../src/config/adhoc.ts";
 import { parseConfig } from "../src/config/load.ts";
-import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { loadRuntime } from "../src/runtime/mod.ts";
+import { parseProcNetUdp, procAddress } from "../src/udp/kernel_drops.ts";
+import { spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import process from "node:process";
 import { freePort, pattern, peerOrSkip, runL4p, startProxy, udpPeer, waitFor } from "./_helpers.ts";
+
+const CAPABILITIES = (await loadRuntime()).capabilities;
 
 /** A UDP echo backend that prefixes each answer with its name. */
 function echoBackend(name = "") {
@@ -370,4 +375,99 @@ while time.time() < end:
     l4p.kill("SIGKILL");
     backend.close();
   }
+});
+
+test("udp: /proc/net/udp lines parse; addresses are written as the kernel writes them", () => {
+  const text =
+    `   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+ 1174: 0100007F:DA28 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 9942912 2 000000002f851912 390850
+ 4784: 00000000:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 11593097 2 00000000f6134582 7
+`;
+  assert.deepEqual(parseProcNetUdp(text), [
+    { local: "0100007F", port: 0xda28, drops: 390850 },
+    { local: "00000000", port: 53, drops: 7 },
+  ]);
+  assert.equal(procAddress("127.0.0.1"), "0100007F");
+  assert.equal(procAddress("::1"), "00000000000000000000000001000000");
+});
+
+test("udp: datagrams the kernel drops on the listening socket count in /metrics", async () => {
+  const backend = await echoBackend();
+  const metrics = await freePort();
+  const l4p = runL4p([
+    "udp",
+    "127.0.0.1:0",
+    `127.0.0.1:${backend.port}`,
+    "--metrics",
+    `127.0.0.1:${metrics}`,
+  ]);
+  const sender = await udpPeer();
+  try {
+    const [, port] = await l4p.waitForLine(/listening .* address=127\.0\.0\.1:(\d+)/);
+    await l4p.waitForLine(/metrics|admin/);
+    // Stopped, l4p reads nothing: 4 000 datagrams of 1 KB overflow the socket's receive queue.
+    process.kill(l4p.child.pid!, "SIGSTOP");
+    const payload = new Uint8Array(1000);
+    for (let i = 0; i < 4000; i++) await sender.send(payload, Number(port));
+    process.kill(l4p.child.pid!, "SIGCONT");
+    const dropped = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+      const m = text.match(/^l4p_udp_entrypoint_dropped_datagrams_total\{[^}]*\} (\d+)$/m);
+      return Number(m?.[1] ?? 0);
+    };
+    const seen = await dropped();
+    assert.ok(seen > 0, `dropped ${seen}`);
+  } finally {
+    process.kill(l4p.child.pid!, "SIGCONT");
+    l4p.kill("SIGKILL");
+    sender.close();
+    backend.close();
+  }
+});
+
+test("udp: receiveBuffer sets the listening and session sockets' SO_RCVBUF, in place on a reload", {
+  skip: (!peerOrSkip("ss") && "needs ss (iproute2)") ||
+    (!CAPABILITIES.udpReceiveBuffer && "this runtime cannot set SO_RCVBUF (l4p check says so)"),
+}, async () => {
+  const backend = await echoBackend("B:");
+  const port = await freePort();
+  const max = Number(readFileSync("/proc/sys/net/core/rmem_max", "utf8"));
+  /** The kernel's receive buffer of the socket bound to `local` (ss -m: "rb…"), doubled as set. */
+  const rcvbuf = (local: number) => {
+    const out = spawnSync("ss", ["-uamnH", "sport", "=", `:${local}`], { encoding: "utf8" }).stdout;
+    return Number(out.match(/\brb(\d+)/)?.[1] ?? NaN);
+  };
+  const proxy = await startProxy(udpConfig(port, [backend.port], "receiveBuffer: 1048576"));
+  const client = await udpPeer();
+  try {
+    assert.equal(rcvbuf(port), 2 * Math.min(1048576, max));
+    await client.send("hi", port);
+    assert.equal((await client.next()).data.toString(), "B:hi");
+    await proxy.server.apply(udpConfig(port, [backend.port], "receiveBuffer: 524288"));
+    assert.equal(proxy.port("u"), port);
+    assert.equal(rcvbuf(port), 2 * Math.min(524288, max));
+    await client.send("again", port);
+    assert.equal((await client.next()).data.toString(), "B:again");
+  } finally {
+    client.close();
+    proxy.close();
+    backend.close();
+  }
+});
+
+test("udp: where the runtime cannot set a receive buffer, check says so at the key", () => {
+  const text = `entryPoints:
+  u: { address: "127.0.0.1:5353/udp", udp: { receiveBuffer: 1048576 } }
+udp:
+  routers: { r: { service: s } }
+  services: { s: { loadBalancer: { servers: [{ address: "127.0.0.1:53" }] } } }
+`;
+  assert.throws(
+    () => parseConfig(text, "u.yaml", { udpReceiveBuffer: false }),
+    /u\.yaml:2:\d+: entryPoints\.u\.udp\.receiveBuffer: this runtime cannot set a UDP socket's receive buffer/,
+  );
+  assert.equal(
+    parseConfig(text, "u.yaml", { udpReceiveBuffer: true }).config.entryPoints.u.udp.receiveBuffer,
+    1048576,
+  );
 });

@@ -67,7 +67,7 @@ export function startAdmin(
   const http = server.env.runtime.serveHttp({
     hostname: address.hostname,
     port: address.port,
-    handler(request) {
+    async handler(request) {
       const url = new URL(request.url);
       const path = url.pathname;
       if (request.method !== "GET" && request.method !== "HEAD") {
@@ -85,6 +85,8 @@ export function startAdmin(
           headers: { "www-authenticate": 'Bearer realm="l4p"' },
         });
       }
+      // What the kernel dropped is read when asked, not on a timer.
+      if (path === "/metrics" || path === "/api/status") await server.countKernelDrops();
       switch (path) {
         case "/metrics":
           return new Response(

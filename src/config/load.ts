@@ -78,6 +78,8 @@ export async function loadConfigFile(
 export interface LoadOptions {
   /** Whether TLS-ALPN-01 can be answered (not on Deno); assumed when absent. */
   tlsAlpnChallenge?: boolean;
+  /** Whether a UDP socket's receive buffer can be set (not on Deno); assumed when absent. */
+  udpReceiveBuffer?: boolean;
 }
 
 /**
@@ -191,6 +193,16 @@ function* parseSteps(
   const note: Report = (path, message) => notes.push(problem(path, message));
   crossCheck(result.data, error, note);
   checkTls(result.data, error, options);
+  if (options.udpReceiveBuffer === false) {
+    for (const [name, ep] of Object.entries(result.data.entryPoints ?? {})) {
+      if (ep.udp?.receiveBuffer !== undefined) {
+        error(
+          ["entryPoints", name, "udp", "receiveBuffer"],
+          "this runtime cannot set a UDP socket's receive buffer (Deno's node:dgram accepts the size and does not apply it); raise net.core.rmem_default instead, or run l4p on Bun",
+        );
+      }
+    }
+  }
   const material = readTlsFiles(result.data, dirname(file), error, note);
   if (problems.length > 0) throw new ConfigError(sortProblems(problems));
   yield;
@@ -738,6 +750,7 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
       udp: {
         timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
         maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,
+        receiveBuffer: ep.udp?.receiveBuffer,
       },
       keepAlive: ep.keepAlive === undefined
         ? DEFAULTS.keepAlive

@@ -143,7 +143,7 @@ export interface EntryPointConfig {
   protocol: "tcp" | "udp";
   /** Share the port with other processes (SO_REUSEPORT). */
   reusePort: boolean;
-  udp: { timeout: number; maxSessions: number };
+  udp: { timeout: number; maxSessions: number; receiveBuffer?: number };
   /** How long a client may take to send its TLS ClientHello when a rule needs SNI or ALPN, in ms. */
   helloTimeout: number;
   /** Take PROXY headers from these sources; absent: no PROXY protocol on this entrypoint. */

@@ -112,6 +112,12 @@ const entryPoint = z.strictObject({
       description:
         "most UDP sessions at once; the least recently used idle one is evicted; default 10000",
     }),
+    receiveBuffer: z.number().int().min(4096, { message: "must be at least 4096 (bytes)" })
+      .max(256 * 1024 * 1024, { message: "must be at most 268435456 (256 MiB)" }).optional()
+      .meta({
+        description:
+          "l4p's own: the kernel receive buffer (SO_RCVBUF, bytes) of the listening and session sockets; default the system's (net.core.rmem_default), capped by net.core.rmem_max",
+      }),
   }).optional(),
   proxyProtocol: z.strictObject({
     trustedIPs: z.array(cidr).optional().meta({

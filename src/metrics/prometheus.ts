@@ -177,7 +177,7 @@ export function renderMetrics(src: MetricsSource): string {
       families.push([
         "dropped_datagrams_total",
         "counter",
-        "Datagrams dropped (no server, full queue, failed send, a stranger's reply)",
+        "Datagrams dropped (no server, full queue, failed send, a stranger's reply, the kernel's receive queue full)",
         (v) => v.dropped,
       ]);
     }

@@ -315,9 +315,9 @@ export class TrafficTracker {
     for (const listener of this.#onSessionClosed) listener(closed);
   }
 
-  /** Records a dropped datagram on `entryPoint`. */
-  dropped(entryPoint: string): void {
-    udpTotals(this.udpEntryPoints, entryPoint).dropped++;
+  /** Records `count` dropped datagrams (one by default) on `entryPoint`. */
+  dropped(entryPoint: string, count = 1): void {
+    udpTotals(this.udpEntryPoints, entryPoint).dropped += count;
   }
 
   #udpTotals(r: UdpSessionRecord): UdpTotals[] {

@@ -1,8 +1,8 @@
 /// <reference types="bun-types" />
 /** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
 import { close as closeFd, closeSync, open as openFd, openSync, write as writeFd } from "node:fs";
-import dgram from "node:dgram";
 import process from "node:process";
+import { bindNodeDatagram } from "./_bun_dgram.ts";
 import {
   type ChunkSink,
   type ConnectOptions,
@@ -393,49 +393,11 @@ class BunDatagramSocket implements DatagramSocket {
   }
 }
 
-/**
- * A UDP socket that shares its port with other processes: node:dgram's reusePort works on Bun,
- * Bun.udpSocket's does not (EADDRINUSE; measured). Used for listeners under --workers only: a
- * send takes a callback, which costs more than Bun.udpSocket's.
- */
-function bindShared(options: DatagramOptions): Promise<DatagramSocket> {
-  const socket = dgram.createSocket({
-    type: options.hostname.includes(":") ? "udp6" : "udp4",
-    reusePort: true,
-  });
-  return new Promise((resolve, reject) => {
-    socket.once("error", (error) => reject(socketError(error)));
-    socket.bind(options.port, options.hostname, () => {
-      socket.removeAllListeners("error");
-      // An ICMP error for an earlier datagram, as with Bun.udpSocket: that datagram is lost.
-      socket.on("error", () => {});
-      socket.on(
-        "message",
-        (msg: Uint8Array, rinfo: dgram.RemoteInfo) =>
-          options.onMessage(msg, { hostname: rinfo.address, port: rinfo.port }),
-      );
-      const a = socket.address();
-      resolve({
-        addr: { hostname: a.address, port: a.port },
-        send(data, to, onDropped) {
-          socket.send(data, to.port, to.hostname, (error) => {
-            if (error) onDropped();
-          });
-        },
-        close() {
-          try {
-            socket.close();
-          } catch {
-            // Already closed.
-          }
-        },
-      });
-    });
-  });
-}
-
 async function bindDatagram(options: DatagramOptions): Promise<DatagramSocket> {
-  if (options.reusePort) return bindShared(options);
+  // node:dgram's reusePort works on Bun, Bun.udpSocket's does not (EADDRINUSE; measured); and
+  // only node:dgram sets a receive buffer. Its send takes a callback, which costs more than
+  // Bun.udpSocket's: it serves only where those are asked for.
+  if (options.reusePort || options.receiveBuffer) return bindNodeDatagram(options);
   const onMessage = options.onMessage;
   let socket: Bun.udp.Socket<"uint8array">;
   try {
@@ -496,6 +458,7 @@ export const bunRuntime: Runtime = {
     tlsAlpnChallenge: true,
     tlsHalfClose: false,
     tlsVerifiesClientCert: true,
+    udpReceiveBuffer: true,
     udpReusePort: true,
   },
   openOutput,

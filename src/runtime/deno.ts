@@ -474,6 +474,7 @@ export const denoRuntime: Runtime = {
     tlsAlpnChallenge: false,
     tlsHalfClose: true,
     tlsVerifiesClientCert: false,
+    udpReceiveBuffer: false,
     udpReusePort: false,
   },
   openOutput,

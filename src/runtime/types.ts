@@ -147,6 +147,8 @@ export interface DatagramSocket {
   send(data: Uint8Array, to: NetAddr, onDropped: () => void): void;
   /** Closes the socket; `onMessage` is not called afterwards. */
   close(): void;
+  /** Sets the kernel's receive buffer (bytes); present on sockets bound with `receiveBuffer`. */
+  setReceiveBuffer?(bytes: number): void;
 }
 
 /** Options for a UDP socket. */
@@ -157,6 +159,8 @@ export interface DatagramOptions {
   onMessage(data: Uint8Array, from: NetAddr): void;
   /** SO_REUSEPORT, so that several processes share the port ({@link Capabilities.udpReusePort}). */
   reusePort?: boolean;
+  /** SO_RCVBUF in bytes (the kernel doubles it, and caps it at net.core.rmem_max). */
+  receiveBuffer?: number;
 }
 
 /** A small HTTP server (the admin and metrics listener). */
@@ -202,6 +206,11 @@ export interface Capabilities {
    * itself everywhere; this only says whether the handshake can refuse too).
    */
   tlsVerifiesClientCert: boolean;
+  /**
+   * A UDP socket's receive buffer (SO_RCVBUF) can be set. Deno has no option for it, and its
+   * node:dgram's setRecvBufferSize reports the size without applying it (ss shows the default).
+   */
+  udpReceiveBuffer: boolean;
   /**
    * Several processes can share a UDP port, the kernel keeping each client with one of them
    * (Bun, through node:dgram). Deno has no SO_REUSEPORT for UDP (its reuseAddress hands the

@@ -231,6 +231,11 @@ export class L4pServer {
   }
 
   /** The number of live UDP sessions of an entrypoint. */
+  /** Brings each UDP entrypoint's dropped count up to what the kernel dropped on its socket. */
+  async countKernelDrops(): Promise<void> {
+    await Promise.all([...this.#udp.values()].map((ep) => ep.countKernelDrops()));
+  }
+
   udpSessions(entryPoint: string): number {
     return this.#udp.get(entryPoint)?.sessions ?? 0;
   }
@@ -277,5 +282,7 @@ export class L4pServer {
  */
 function listenKey(ep: EntryPointConfig): string {
   const { protocol, address, reusePort } = ep;
-  return JSON.stringify([protocol, address.hostname, address.port, reusePort]);
+  // A socket bound with a receive buffer can change it in place; one without cannot get one.
+  const sized = protocol === "udp" && ep.udp.receiveBuffer !== undefined;
+  return JSON.stringify([protocol, address.hostname, address.port, reusePort, sized]);
 }

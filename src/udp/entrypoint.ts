@@ -9,6 +9,7 @@ import type { UdpSessionRecord } from "../metrics/tracker.ts";
 import type { DatagramSocket, NetAddr } from "../runtime/types.ts";
 import type { ProxyEnv } from "../tcp/handler.ts";
 import type { UdpService, UdpTarget } from "./service.ts";
+import { kernelDrops } from "./kernel_drops.ts";
 import { SessionTable } from "./session_table.ts";
 
 /** Idle expiry is checked this many times per timeout. */
@@ -28,6 +29,8 @@ export interface UdpEntryPointOptions {
   timeout: number;
   /** Most sessions at once. */
   maxSessions: number;
+  /** The kernel receive buffer of the listening and session sockets (bytes); the system's if absent. */
+  receiveBuffer?: number;
 }
 
 interface Session {
@@ -56,6 +59,8 @@ export class UdpEntryPoint {
   #tick = 0;
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #socket: DatagramSocket | undefined;
+  /** The kernel's drop count on the listening socket when last read. */
+  #kernelDrops = 0;
 
   constructor(
     /** The entrypoint's name; a reload that renames it keeps the listener. */
@@ -88,6 +93,9 @@ export class UdpEntryPoint {
     if (options.maxSessions !== before.maxSessions) {
       for (const s of this.#table.resize(options.maxSessions)) this.#end(s, "evicted");
     }
+    if (options.receiveBuffer && options.receiveBuffer !== before.receiveBuffer) {
+      this.#socket?.setReceiveBuffer?.(options.receiveBuffer);
+    }
     const tickMs = tickOf(options.timeout);
     if (tickMs !== this.#tickMs) {
       this.#tickMs = tickMs;
@@ -114,9 +122,23 @@ export class UdpEntryPoint {
       hostname: this.address.hostname,
       port: this.address.port,
       reusePort: this.reusePort,
+      receiveBuffer: this.#options.receiveBuffer,
       onMessage: (data, from) => this.#fromClient(data, from),
     });
     this.#sweeper = setInterval(() => this.#sweep(), this.#tickMs);
+  }
+
+  /**
+   * Adds what the kernel dropped on the listening socket since the last look (its receive
+   * queue was full) to the entrypoint's dropped datagrams.
+   */
+  async countKernelDrops(): Promise<void> {
+    const addr = this.#socket?.addr;
+    if (!addr) return;
+    const drops = await kernelDrops(addr.hostname, addr.port);
+    if (drops === undefined || drops <= this.#kernelDrops) return;
+    this.env.tracker.dropped(this.name, drops - this.#kernelDrops);
+    this.#kernelDrops = drops;
   }
 
   /** Closes the listening socket and ends every session. */
@@ -195,6 +217,7 @@ export class UdpEntryPoint {
     env.runtime.bindDatagram({
       hostname: family,
       port: 0,
+      receiveBuffer: this.#options.receiveBuffer,
       onMessage: (data, from) => this.#fromBackend(session, data, from),
     }).then((socket) => {
       if (session.closed) return socket.close();

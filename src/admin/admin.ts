@@ -13,6 +13,7 @@ import type {
   WeightedConfig,
 } from "../config/model.ts";
 import type { ServerState } from "../health/server_state.ts";
+import { parseIp } from "../net/ip.ts";
 import { renderMetrics } from "../metrics/prometheus.ts";
 import type { Totals, UdpTotals } from "../metrics/tracker.ts";
 import type { HttpServer } from "../runtime/types.ts";
@@ -37,6 +38,11 @@ export interface AdminInfo {
   token?: string;
   /** `/metrics` without the token, for a Prometheus that has none. */
   publicMetrics?: boolean;
+  /**
+   * Without a token, the `Host` names requests may carry besides IP literals and `localhost`:
+   * a web page that rebinds its own name to this address is refused (DNS rebinding).
+   */
+  allowedHosts?: readonly string[];
   /** The history to show; one made here otherwise (it outlives the listener when given). */
   history?: LiveHistory;
   /** How the configuration stores are doing (etcd, Redis), when there are any. */
@@ -64,72 +70,83 @@ export function startAdmin(
     sample: history.latest(),
     recent: history.recent(),
   });
+  const route = async (request: Request): Promise<Response> => {
+    const url = new URL(request.url);
+    const path = url.pathname;
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return new Response("method not allowed\n", {
+        status: 405,
+        headers: { allow: "GET, HEAD" },
+      });
+    }
+    // Liveness, the charting library's files (no data in them), and /metrics when asked.
+    const open = path === "/healthz" || path.startsWith("/dashboard/uplot.") ||
+      (path === "/metrics" && info.publicMetrics);
+    // The dashboard's address without its slash: its page would load uplot.js from the root.
+    if (path === "/dashboard") {
+      return reply("", 308, { location: `/dashboard/${url.search}` });
+    }
+    if (info.token && !open && !authorized(request, url, info.token)) {
+      return reply("unauthorized\n", 401, { "www-authenticate": 'Bearer realm="l4p"' });
+    }
+    if (!info.token && !hostAllowed(request, info.allowedHosts ?? [])) {
+      return reply(
+        "forbidden: this Host is not an IP address, localhost or one of metrics.allowedHosts\n",
+        403,
+      );
+    }
+    // What the kernel dropped is read when asked, not on a timer.
+    if (path === "/metrics" || path === "/api/status") await server.countKernelDrops();
+    switch (path) {
+      case "/metrics":
+        return new Response(
+          renderMetrics({
+            tracker: server.tracker,
+            version: info.version,
+            runtime,
+            startedAt: server.startedAt,
+            reloads: server.reloads,
+            servers: server.servers,
+            providers: info.providers?.(),
+            logDropped: {
+              log: server.env.logger.dropped,
+              access: info.accessLogDropped?.() ?? 0,
+            },
+          }),
+          { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
+        );
+      case "/api/status":
+        return Response.json(snapshot());
+      case "/api/connections":
+        return Response.json(connections(server));
+      case "/api/events":
+        return streams.respond(history, snapshot);
+      case "/dashboard/":
+        return reply(DASHBOARD, 200, {
+          "content-type": "text/html; charset=utf-8",
+          "cache-control": "no-store",
+          "content-security-policy":
+            "default-src 'self'; img-src 'self' data:; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'",
+          "x-frame-options": "DENY",
+        });
+      case "/dashboard/uplot.js":
+        return reply(UPLOT_JS, 200, { "content-type": "text/javascript" });
+      case "/dashboard/uplot.css":
+        return reply(UPLOT_CSS, 200, { "content-type": "text/css" });
+      case "/healthz":
+        return reply("ok\n");
+      default:
+        return reply(`not found: try ${PATHS}\n`, 404);
+    }
+  };
   const http = server.env.runtime.serveHttp({
     hostname: address.hostname,
     port: address.port,
     async handler(request) {
-      const url = new URL(request.url);
-      const path = url.pathname;
-      if (request.method !== "GET" && request.method !== "HEAD") {
-        return new Response("method not allowed\n", {
-          status: 405,
-          headers: { allow: "GET, HEAD" },
-        });
-      }
-      // Liveness, the charting library's files (no data in them), and /metrics when asked.
-      const open = path === "/healthz" || path.startsWith("/dashboard/uplot.") ||
-        (path === "/metrics" && info.publicMetrics);
-      if (info.token && !open && !authorized(request, url, info.token)) {
-        return new Response("unauthorized\n", {
-          status: 401,
-          headers: { "www-authenticate": 'Bearer realm="l4p"' },
-        });
-      }
-      // What the kernel dropped is read when asked, not on a timer.
-      if (path === "/metrics" || path === "/api/status") await server.countKernelDrops();
-      switch (path) {
-        case "/metrics":
-          return new Response(
-            renderMetrics({
-              tracker: server.tracker,
-              version: info.version,
-              runtime,
-              startedAt: server.startedAt,
-              reloads: server.reloads,
-              servers: server.servers,
-              providers: info.providers?.(),
-              logDropped: {
-                log: server.env.logger.dropped,
-                access: info.accessLogDropped?.() ?? 0,
-              },
-            }),
-            { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
-          );
-        case "/api/status":
-          return Response.json(snapshot());
-        case "/api/connections":
-          return Response.json(connections(server));
-        case "/api/events":
-          return streams.respond(history, snapshot);
-        case "/dashboard":
-        case "/dashboard/":
-          return new Response(DASHBOARD, {
-            headers: {
-              "content-type": "text/html; charset=utf-8",
-              "cache-control": "no-store",
-              "content-security-policy":
-                "default-src 'self'; img-src 'self' data:; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'",
-            },
-          });
-        case "/dashboard/uplot.js":
-          return new Response(UPLOT_JS, { headers: { "content-type": "text/javascript" } });
-        case "/dashboard/uplot.css":
-          return new Response(UPLOT_CSS, { headers: { "content-type": "text/css" } });
-        case "/healthz":
-          return new Response("ok\n");
-        default:
-          return new Response(`not found: try ${PATHS}\n`, { status: 404 });
-      }
+      const response = await route(request);
+      // No browser reads any answer here as anything but what it says it is.
+      response.headers.set("x-content-type-options", "nosniff");
+      return response;
     },
   });
   return {
@@ -142,14 +159,41 @@ export function startAdmin(
   };
 }
 
-/** Whether `request` carries the token, compared in constant time. */
+/** A response, plain text unless `headers` say otherwise. */
+function reply(body: string, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(body, {
+    status,
+    headers: { "content-type": "text/plain; charset=utf-8", ...headers },
+  });
+}
+
+/** Paths a browser opens without a header of its own: the page, and its event stream. */
+const TOKEN_IN_QUERY = new Set(["/dashboard/", "/api/events"]);
+
+/**
+ * Whether `request` carries the token, compared in constant time: as a bearer credential (the
+ * scheme in any case, RFC 7235), or as `?token=` where a browser cannot send a header.
+ */
 function authorized(request: Request, url: URL, token: string): boolean {
   const header = request.headers.get("authorization") ?? "";
-  const given = header.startsWith("Bearer ") ? header.slice(7) : url.searchParams.get("token");
+  const bearer = header.match(/^bearer +(\S+)\s*$/i)?.[1];
+  const given = bearer ??
+    (TOKEN_IN_QUERY.has(url.pathname) ? url.searchParams.get("token") : null);
   if (!given) return false;
   const a = createHash("sha256").update(given).digest();
   const b = createHash("sha256").update(token).digest();
   return timingSafeEqual(a, b);
+}
+
+/**
+ * Whether the request's `Host` is one a browser cannot be tricked into sending for someone
+ * else's page: an IP literal, `localhost`, or a name the operator listed.
+ */
+function hostAllowed(request: Request, allowed: readonly string[]): boolean {
+  const host = request.headers.get("host");
+  if (host === null) return true; // not a browser: HTTP/1.0 tools
+  const name = host.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  return name === "localhost" || parseIp(name) !== undefined || allowed.includes(name);
 }
 
 const iso = (ms: number) => (ms ? new Date(ms).toISOString() : null);

@@ -132,6 +132,9 @@ function describeClosed({ record: r, durationMs, reason }: ClosedConn, at: numbe
   };
 }
 
+/** Bytes of events a stream may hold unread before its client is dropped. */
+export const MAX_UNREAD = 1024 * 1024;
+
 /** Open event streams, so that closing the admin listener ends them. */
 export class EventStreams {
   readonly #open = new Set<{ end(): void }>();
@@ -151,6 +154,9 @@ export class EventStreams {
         send("history", history.samples());
         send("status", status());
         const timer = setInterval(() => {
+          // A client that does not read would have its events pile up here: past the bound,
+          // it is dropped (its EventSource reconnects, if it was only slow).
+          if (-(controller.desiredSize ?? 0) > MAX_UNREAD) return handle?.end();
           try {
             send("status", status());
           } catch {
@@ -171,13 +177,18 @@ export class EventStreams {
         this.#open.add(handle);
       },
       cancel: () => handle?.end(),
-    });
+    }, { highWaterMark: 0, size: (chunk) => chunk?.byteLength ?? 0 });
     return new Response(body, {
       headers: {
         "content-type": "text/event-stream; charset=utf-8",
         "cache-control": "no-store",
       },
     });
+  }
+
+  /** Streams open now. */
+  get size(): number {
+    return this.#open.size;
   }
 
   /** Ends every stream (the admin listener is closing). */

@@ -81,6 +81,8 @@ Flags:
                                 is evicted (default 10000)
   --metrics ADDR                serve /metrics, /api/status, /api/connections and /healthz
                                 on ADDR ([host]:port)
+  --token-file FILE             the admin listener requires the bearer token in FILE (16
+                                characters at least; overrides metrics.token)
   --access-log                  one JSON line on stderr per closed connection or UDP session
   --drain-timeout DURATION      on SIGTERM/SIGINT, how long established connections may take
                                 to finish before they are closed (default 30s)
@@ -111,8 +113,9 @@ const COMMAND_HELP: Record<string, string> = {
   run: `Usage: l4p run -c FILE [flags]
 
 Runs what the configuration FILE describes (YAML, traefik's names), reloading it when it
-changes or on SIGHUP, draining on SIGTERM. Flags: --metrics ADDR, --access-log,
---drain-timeout D, --max-connections N, --workers N, --log-level L, --log-format F.`,
+changes or on SIGHUP, draining on SIGTERM. Flags: --metrics ADDR, --token-file FILE,
+--access-log, --drain-timeout D, --max-connections N, --workers N, --log-level L,
+--log-format F.`,
   check: `Usage: l4p check FILE [--etcd URL|--redis URL [--root-key K] [TLS]]
 
 Validates FILE (and the certificate files it names): prints what it sets up and exits 0,
@@ -125,12 +128,13 @@ Forwards TCP from LISTEN ([host]:port) to the TARGETs (host:port), balanced by s
 weighted round robin (or --strategy). Flags: --dial-timeout D, --termination-delay D,
 --proxy-protocol 1|2, --accept-proxy CIDR, --strategy NAME, --health-interval D,
 --health-timeout D, --health-send TEXT, --health-expect TEXT, --reuse-port, --workers N,
---max-connections N, --metrics ADDR, --access-log.`,
+--max-connections N, --metrics ADDR, --token-file FILE, --access-log.`,
   udp: `Usage: l4p udp LISTEN TARGET [TARGET...] [flags]
 
 Forwards UDP from LISTEN to the TARGETs, one session per client address and port. Flags:
 --timeout D, --max-sessions N, --strategy wrr|hrw, --health-interval D, --health-send TEXT
-(needed for UDP checks), --health-expect TEXT, --workers N, --metrics ADDR, --access-log.`,
+(needed for UDP checks), --health-expect TEXT, --workers N, --metrics ADDR,
+--token-file FILE, --access-log.`,
   demo: `Usage: l4p demo [--listen ADDR] [--print-config]
 
 Starts two demo backends with l4p in front of them (TCP and UDP on --listen, default
@@ -220,6 +224,7 @@ const FLAGS = {
   listen: { type: "string" },
   "print-config": { type: "boolean" },
   metrics: { type: "string" },
+  "token-file": { type: "string" },
   "access-log": { type: "boolean" },
   "drain-timeout": { type: "string" },
   workers: { type: "string" },
@@ -540,6 +545,7 @@ function common(runtime: Runtime, values: Values, logger: Logger, config: Config
     logger,
     version: VERSION,
     metrics: worker > 0 ? undefined : metrics,
+    adminToken: tokenFlag(values["token-file"]),
     accessLog: values["access-log"] ? { format: "json" as const } : undefined,
     drainTimeout:
       duration("--drain-timeout", values["drain-timeout"], DURATION_RANGES.drainTimeout) ??
@@ -559,6 +565,21 @@ function duration(
   const wrong = outOfRange(ms, range);
   if (wrong) throw new UsageError(`${flag} ${wrong}`);
   return ms;
+}
+
+/** The admin token in the file `--token-file` names, checked as `metrics.tokenFile` is. */
+function tokenFlag(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  let token: string;
+  try {
+    token = readFileSync(path, "utf8").trim();
+  } catch (e) {
+    throw new UsageError(`--token-file: cannot read ${path}: ${(e as { code?: string }).code}`);
+  }
+  if (token.length < 16) {
+    throw new UsageError(`--token-file: the token in ${path} has fewer than 16 characters`);
+  }
+  return token;
 }
 
 /** The `--health-*` flags as a health check (traefik's defaults for the rest). */

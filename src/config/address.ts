@@ -48,3 +48,9 @@ export function parseHostPort(text: string, listen = false): HostPort | string {
 export function formatAddr(a: NetAddr): string {
   return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
 }
+
+/** Whether `hostname` (as listened on) reaches this machine only: `localhost`, 127/8, ::1. */
+export function isLoopback(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}

@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
-import { formatAddr } from "./address.ts";
+import { formatAddr, isLoopback } from "./address.ts";
 import { toHex } from "../health/probe.ts";
 import {
   type Config,
@@ -507,6 +507,13 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
     }
   }
   checkRules(file, epOf("tcp"), error);
+  const admin = file.metrics;
+  if (admin && !admin.token && !admin.tokenFile && !isLoopback(admin.address.hostname)) {
+    note(
+      ["metrics", "address"],
+      `the admin listener on ${admin.address.text} answers anyone who can reach it (the API lists every client): set token or tokenFile, or listen on 127.0.0.1`,
+    );
+  }
 }
 
 /** What the TLS settings name exists and fits together. */
@@ -733,6 +740,7 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
       address: file.metrics.address,
       token: file.metrics.token ?? tls.metricsToken,
       publicMetrics: file.metrics.publicMetrics ?? false,
+      allowedHosts: (file.metrics.allowedHosts ?? []).map((h) => h.toLowerCase()),
     };
   }
   if (file.accessLog) {

@@ -51,6 +51,8 @@ export interface Config {
     /** Required of every request but /healthz (and /metrics when `publicMetrics`). */
     token?: string;
     publicMetrics: boolean;
+    /** Without a token: Host names accepted besides IP literals and localhost. */
+    allowedHosts: string[];
   };
   /** The access log; off when absent. */
   accessLog?: { filePath?: string; format: "json" | "text" };

@@ -513,6 +513,10 @@ export const fileSchema = z.strictObject({
     publicMetrics: z.boolean().optional().meta({
       description: "l4p's own: /metrics without the token (for a Prometheus without one)",
     }),
+    allowedHosts: z.array(z.string().min(1)).optional().meta({
+      description:
+        "l4p's own: without a token, Host names a request may carry besides IP addresses and localhost (a guard against DNS rebinding)",
+    }),
   }).superRefine((m, ctx) => {
     if (m.token !== undefined && m.tokenFile !== undefined) {
       ctx.addIssue({ code: "custom", message: "give token or tokenFile, not both" });

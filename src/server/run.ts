@@ -4,7 +4,7 @@
  */
 import process from "node:process";
 import { startAdmin } from "../admin/admin.ts";
-import type { HostPort } from "../config/address.ts";
+import { type HostPort, isLoopback } from "../config/address.ts";
 import type { Config } from "../config/model.ts";
 import { AccessLog } from "../log/access_log.ts";
 import type { Logger } from "../log/logger.ts";
@@ -26,6 +26,8 @@ export interface RunOptions {
   fileText?: string;
   /** The admin listener, overriding the configuration's `metrics.address`. */
   metrics?: HostPort;
+  /** The admin listener's bearer token, overriding the configuration's. */
+  adminToken?: string;
   /** The access log, overriding the configuration's `accessLog`. */
   accessLog?: { filePath?: string; format: "json" | "text" };
   /** How long established connections may take to finish after a stop signal, in ms. */
@@ -124,6 +126,7 @@ export async function run(options: RunOptions): Promise<number> {
     await logger.flush();
   };
   const access = options.accessLog ?? config.accessLog;
+  const adminToken = options.adminToken ?? config.metrics?.token;
   try {
     if (access) {
       accessLog = new AccessLog(server.tracker, {
@@ -142,18 +145,25 @@ export async function run(options: RunOptions): Promise<number> {
         admin = startAdmin(server, adminAddress, {
           version: options.version,
           accessLogDropped: () => accessLog?.dropped ?? 0,
-          token: config.metrics?.token,
+          token: adminToken,
           publicMetrics: config.metrics?.publicMetrics,
+          allowedHosts: config.metrics?.allowedHosts,
           providers: options.stores ? () => options.stores!.status() : undefined,
         });
       } catch (error) {
         const code = (error as { code?: string }).code ?? "EIO";
         throw new ListenError("metrics", adminAddress.text, code, error);
       }
+      if (!adminToken && !isLoopback(adminAddress.hostname)) {
+        logger.warn(
+          "the admin listener answers anyone who can reach it: set metrics.token or tokenFile (--token-file), or listen on 127.0.0.1",
+          { address: adminAddress.text },
+        );
+      }
       logger.info("admin listening", {
         address: `${admin.addr.hostname}:${admin.addr.port}`,
         paths: "/dashboard/ /metrics /api/status /api/connections /api/events /healthz",
-        token: config.metrics?.token ? "required" : "none",
+        token: adminToken ? "required" : "none",
       });
     }
   } catch (error) {

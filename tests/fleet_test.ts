@@ -562,3 +562,46 @@ test(
     }
   },
 );
+
+test(
+  "etcd: l4p run starts a file whose router names a service only the store holds, as check does",
+  {
+    skip: !ETCD && "needs etcd (apt-get install etcd-server)",
+  },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/l4p-etcd-`);
+    const etcd = await startEtcd(dir);
+    const store = new EtcdStore([etcd.url], "l4p");
+    const a = await named("A");
+    const port = await freePort();
+    const file = `${dir}/box.yaml`;
+    writeFileSync(
+      file,
+      `entryPoints:
+  web: { address: "127.0.0.1:${port}" }
+providers:
+  etcd: { endpoints: ["${etcd.url}"] }
+tcp:
+  routers:
+    r: { rule: "HostSNI(\`*\`)", service: svc }
+`,
+    );
+    let l4p: L4pProcess | undefined;
+    try {
+      await store.replace([
+        ["l4p/tcp/services/svc/loadBalancer/servers/0/address", `127.0.0.1:${a.port}`],
+      ]);
+      const check = runL4p(["check", file, "--etcd", etcd.url]);
+      assert.equal(await deadline(check.exited, 30_000, "check"), 0, check.stderr());
+      l4p = runL4p(["run", "-c", file]);
+      await l4p.waitForLine(/listening entryPoint=web/, 30_000);
+      assert.equal(await ask(port), "A");
+    } finally {
+      l4p?.kill("SIGKILL");
+      await a.close();
+      await store.close();
+      await etcd.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -7,7 +7,13 @@ import { parseArgs } from "node:util";
 import pkg from "../../package.json" with { type: "json" };
 import { adHocTcpConfig, adHocUdpConfig, UsageError } from "../config/adhoc.ts";
 import { parseHostPort } from "../config/address.ts";
-import { ConfigError, formatProblem, loadConfigFile, parseConfig } from "../config/load.ts";
+import {
+  ConfigError,
+  formatProblem,
+  loadConfigFile,
+  type LoadedConfig,
+  parseConfig,
+} from "../config/load.ts";
 import { kvToTree, type StorePart, treeToKv } from "../providers/kv.ts";
 import { StoreSource } from "../providers/source.ts";
 import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
@@ -319,28 +325,38 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         noExtra(command, rest);
         if (!values.config) throw new UsageError("run needs -c FILE");
         const log = logOptions();
-        const loaded = await loadConfigFile(values.config, runtime.capabilities);
-        let config = loaded.config;
+        // The file alone may name services its stores hold (etcd, Redis): then it is checked
+        // merged with them, as a reload checks it, and its static part says which stores.
+        let loaded: LoadedConfig | undefined;
+        let fileError: ConfigError | undefined;
+        try {
+          loaded = await loadConfigFile(values.config, runtime.capabilities);
+        } catch (error) {
+          if (!(error instanceof ConfigError)) throw error;
+          fileError = error;
+        }
+        const statics = loaded?.config ?? await staticPart(values.config, runtime);
+        const stores = statics ? storesOf(statics.providers) : [];
+        if (!statics || (fileError && stores.length === 0)) throw fileError;
+        let config = statics;
         const logger = new Logger({
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
           output: stderr,
         });
-        const stores = storesOf(config.providers);
         const source = stores.length ? new StoreSource(stores, logger) : undefined;
+        const text = loaded?.text ?? await readFile(values.config, "utf8");
         if (source) {
           await source.start();
-          if (source.parts().length) {
+          if (source.parts().length || fileError) {
             try {
-              config = parseConfig(
-                loaded.text,
-                values.config,
-                runtime.capabilities,
-                source.parts(),
-              ).config;
+              config = parseConfig(text, values.config, runtime.capabilities, source.parts())
+                .config;
               source.applied();
             } catch (error) {
               if (!(error instanceof ConfigError)) throw error;
+              // Without the file's own configuration to fall back on, nothing can start.
+              if (!loaded) throw error;
               logger.error("configuration in the store refused; starting with what the file holds");
               for (const line of error.message.split("\n")) logger.error(line);
             }
@@ -349,7 +365,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         return await serveAll({
           ...common(runtime, values, logger, config),
           file: values.config,
-          fileText: loaded.text,
+          fileText: text,
           stores: source,
           onReload(next) {
             logger.level = log.level ?? next.log.level ?? "info";
@@ -565,6 +581,21 @@ function duration(
   const wrong = outOfRange(ms, range);
   if (wrong) throw new UsageError(`${flag} ${wrong}`);
   return ms;
+}
+
+/**
+ * The static part of configuration `file` (entrypoints, providers, admin, logs: everything but
+ * tcp, udp and tls), or undefined when even that does not load.
+ */
+async function staticPart(file: string, runtime: Runtime): Promise<Config | undefined> {
+  try {
+    const data = parseYaml(await readFile(file, "utf8")) as Record<string, unknown> | null;
+    if (!data || typeof data !== "object") return undefined;
+    const { tcp: _tcp, udp: _udp, tls: _tls, ...rest } = data;
+    return parseConfig(stringifyYaml(rest), file, runtime.capabilities).config;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The admin token in the file `--token-file` names, checked as `metrics.tokenFile` is. */

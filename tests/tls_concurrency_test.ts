@@ -18,6 +18,7 @@ import {
   netServer,
   pattern,
   peerOrSkip,
+  readBytes,
   ROOT,
   sha256,
   startProxy,
@@ -181,3 +182,59 @@ tls:
     }
   },
 );
+
+test("TLS termination: connections open across reloads keep their bytes, several at once", {
+  skip,
+}, async () => {
+  const fx = makeTlsFixtures(["a.example"]);
+  const plain = await echoServer();
+  const cert = fx.server("a.example");
+  const config = (priority: number) =>
+    parseConfig(
+      `entryPoints:
+  websecure: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    terminate: { rule: "HostSNI(\`a.example\`)", service: plain, tls: {}, priority: ${priority} }
+  services:
+    plain: { loadBalancer: { servers: [{ address: "127.0.0.1:${plain.port}" }] } }
+tls:
+  certificates: [{ certFile: "${cert.cert}", keyFile: "${cert.key}" }]
+`,
+      `${fx.dir}/l4p.yaml`,
+    ).config;
+  const proxy = await startProxy(config(1));
+  const ca = readFileSync(fx.ca);
+  const clients: tls.TLSSocket[] = [];
+  try {
+    const port = proxy.port("websecure");
+    for (let i = 0; i < 4; i++) {
+      const s = tls.connect({ port, host: "127.0.0.1", servername: "a.example", ca });
+      await new Promise<void>((resolve, reject) => {
+        s.once("secureConnect", () => resolve());
+        s.once("error", reject);
+      });
+      clients.push(s);
+    }
+    /** One round trip of `size` bytes on every client at once; each must come back whole. */
+    const roundTrips = (size: number, seed: number) =>
+      Promise.all(clients.map((s, i) => {
+        const data = pattern(size, seed + i);
+        const back = readBytes(s as unknown as net.Socket, size);
+        s.write(data);
+        return deadline(back, 20_000, "a round trip").then((b) =>
+          assert.ok(Buffer.from(b).equals(Buffer.from(data)), `client ${i}, ${size} bytes`)
+        );
+      }));
+    for (let reload = 0; reload < 5; reload++) {
+      await roundTrips(3000 + reload * 7000, reload * 10);
+      await proxy.server.apply(config(reload + 2));
+    }
+    await roundTrips(40_000, 99);
+  } finally {
+    for (const s of clients) s.destroy();
+    proxy.close();
+    await plain.close();
+    rmSync(fx.dir, { recursive: true, force: true });
+  }
+});

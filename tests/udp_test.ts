@@ -471,3 +471,27 @@ udp:
     1048576,
   );
 });
+
+test("udp: a session open across reloads keeps its server and its datagrams, over 512 bytes", async () => {
+  const backend = await echoBackend("B:");
+  const port = await freePort();
+  const proxy = await startProxy(udpConfig(port, [backend.port], "timeout: 30s"));
+  const client = await udpPeer();
+  try {
+    for (let reload = 0; reload < 4; reload++) {
+      const payload = pattern(600 + reload * 5000, reload + 1);
+      await client.send(payload, port);
+      const reply = await client.next();
+      assert.deepEqual(
+        new Uint8Array(reply.data),
+        new Uint8Array([...Buffer.from("B:"), ...payload]),
+      );
+      await proxy.server.apply(udpConfig(port, [backend.port], `timeout: ${30 + reload}s`));
+    }
+    assert.equal(proxy.server.tracker.udpEntryPoints.get("u")!.sessionsCreated, 1, "one session");
+  } finally {
+    client.close();
+    proxy.close();
+    backend.close();
+  }
+});

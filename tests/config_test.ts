@@ -478,3 +478,60 @@ test("durations have ranges that fit a timer; check names the range, negatives o
   assert.equal(config.tcp.serversTransports.t.terminationDelay, -1000);
   assert.equal(config.tcp.serversTransports.t.dialKeepAlive, -1);
 });
+
+const TOML_VALID = `[entryPoints]
+  [entryPoints.web]
+    address = "127.0.0.1:8080"
+
+[tcp]
+  [tcp.routers]
+    [tcp.routers.to-app]
+      entryPoints = ["web"]
+      rule = "HostSNI(\`*\`)"
+      service = "app"
+
+  [tcp.services]
+    [tcp.services.app.loadBalancer]
+      [[tcp.services.app.loadBalancer.servers]]
+        address = "127.0.0.1:9001"
+      [[tcp.services.app.loadBalancer.servers]]
+        address = "127.0.0.1:9002"
+`;
+
+test("TOML: a file loads as its YAML twin does, chosen by its extension", () => {
+  const { config } = parseConfig(TOML_VALID, "traefik.toml");
+  assert.equal(config.entryPoints.web.address.port, 8080);
+  assert.deepEqual(
+    config.tcp.services.app.loadBalancer!.servers.map((s) => s.address.port),
+    [9001, 9002],
+  );
+  assert.equal(config.tcp.routers["to-app"].service, "app");
+});
+
+test("TOML: mistakes are located at file:line:col, syntax errors too", () => {
+  const cases: [string, string][] = [
+    [
+      TOML_VALID.replace('address = "127.0.0.1:9002"', 'address = "127.0.0.1"'),
+      "traefik.toml:17:9: tcp.services.app.loadBalancer.servers[1].address: has no port",
+    ],
+    [
+      TOML_VALID.replace('service = "app"', 'service = "ap"'),
+      'traefik.toml:10:7: tcp.routers.to-app.service: tcp service "ap" is not defined; did you mean "app"?',
+    ],
+    [
+      TOML_VALID.replace('rule = "HostSNI(`*`)"', 'rulez = "HostSNI(`*`)"'),
+      'traefik.toml:9:7: tcp.routers.to-app.rulez: unknown key; did you mean "rule"?',
+    ],
+    [TOML_VALID.replace("[tcp.routers]", "[tcp.routers"), "traefik.toml:6:"],
+  ];
+  for (const [text, want] of cases) {
+    assert.throws(() => parseConfig(text, "traefik.toml"), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.ok(
+        e.message.split("\n").some((l) => l.startsWith(want)),
+        `${e.message}\nwanted: ${want}`,
+      );
+      return true;
+    });
+  }
+});

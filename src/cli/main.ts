@@ -19,7 +19,8 @@ import { StoreSource } from "../providers/source.ts";
 import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { stringify as stringifyYaml } from "yaml";
+import { readDocument } from "../config/readers.ts";
 import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
 import { STRATEGIES } from "../balancer/strategy.ts";
 import { toHex } from "../health/probe.ts";
@@ -396,7 +397,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
             noExtra("kv put", extra);
             // The file is checked first, as l4p check would: nothing bad reaches the store.
             const loaded = await loadConfigFile(file, runtime.capabilities);
-            const tree = parseYaml(loaded.text) as Record<string, unknown>;
+            const tree = readDocument(loaded.text, file).data;
             const pairs = treeToKv(tree, store.root);
             const how = await store.replace(pairs);
             io.out(`wrote ${pairs.length} keys under ${store.root}/ (${store.name})\n`);
@@ -589,10 +590,10 @@ function duration(
  */
 async function staticPart(file: string, runtime: Runtime): Promise<Config | undefined> {
   try {
-    const data = parseYaml(await readFile(file, "utf8")) as Record<string, unknown> | null;
-    if (!data || typeof data !== "object") return undefined;
-    const { tcp: _tcp, udp: _udp, tls: _tls, ...rest } = data;
-    return parseConfig(stringifyYaml(rest), file, runtime.capabilities).config;
+    const { tcp: _tcp, udp: _udp, tls: _tls, ...rest } =
+      readDocument(await readFile(file, "utf8"), file).data;
+    // Written back as YAML, read as YAML: the static part's own file name keeps its folder.
+    return parseConfig(stringifyYaml(rest), `${file}.static.yaml`, runtime.capabilities).config;
   } catch {
     return undefined;
   }

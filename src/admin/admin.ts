@@ -52,7 +52,7 @@ export interface AdminInfo {
 /** The admin listener: an HTTP server, and its history and streams to end with it. */
 export interface AdminListener extends HttpServer {}
 
-const PATHS = "/dashboard/ /api/status /api/connections /api/events /metrics /healthz";
+const PATHS = "/dashboard/ /api/status /api/connections /api/events /metrics /healthz /ping";
 
 /** Starts the admin listener; throws a `SocketError` when the address can't be had. */
 export function startAdmin(
@@ -80,7 +80,7 @@ export function startAdmin(
       });
     }
     // Liveness, the charting library's files (no data in them), and /metrics when asked.
-    const open = path === "/healthz" || path.startsWith("/dashboard/uplot.") ||
+    const open = path === "/healthz" || path === "/ping" || path.startsWith("/dashboard/uplot.") ||
       (path === "/metrics" && info.publicMetrics);
     // The dashboard's address without its slash: its page would load uplot.js from the root.
     if (path === "/dashboard") {
@@ -135,6 +135,9 @@ export function startAdmin(
         return reply(UPLOT_CSS, 200, { "content-type": "text/css" });
       case "/healthz":
         return reply("ok\n");
+      case "/ping":
+        // traefik's ping: what its users' health checks (and HEALTHCHECK lines) ask.
+        return reply("OK");
       default:
         return reply(`not found: try ${PATHS}\n`, 404);
     }

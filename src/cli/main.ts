@@ -67,7 +67,8 @@ LISTEN is [host]:port (":8080" listens on every IPv4 interface, "[::]:8080" on I
 TARGET is host:port. Several targets are balanced by smooth weighted round robin.
 
 Flags:
-  -c, --config FILE             the configuration file (YAML, traefik's names)
+  -c, --config FILE             the configuration file (YAML or TOML, traefik's names; also
+                                --configFile FILE, as traefik spells it)
   --dial-timeout DURATION       give up dialling a backend after this long (default 5s)
   --termination-delay DURATION  once one direction has ended, close the connection when the
                                 other has been silent this long (default 100ms;
@@ -231,6 +232,7 @@ const FLAGS = {
   listen: { type: "string" },
   "print-config": { type: "boolean" },
   metrics: { type: "string" },
+  configFile: { type: "string" },
   "token-file": { type: "string" },
   "access-log": { type: "boolean" },
   "drain-timeout": { type: "string" },
@@ -277,6 +279,8 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       allowPositionals: true,
       strict: true,
     });
+    // traefik's spelling: `traefik --configFile=traefik.toml`.
+    values.config ??= values.configFile;
     if (values.help) {
       const help = COMMAND_HELP[positionals[0] ?? ""];
       io.out(help ? `${help}\nSee l4p --help for every flag.\n` : USAGE);
@@ -343,7 +347,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const logger = new Logger({
           level: log.level ?? config.log.level,
           format: log.format ?? config.log.format,
-          output: stderr,
+          output: config.log.filePath ? await logFile(runtime, config.log.filePath) : stderr,
         });
         const source = stores.length ? new StoreSource(stores, logger) : undefined;
         const text = loaded?.text ?? await readFile(values.config, "utf8");
@@ -596,6 +600,16 @@ async function staticPart(file: string, runtime: Runtime): Promise<Config | unde
     return parseConfig(stringifyYaml(rest), `${file}.static.yaml`, runtime.capabilities).config;
   } catch {
     return undefined;
+  }
+}
+
+/** The log file `log.filePath` names, opened for appending. */
+async function logFile(runtime: Runtime, path: string) {
+  try {
+    return await runtime.openOutput(path);
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? String(error);
+    throw new StartError(`cannot open the log file ${path} (log.filePath): ${code}`);
   }
 }
 

@@ -75,6 +75,7 @@ export const DURATION_RANGES = {
   dialKeepAlive: { min: 0, max: 2 * HOUR, negative: "off" },
   ratePeriod: { min: 1, max: 24 * HOUR },
   drainTimeout: { min: 0, max: 24 * HOUR },
+  throttle: { min: 0, max: 10 * 60_000 },
 } as const satisfies Record<string, DurationRange>;
 
 /** Why `ms` is outside `range`, or undefined when it is inside. */

@@ -16,6 +16,7 @@ import {
 } from "./model.ts";
 import { type Document, type Path, readDocument, ReadError } from "./readers.ts";
 import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
+import { canonicalKeys, fromTraefikDynamic, fromTraefikStatic } from "./traefik.ts";
 import { readTlsFiles, type TlsMaterial } from "./tls_files.ts";
 import { CIPHER_SUITES } from "../tls/options.ts";
 import type { StorePart } from "../providers/kv.ts";
@@ -132,7 +133,27 @@ function* parseSteps(
     throw new ConfigError([{ file, ...error.position, path: "", message: error.detail }]);
   }
   const data = doc.data;
+  // traefik's shape to l4p's: what is mapped or set aside is said, at the key that says it.
+  const notes: ConfigProblem[] = [];
+  fromTraefikStatic(
+    data,
+    (path, message) => notes.push({ file, ...doc.locate(path), path: formatPath(path), message }),
+  );
+  // A part's tree is brought to shape in place: the same each time, so a part read once and
+  // merged at every reload is shaped once in effect.
+  for (const part of parts) {
+    fromTraefikDynamic(part.tree, (path, message) =>
+      notes.push({
+        file: part.provider,
+        line: 0,
+        column: 0,
+        path: formatPath(path),
+        message,
+        key: `${part.root}/${path.join("/")}`,
+      }));
+  }
   const merged = mergeParts(data, parts);
+  canonicalKeys(data, schemaCache ??= jsonSchema());
   const problem = (path: Path, message: string, key?: string): ConfigProblem => {
     const full = key === undefined ? path : [...path, key];
     const from = merged.origins.get(full.slice(0, 3).join("."));
@@ -162,7 +183,6 @@ function* parseSteps(
   }
   yield;
   const problems: ConfigProblem[] = [];
-  const notes: ConfigProblem[] = [];
   const error: Report = (path, message) => problems.push(problem(path, message));
   const note: Report = (path, message) => notes.push(problem(path, message));
   crossCheck(result.data, error, note);
@@ -315,6 +335,17 @@ function editDistance(a: string, b: string): number {
 
 type Report = (path: Path, message: string) => void;
 
+/**
+ * The entrypoints a router that names none listens on: those marked `asDefault`, or every one
+ * of its protocol when none is (traefik's rule).
+ */
+function defaultEntryPoints(file: ParsedFile, protocol: "tcp" | "udp"): string[] {
+  const all = Object.entries(file.entryPoints ?? {})
+    .filter(([, ep]) => ep.address.protocol === protocol);
+  const marked = all.filter(([, ep]) => ep.asDefault);
+  return (marked.length ? marked : all).map(([name]) => name);
+}
+
 /** Checks what the schema cannot: references, cycles, addresses shared by entrypoints. */
 function crossCheck(file: ParsedFile, error: Report, note: Report): void {
   const entryPoints = file.entryPoints ?? {};
@@ -338,8 +369,7 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
     }
     seen.push({ name, protocol, hostname: address.hostname, port: address.port });
   }
-  const epOf = (protocol: string) =>
-    Object.keys(entryPoints).filter((n) => entryPoints[n].address.protocol === protocol);
+  const epOf = (protocol: "tcp" | "udp") => defaultEntryPoints(file, protocol);
 
   for (const protocol of ["tcp", "udp"] as const) {
     const section = file[protocol];
@@ -469,12 +499,6 @@ function checkTls(file: ParsedFile, error: Report, options: LoadOptions): void {
     const t = router.tls;
     if (!t) continue;
     const path = ["tcp", "routers", name, "tls"];
-    if (t.passthrough && (t.options || t.certResolver)) {
-      error(
-        path,
-        "passthrough passes TLS through untouched: options and certResolver are for termination",
-      );
-    }
     if (t.options && t.options !== "default" && !tlsOptions[t.options]) {
       error(
         [...path, "options"],
@@ -679,7 +703,11 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
   const weightedOf = (w: { services: { name: string; weight?: number }[] }) => ({
     services: w.services.map((c) => ({ name: c.name, weight: c.weight ?? 1 })),
   });
-  config.log = { level: file.log?.level, format: file.log?.format };
+  config.log = {
+    level: file.log?.level,
+    format: file.log?.format,
+    filePath: file.log?.filePath && resolve(base, file.log.filePath),
+  };
   if (file.metrics) {
     config.metrics = {
       address: file.metrics.address,
@@ -716,22 +744,25 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
       },
     };
   }
-  const all = (protocol: string) =>
-    Object.keys(config.entryPoints).filter((n) => config.entryPoints[n].protocol === protocol);
+  const all = (protocol: "tcp" | "udp") => defaultEntryPoints(file, protocol);
+  const transport = (name: string, t: NonNullable<ParsedFile["tcpServersTransport"]>) => ({
+    dialTimeout: t.dialTimeout ?? DEFAULTS.dialTimeout,
+    terminationDelay: t.terminationDelay ?? DEFAULTS.terminationDelay,
+    proxyProtocol: t.proxyProtocol,
+    dialKeepAlive: keepAliveOf(t.dialKeepAlive, DEFAULTS.dialKeepAlive),
+    tls: t.tls && {
+      serverName: t.tls.serverName,
+      rootCAs: tls.transports[name]?.rootCAs ?? [],
+      insecureSkipVerify: t.tls.insecureSkipVerify ?? false,
+      certificate: tls.transports[name]?.certificate,
+      peerCertURI: t.tls.peerCertURI,
+    },
+  });
   for (const [name, t] of Object.entries(file.tcp?.serversTransports ?? {})) {
-    config.tcp.serversTransports[name] = {
-      dialTimeout: t.dialTimeout ?? DEFAULTS.dialTimeout,
-      terminationDelay: t.terminationDelay ?? DEFAULTS.terminationDelay,
-      proxyProtocol: t.proxyProtocol,
-      dialKeepAlive: keepAliveOf(t.dialKeepAlive, DEFAULTS.dialKeepAlive),
-      tls: t.tls && {
-        serverName: t.tls.serverName,
-        rootCAs: tls.transports[name]?.rootCAs ?? [],
-        insecureSkipVerify: t.tls.insecureSkipVerify ?? false,
-        certificate: tls.transports[name]?.certificate,
-        peerCertURI: t.tls.peerCertURI,
-      },
-    };
+    config.tcp.serversTransports[name] = transport(name, t);
+  }
+  if (file.tcpServersTransport) {
+    config.tcp.defaultTransport = transport("", file.tcpServersTransport);
   }
   const pv = file.providers;
   if (pv?.etcd) {

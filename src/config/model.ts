@@ -44,7 +44,7 @@ export interface Config {
   tcp: TcpConfig;
   udp: UdpConfig;
   /** Command-line flags override these. */
-  log: { level?: LogLevel; format?: LogFormat };
+  log: { level?: LogLevel; format?: LogFormat; filePath?: string };
   /** The admin listener (metrics, status API, dashboard); none when absent. */
   metrics?: {
     address: HostPort;
@@ -172,6 +172,8 @@ export interface TcpConfig {
   services: Record<string, TcpServiceConfig>;
   serversTransports: Record<string, TcpServersTransportConfig>;
   middlewares: Record<string, TcpMiddlewareConfig>;
+  /** traefik v3's static `tcpServersTransport`: for services that name no transport. */
+  defaultTransport?: TcpServersTransportConfig;
 }
 
 /** A TCP middleware: exactly one kind (traefik's `ipWhiteList` is read as `ipAllowList`). */

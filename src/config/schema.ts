@@ -100,6 +100,10 @@ const entryPoint = z.strictObject({
   reusePort: z.boolean().optional().meta({
     description: "SO_REUSEPORT, so several l4p processes can share the port",
   }),
+  asDefault: z.boolean().optional().meta({
+    description:
+      "routers that name no entryPoints use the entrypoints marked asDefault (all, when none is)",
+  }),
   helloTimeout: durationIn(R.helloTimeout).optional().meta({
     description:
       "l4p's own: how long a client may take to send its TLS ClientHello when a router needs SNI or ALPN; default 5s",
@@ -364,6 +368,9 @@ function service<T extends z.ZodType>(loadBalancer: T) {
 const tcpService = service(tcpLoadBalancer);
 
 const tcpRouter = z.strictObject({
+  ruleSyntax: z.enum(["v2", "v3"]).optional().meta({
+    description: "traefik's rule syntax; l4p reads both alike for TCP (v3's matchers)",
+  }),
   entryPoints: names.optional().meta({ description: "default: every TCP entrypoint" }),
   rule: z.string().min(1),
   service: z.string().min(1),
@@ -496,9 +503,25 @@ export const fileSchema = z.strictObject({
       password: z.string().min(1).optional(),
       tls: storeTls.optional(),
     }).optional(),
+    file: z.strictObject({
+      filename: z.string().min(1).optional().meta({
+        description: "a file of dynamic configuration (tcp, udp, tls), YAML or TOML",
+      }),
+      directory: z.string().min(1).optional().meta({
+        description: "every .yml, .yaml and .toml file in this folder, as traefik reads them",
+      }),
+      watch: z.boolean().optional().meta({ description: "follow changes; default true" }),
+    }).superRefine((f, ctx) => {
+      if ((f.filename === undefined) === (f.directory === undefined)) {
+        ctx.addIssue({ code: "custom", message: "give filename or directory, one of them" });
+      }
+    }).optional(),
+    providersThrottleDuration: durationIn(R.throttle).optional().meta({
+      description: "changes from a provider within this long are applied once; default 2s",
+    }),
   }).optional().meta({
     description:
-      "stores that hold the shared dynamic part (tcp, udp, tls) under traefik's key layout",
+      "where the dynamic part (tcp, udp, tls) also comes from: files, and stores under traefik's key layout",
   }),
   certificatesResolvers: z.record(z.string(), z.strictObject({ acme: acmeResolver }))
     .optional(),
@@ -531,7 +554,14 @@ export const fileSchema = z.strictObject({
   log: z.strictObject({
     level: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]).optional(),
     format: z.enum(["text", "json"]).optional(),
+    filePath: z.string().min(1).optional().meta({
+      description: "append the log here; stderr when absent",
+    }),
   }).optional(),
+  tcpServersTransport: serversTransport.optional().meta({
+    description:
+      "traefik v3's static default for every TCP service that names no serversTransports entry",
+  }),
 }).meta({
   title: "l4p configuration",
   description: "entrypoints, routers, services and transports, in traefik's names",

@@ -91,9 +91,15 @@ export function readTlsFiles(
       o.clientAuth?.caFiles,
     );
   }
-  for (const [name, t] of Object.entries(file.tcp?.serversTransports ?? {})) {
-    if (!t.tls) continue;
-    const path = ["tcp", "serversTransports", name, "tls"];
+  const transports: [string, typeof file.tcpServersTransport, Path][] = [
+    ...Object.entries(file.tcp?.serversTransports ?? {}).map(([name, t]) =>
+      [name, t, ["tcp", "serversTransports", name, "tls"]] as [string, typeof t, Path]
+    ),
+    // traefik v3's static default, under the name no dynamic transport can have.
+    ["", file.tcpServersTransport, ["tcpServersTransport", "tls"]],
+  ];
+  for (const [name, t, path] of transports) {
+    if (!t?.tls) continue;
     const first = t.tls.certificates?.[0];
     m.transports[name] = {
       rootCAs: cas([...path, "rootCAs"], t.tls.rootCAs),

@@ -323,7 +323,9 @@ export function acceptOptions(
 
 /** The transport a load balancer uses: its serversTransport, then its own v2 settings. */
 export function transportOf(config: Config, lb: TcpLoadBalancerConfig): TcpTransport {
-  const named = lb.serversTransport ? config.tcp.serversTransports[lb.serversTransport] : undefined;
+  const named = lb.serversTransport
+    ? config.tcp.serversTransports[lb.serversTransport]
+    : config.tcp.defaultTransport;
   return {
     dialTimeout: named?.dialTimeout ?? DEFAULTS.dialTimeout,
     terminationDelay: lb.terminationDelay ?? named?.terminationDelay ?? DEFAULTS.terminationDelay,

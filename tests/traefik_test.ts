@@ -1,0 +1,187 @@
+/**
+ * traefik users' files as they write them: static sections l4p maps or sets aside, `http:` beside
+ * `tcp:`, keys in any case, TOML, and what traefik accepts and ignores. The files are written for
+ * these tests from traefik's documentation and the shapes of its integration fixtures.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { test } from "node:test";
+import { formatProblem, parseConfig } from "../src/config/load.ts";
+import { deadline, echoServer, freePort, runL4p, startProxy } from "./_helpers.ts";
+
+/** A traefik static file holding its dynamic part too, as traefik's own fixtures do (YAML). */
+const TRAEFIK_YAML = (web: number, dashboard: number, backend: number) => `
+global:
+  checkNewVersion: false
+  sendAnonymousUsage: false
+log:
+  level: INFO
+  noColor: true
+accessLog: { bufferingSize: 100 }
+api:
+  insecure: true
+  dashboard: true
+ping: {}
+entrypoints:
+  web:
+    address: "127.0.0.1:${web}"
+    asDefault: true
+    http:
+      redirections:
+        entryPoint: { to: websecure, scheme: https }
+    transport:
+      lifeCycle: { graceTimeOut: 10s }
+  traefik:
+    address: "127.0.0.1:${dashboard}"
+providers:
+  docker: { exposedByDefault: false }
+http:
+  routers:
+    dashboard: { rule: "Host(\`traefik.example\`)", service: api@internal }
+    app: { rule: "Host(\`app.example\`)", service: app }
+  services:
+    app: { loadBalancer: { servers: [{ url: "http://127.0.0.1:9000" }] } }
+  middlewares:
+    auth: { basicAuth: { users: ["u:p"] } }
+tcp:
+  routers:
+    echo:
+      rule: "HostSNI(\`*\`)"
+      ruleSyntax: v3
+      service: echo@file
+  services:
+    echo:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:${backend}" }]
+tls:
+  options:
+    modern: { minVersion: VersionTLS13, curvePreferences: [X25519, CurveP256] }
+`;
+
+test("traefik static file: mapped, set aside with a note each, and served", async () => {
+  const backend = await echoServer();
+  const [web, dashboard] = [await freePort(), await freePort()];
+  const { config, notes } = parseConfig(TRAEFIK_YAML(web, dashboard, backend.port), "traefik.yml");
+  const said = notes.map(formatProblem).join("\n");
+  for (
+    const expected of [
+      /traefik\.yml:2:1: global: not used/,
+      /accessLog\.bufferingSize: not applied/,
+      /entryPoints\.web\.http: http: HTTP only; not served/,
+      /entryPoints\.web\.transport: lifeCycle: l4p drains/,
+      /providers\.docker: the docker provider is not supported/,
+      /traefik\.yml:\d+:\d+: http: 2 routers, 1 services, 1 middlewares not served \(l4p is a layer-4 proxy\)/,
+      /tls\.options\.modern\.curvePreferences: accepted/,
+      new RegExp(`api: api, ping: served by l4p's admin listener on 127\\.0\\.0\\.1:${dashboard}`),
+    ]
+  ) assert.match(said, expected);
+  // traefik's names, read as traefik reads them.
+  assert.equal(config.log.level, "info");
+  assert.deepEqual(
+    Object.keys(config.entryPoints),
+    ["web"],
+    "the traefik entrypoint is the admin's",
+  );
+  assert.equal(config.metrics?.address.port, dashboard);
+  assert.equal(config.tcp.routers.echo.service, "echo");
+  assert.deepEqual(config.tcp.routers.echo.entryPoints, ["web"]);
+
+  const proxy = await startProxy(config);
+  try {
+    const { connect } = await import("./_helpers.ts");
+    const c = await connect(proxy.port("web"));
+    const echoed = new Promise<string>((resolve) => c.once("data", (d) => resolve(String(d))));
+    c.write("through traefik's file");
+    assert.equal(await deadline(echoed, 5000, "echo"), "through traefik's file");
+    c.destroy();
+  } finally {
+    proxy.close();
+    await backend.close();
+  }
+});
+
+test("traefik file: l4p check names what is not served and exits 0; run serves /ping on traefik's entrypoint", async () => {
+  const backend = await echoServer();
+  const dir = mkdtempSync(`${tmpdir()}/l4p-traefik-`);
+  const [web, dashboard] = [await freePort(), await freePort()];
+  writeFileSync(`${dir}/traefik.yml`, TRAEFIK_YAML(web, dashboard, backend.port));
+  try {
+    const check = runL4p(["check", `${dir}/traefik.yml`]);
+    assert.equal(await deadline(check.exited, 30_000, "check"), 0, check.stderr());
+    assert.match(check.stdout(), /note: .*http: 2 routers, 1 services, 1 middlewares not served/);
+    const l4p = runL4p(["run", `--configFile=${dir}/traefik.yml`]);
+    try {
+      await l4p.waitForLine(/admin listening/);
+      const ping = await fetch(`http://127.0.0.1:${dashboard}/ping`);
+      assert.equal(await ping.text(), "OK");
+      const status = await fetch(`http://127.0.0.1:${dashboard}/api/status`);
+      assert.equal(status.status, 200);
+      assert.ok((await status.json()).routers?.echo ?? true);
+    } finally {
+      l4p.kill("SIGKILL");
+    }
+  } finally {
+    await backend.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const TRAEFIK_TOML = (web: number, backend: number) => `
+[global]
+  checkNewVersion = false
+
+[log]
+  level = "DEBUG"
+
+[entryPoints]
+  [entryPoints.tcp]
+    address = "127.0.0.1:${web}"
+
+[tcpServersTransport]
+  dialTimeout = "3s"
+  terminationDelay = "250ms"
+
+[tcp]
+  [tcp.routers]
+    [tcp.routers.to-backend]
+      rule = "HostSNI(\`*\`)"
+      service = "backend"
+      entryPoints = [ "tcp" ]
+
+    [tcp.services.backend.loadBalancer]
+      [[tcp.services.backend.loadBalancer.servers]]
+        address = "127.0.0.1:${backend}"
+`;
+
+test("traefik TOML: tcpServersTransport is every TCP service's default transport", () => {
+  const { config } = parseConfig(TRAEFIK_TOML(8093, 9000), "traefik.toml");
+  assert.equal(config.log.level, "debug");
+  assert.equal(config.tcp.defaultTransport?.dialTimeout, 3000);
+  assert.equal(config.tcp.defaultTransport?.terminationDelay, 250);
+  assert.equal(config.tcp.routers["to-backend"].service, "backend");
+});
+
+test("traefik keys in any case are traefik's; unknown keys stay errors with a did-you-mean", () => {
+  const { config } = parseConfig(
+    `EntryPoints:
+  Web: { Address: "127.0.0.1:8080" }
+TCP:
+  Routers:
+    r: { Rule: "HostSNI(\`*\`)", Service: s }
+  Services:
+    s: { LoadBalancer: { Servers: [{ Address: "127.0.0.1:9" }] } }
+`,
+    "case.yaml",
+  );
+  assert.equal(config.entryPoints.Web.address.port, 8080, "names keep their case");
+  assert.equal(config.tcp.routers.r.service, "s");
+  assert.throws(
+    () =>
+      parseConfig(
+        `entryPoints:\n  web: { adress: "127.0.0.1:8080" }\n`,
+        "typo.yaml",
+      ),
+    /typo\.yaml:2:10: entryPoints\.web\.adress: unknown key; did you mean "address"\?/,
+  );
+});

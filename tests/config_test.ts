@@ -403,20 +403,34 @@ test("l4p check lists an entrypoint's routers in match order: priority, then lon
   }
 });
 
-test("l4p run refuses a bad file with the same messages and exit 1", async () => {
+test("l4p run: a static problem stops the start with check's messages; a dynamic one leaves its item out", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-cfg-`);
   try {
     const file = `${dir}/l4p.yaml`;
-    writeFileSync(file, VALID.replace('"127.0.0.1:9001"', '"127.0.0.1"'));
+    writeFileSync(file, VALID.replace('"127.0.0.1:8080"', '"127.0.0.1"'));
     const l4p = runL4p(["run", "-c", file]);
     assert.equal(await deadline(l4p.exited, 15_000, "run exits"), 1);
     assert.equal(
       l4p.stderr(),
-      `${file}:14:22: tcp.services.app.loadBalancer.servers[0].address: has no port (write host:port)\n`,
+      `${file}:3:14: entryPoints.web.address: has no port (write host:port)\n`,
     );
+    // A service with a problem, and the router that needs it, are left out; the start goes on.
+    writeFileSync(file, VALID.replace('"127.0.0.1:9001"', '"127.0.0.1"'));
+    const partial = runL4p(["run", "-c", file]);
+    try {
+      await partial.waitForLine(/listening entryPoint=web/);
+      await partial.waitForLine(
+        /left out of the configuration; the rest is served item=tcp\.services\.app error=".*:14:22: tcp\.services\.app\.loadBalancer\.servers\[0\]\.address: has no port/,
+      );
+      await partial.waitForLine(
+        /item=tcp\.routers\.to-app error=".*tcp service \\"app\\" is left out for its own problem/,
+      );
+    } finally {
+      partial.kill("SIGKILL");
+    }
     const missing = runL4p(["run", "-c", `${dir}/nope.yaml`]);
     assert.equal(await deadline(missing.exited, 15_000, "run exits"), 1);
-    assert.equal(missing.stderr(), `${dir}/nope.yaml:1:1: cannot read: no such file\n`);
+    assert.equal(missing.stderr(), `${dir}/nope.yaml: cannot read: no such file\n`);
   } finally {
     rmSync(dir, { recursive: true });
   }

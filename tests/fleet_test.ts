@@ -236,25 +236,40 @@ async function fleetScenario(
     const before = streamed;
     await waitFor(() => streamed > before, 5000, "the established stream still flows");
 
-    // A bad value: refused on every box, naming the key; B keeps serving.
+    // A bad value: as traefik does, the service (and the router that needs it) is left out
+    // on every box, the error naming the key; the status API shows it disabled with it.
     const bad = shared(root, b.port);
     bad[2] = [bad[2][0], "127.0.0.1"];
     await store.replace(bad);
     for (const box of boxes) {
       await box.waitForLine(
-        new RegExp(`${root}/tcp/services/app/loadBalancer/servers/0/address: has no port`),
+        new RegExp(
+          `left out of the configuration.*item=tcp\\.services\\.app .*${root}/tcp/services/app/loadBalancer/servers/0/address: has no port`,
+        ),
         10_000,
       );
     }
-    for (const p of ports) assert.equal(await ask(p), "B");
+    const status = await (await fetch(`http://127.0.0.1:${adminPort}/api/status`)).json();
+    assert.equal(status.tcp.services.app.status, "disabled");
+    assert.match(status.tcp.services.app.error, /servers\/0\/address: has no port/);
+    assert.equal(status.tcp.routers.r.status, "disabled");
 
     const up = await provider();
     assert.equal(up.connected, true);
     assert.ok(up.revision, "the revision last read is shown");
-    assert.ok(up.appliedRevision, "the revision in force is shown");
-    assert.notEqual(up.appliedRevision, up.revision, "the refused revision is not in force");
+    assert.equal(
+      up.appliedRevision,
+      up.revision,
+      "the revision is in force, less what is left out",
+    );
     const metrics = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
     assert.match(metrics, /^l4p_provider_up\{provider="(etcd|redis)"\} 1$/m);
+    assert.match(metrics, /^l4p_config_left_out_items 2$/m);
+    // Put right: B again everywhere.
+    await store.replace(shared(root, b.port));
+    for (const p of ports) {
+      await eventually(async () => await ask(p) === "B", 10_000, `box on ${p} back to B`);
+    }
 
     // The store goes away: every box keeps the last good configuration, and says so.
     await server.stop();

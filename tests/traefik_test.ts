@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
+import { startAdmin } from "../src/admin/admin.ts";
 import { formatProblem, parseConfig } from "../src/config/load.ts";
 import { deadline, echoServer, freePort, runL4p, startProxy } from "./_helpers.ts";
 
@@ -184,4 +185,63 @@ TCP:
       ),
     /typo\.yaml:2:10: entryPoints\.web\.adress: unknown key; did you mean "address"\?/,
   );
+});
+
+test("a dynamic router with an undefined service is left out, shown in /api/status; its entrypoint's others serve", async () => {
+  const backend = await echoServer();
+  const { config, leftOut } = parseConfig(
+    `entryPoints:
+  web: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    good: { rule: "HostSNI(\`*\`)", service: echo }
+    broken: { rule: "HostSNI(\`b.example\`)", service: nowhere }
+    bad-rule: { rule: "HostSNI(\`a.example\`) &&", service: echo }
+  services:
+    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${backend.port}" }] } }
+`,
+    "dyn.yaml",
+    { isolate: true },
+  );
+  assert.deepEqual(leftOut.map((l) => l.item).sort(), [
+    "tcp.routers.bad-rule",
+    "tcp.routers.broken",
+  ]);
+  assert.match(
+    leftOut.map((l) => l.problems.map(formatProblem).join()).join("\n"),
+    /dyn\.yaml:6:\d+: tcp\.routers\.broken\.service: tcp service "nowhere" is not defined/,
+  );
+  const proxy = await startProxy(config);
+  const admin = startAdmin(
+    proxy.server,
+    { hostname: "127.0.0.1", port: 0, text: "127.0.0.1:0" },
+    { version: "test" },
+  );
+  try {
+    const status = await (await fetch(`http://127.0.0.1:${admin.addr.port}/api/status`)).json();
+    assert.equal(status.tcp.routers.broken.status, "disabled");
+    assert.match(status.tcp.routers.broken.error, /tcp service "nowhere" is not defined/);
+    assert.equal(status.tcp.routers.good.status, "enabled");
+    const metrics = await (await fetch(`http://127.0.0.1:${admin.addr.port}/metrics`)).text();
+    assert.match(metrics, /^l4p_config_left_out_items 2$/m);
+    assert.ok(
+      proxy.lines.some((l) => /left out of the configuration.*item=tcp\.routers\.broken/.test(l)),
+    );
+    const { connect } = await import("./_helpers.ts");
+    const c = await connect(proxy.port("web"));
+    const echoed = new Promise<string>((resolve) => c.once("data", (d) => resolve(String(d))));
+    c.write("the good router serves");
+    assert.equal(await deadline(echoed, 5000, "echo"), "the good router serves");
+    c.destroy();
+    // check, unlike run, refuses the file, naming each cause once.
+    assert.throws(() =>
+      parseConfig(
+        `entryPoints:\n  web: { address: "127.0.0.1:0" }\ntcp:\n  routers:\n    broken: { rule: "HostSNI(\`*\`)", service: nowhere }\n`,
+        "dyn.yaml",
+      ), /tcp service "nowhere" is not defined/);
+  } finally {
+    admin.close();
+    proxy.close();
+    await backend.close();
+  }
 });

@@ -112,6 +112,7 @@ export function startAdmin(
               log: server.env.logger.dropped,
               access: info.accessLogDropped?.() ?? 0,
             },
+            leftOut: server.config?.leftOut.length ?? 0,
           }),
           { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
         );
@@ -271,8 +272,14 @@ export function status(
   for (const [name, r] of Object.entries(config?.tcp.routers ?? {})) {
     const refused: Record<string, number> = {};
     for (const mw of r.middlewares) refused[mw] = tracker.refusals.get(`${name} ${mw}`) ?? 0;
-    tcpRouters[name] = { ...r, ...tcpCounters(tcp.router.get(name)), refused };
+    tcpRouters[name] = {
+      ...r,
+      status: "enabled",
+      ...tcpCounters(tcp.router.get(name)),
+      refused,
+    };
   }
+
   const health = new Map(server.servers.map((s) => [`${s.protocol} ${s.service} ${s.label}`, s]));
   const tcpServices = services(
     config?.tcp.services ?? {},
@@ -291,6 +298,18 @@ export function status(
     udpCounters,
     (svc, label) => health.get(`udp ${svc} ${label}`),
   );
+  // Left out, as traefik shows a disabled item: where it is, with its error.
+  const places: Record<string, Record<string, unknown>> = {
+    "tcp.routers": tcpRouters,
+    "tcp.services": tcpServices,
+    "udp.routers": udpRouters,
+    "udp.services": udpServices,
+  };
+  for (const { item, errors } of config?.leftOut ?? []) {
+    const m = item.match(/^(tcp|udp)\.(routers|services)\.(.+)$/);
+    const into = m && places[`${m[1]}.${m[2]}`];
+    if (into) into[m[3]] = { status: "disabled", error: errors.join("; ") };
+  }
   const r = server.reloads;
   return {
     version,
@@ -307,6 +326,7 @@ export function status(
     entryPoints,
     tcp: { routers: tcpRouters, services: tcpServices },
     udp: { routers: udpRouters, services: udpServices },
+    leftOut: config?.leftOut ?? [],
   };
 }
 

@@ -330,12 +330,14 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         noExtra(command, rest);
         if (!values.config) throw new UsageError("run needs -c FILE");
         const log = logOptions();
+        // Serving, a dynamic item with a problem is left out and the rest served, as traefik.
+        const serving = { ...runtime.capabilities, isolate: true };
         // The file alone may name services its stores hold (etcd, Redis): then it is checked
         // merged with them, as a reload checks it, and its static part says which stores.
         let loaded: LoadedConfig | undefined;
         let fileError: ConfigError | undefined;
         try {
-          loaded = await loadConfigFile(values.config, runtime.capabilities);
+          loaded = await loadConfigFile(values.config, serving);
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           fileError = error;
@@ -355,7 +357,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           await source.start();
           if (source.parts().length || fileError) {
             try {
-              config = parseConfig(text, values.config, runtime.capabilities, source.parts())
+              config = parseConfig(text, values.config, serving, source.parts())
                 .config;
               source.applied();
             } catch (error) {

@@ -15,38 +15,21 @@ import {
   type ServerConfig,
 } from "./model.ts";
 import { type Document, type Path, readDocument, ReadError } from "./readers.ts";
+import { type ConfigPart, formatPath, problemIn } from "./parts.ts";
+import {
+  ConfigError,
+  type ConfigProblem,
+  didYouMean,
+  formatProblem,
+  sortProblems,
+} from "./problems.ts";
+
+export { ConfigError, type ConfigProblem, didYouMean, formatProblem };
 import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
 import { canonicalKeys, fromTraefikDynamic, fromTraefikStatic } from "./traefik.ts";
 import { readTlsFiles, type TlsMaterial } from "./tls_files.ts";
 import { CIPHER_SUITES } from "../tls/options.ts";
-import type { StorePart } from "../providers/kv.ts";
 import { literalHosts, parseRule, type Rule, RuleError } from "../tcp/rule.ts";
-
-/** One thing wrong (or worth saying) about a configuration, with where it is. */
-export interface ConfigProblem {
-  file: string;
-  line: number;
-  column: number;
-  /** The key path, `tcp.services.app.loadBalancer.servers[1].address`; "" for the file. */
-  path: string;
-  message: string;
-  /** For a value from a store: its key (`l4p/tcp/services/app/…`), which locates it instead. */
-  key?: string;
-}
-
-/** The configuration could not be used; `problems` says every reason. */
-export class ConfigError extends Error {
-  constructor(readonly problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join("\n"));
-    this.name = "ConfigError";
-  }
-}
-
-/** `file:line:column: path: message`, or `key: message` for a value from a store. */
-export function formatProblem(p: ConfigProblem): string {
-  if (p.key) return `${p.key}: ${p.message}`;
-  return `${p.file}:${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ""}${p.message}`;
-}
 
 /** A valid configuration, with remarks that are not errors (traefik v2 forms, say). */
 export interface LoadedConfig {
@@ -54,6 +37,19 @@ export interface LoadedConfig {
   notes: ConfigProblem[];
   /** The text it was read from. */
   text: string;
+  /**
+   * Dynamic items (routers, services, middlewares, transports, TLS options and certificates, or
+   * a whole dynamic file) left out with their problems, as traefik leaves them out: the rest is
+   * served. Empty unless parsed with `isolate`.
+   */
+  leftOut: LeftOut[];
+}
+
+/** One dynamic item left out of the configuration, and why. */
+export interface LeftOut {
+  /** `tcp.routers.NAME`, `tls.certificates[2]`, or a file for a file that does not read. */
+  item: string;
+  problems: ConfigProblem[];
 }
 
 /** Reads and validates `file`; throws {@link ConfigError} listing every problem. */
@@ -67,13 +63,18 @@ export async function loadConfigFile(
   } catch (error) {
     const code = (error as { code?: string }).code;
     const why = code === "ENOENT" ? "no such file" : (error as Error).message;
-    throw new ConfigError([{ file, line: 1, column: 1, path: "", message: `cannot read: ${why}` }]);
+    throw new ConfigError([{ file, line: 0, column: 0, path: "", message: `cannot read: ${why}` }]);
   }
   return parseConfig(text, file, options);
 }
 
 /** What the runtime that will run a configuration can do, where it matters to validation. */
 export interface LoadOptions {
+  /**
+   * Leave out a dynamic item with a problem (and what depends on it) and serve the rest, as
+   * traefik does (run, reload); without it any problem refuses the whole (check).
+   */
+  isolate?: boolean;
   /** Whether TLS-ALPN-01 can be answered (not on Deno); assumed when absent. */
   tlsAlpnChallenge?: boolean;
   /** Whether a UDP socket's receive buffer can be set (not on Deno); assumed when absent. */
@@ -88,8 +89,8 @@ export function parseConfig(
   text: string,
   file: string,
   options: LoadOptions = {},
-  /** Parts read from stores (etcd, Redis), merged with the file's before validation. */
-  parts: readonly StorePart[] = [],
+  /** Parts from the providers (files, etcd, Redis), merged with the file's before validation. */
+  parts: readonly ConfigPart[] = [],
 ): LoadedConfig {
   const steps = parseSteps(text, file, options, parts);
   for (;;) {
@@ -107,7 +108,7 @@ export async function parseConfigInSteps(
   text: string,
   file: string,
   options: LoadOptions,
-  parts: readonly StorePart[],
+  parts: readonly ConfigPart[],
   pause: () => Promise<void>,
 ): Promise<LoadedConfig> {
   const steps = parseSteps(text, file, options, parts);
@@ -123,7 +124,7 @@ function* parseSteps(
   text: string,
   file: string,
   options: LoadOptions,
-  parts: readonly StorePart[],
+  parts: readonly ConfigPart[],
 ): Generator<void, LoadedConfig> {
   let doc: Document;
   try {
@@ -139,68 +140,180 @@ function* parseSteps(
     data,
     (path, message) => notes.push({ file, ...doc.locate(path), path: formatPath(path), message }),
   );
-  // A part's tree is brought to shape in place: the same each time, so a part read once and
-  // merged at every reload is shaped once in effect.
+  const leftOut: LeftOut[] = [];
+  const readable: ConfigPart[] = [];
   for (const part of parts) {
-    fromTraefikDynamic(part.tree, (path, message) =>
-      notes.push({
-        file: part.provider,
-        line: 0,
-        column: 0,
-        path: formatPath(path),
-        message,
-        key: `${part.root}/${path.join("/")}`,
-      }));
+    if (part.unreadable) {
+      leftOut.push({ item: part.unreadable.file, problems: [part.unreadable] });
+      continue;
+    }
+    // A part's tree is brought to shape in place: the same each time, so a part read once and
+    // merged at every reload is shaped once in effect.
+    fromTraefikDynamic(part.tree, (path, message) => notes.push(problemIn(part, path, message)));
+    readable.push(part);
   }
-  const merged = mergeParts(data, parts);
+  const merged = mergeParts(data, readable);
   canonicalKeys(data, schemaCache ??= jsonSchema());
-  const problem = (path: Path, message: string, key?: string): ConfigProblem => {
+  /** Indices removed from lists (left-out certificates), so later problems find their place. */
+  const removed = new Map<string, number[]>();
+  const original = (path: Path): Path => {
+    const gone = removed.get(path.slice(0, 2).join("."));
+    if (!gone || typeof path[2] !== "number") return path;
+    let i = path[2];
+    for (const r of gone) if (r <= i) i++;
+    return [path[0], path[1], i, ...path.slice(3)];
+  };
+  const problem = (at: Path, message: string, key?: string): ConfigProblem => {
+    const path = original(at);
     const full = key === undefined ? path : [...path, key];
     const from = merged.origins.get(full.slice(0, 3).join("."));
-    if (from) {
-      return {
-        file: from.provider,
-        line: 0,
-        column: 0,
-        path: formatPath(full),
-        message,
-        key: `${from.root}/${full.join("/")}`,
-      };
-    }
+    if (from) return problemIn(from, full, message);
     return { file, ...doc.locate(path, key), path: formatPath(full), message };
   };
-  const conflicts = merged.conflicts.map((c) =>
-    problem(c.path, `also defined in ${c.part.provider} at ${c.part.root}/${c.path.join("/")}`)
-  );
-  if (conflicts.length > 0) throw new ConfigError(conflicts);
+  for (const c of merged.conflicts) {
+    // The name stays the first source's (the file's before a store's): the other is left out.
+    leftOut.push({
+      item: `${formatPath(c.path)} from ${c.part.provider}`,
+      problems: [
+        problem(
+          c.path,
+          `also defined in ${c.part.provider} at ${c.part.root ?? c.part.document?.file}/${
+            c.path.join("/")
+          }`,
+        ),
+      ],
+    });
+  }
   yield;
 
-  const result = fileSchema.safeParse(data, { reportInput: true });
-  if (!result.success) {
-    throw new ConfigError(
-      sortProblems(result.error.issues.flatMap((issue) => issueProblems(issue, problem))),
-    );
-  }
-  yield;
-  const problems: ConfigProblem[] = [];
-  const error: Report = (path, message) => problems.push(problem(path, message));
-  const note: Report = (path, message) => notes.push(problem(path, message));
-  crossCheck(result.data, error, note);
-  checkTls(result.data, error, options);
-  if (options.udpReceiveBuffer === false) {
-    for (const [name, ep] of Object.entries(result.data.entryPoints ?? {})) {
-      if (ep.udp?.receiveBuffer !== undefined) {
-        error(
-          ["entryPoints", name, "udp", "receiveBuffer"],
-          "this runtime cannot set a UDP socket's receive buffer (Deno's node:dgram accepts the size and does not apply it); raise net.core.rmem_default instead, or run l4p on Bun",
-        );
+  // Each round checks what is left; a dynamic item with a problem is taken out, and the next
+  // round finds what depended on it. Static problems end it: the static part is all or nothing.
+  // A refusal (check, or a static problem) names each cause once, not what follows from it.
+  const consequences = new WeakSet<ConfigProblem>();
+  const causes = (all: ConfigProblem[]) => sortProblems(all.filter((p) => !consequences.has(p)));
+  for (let round = 0;; round++) {
+    const problems: ConfigProblem[] = [];
+    const paths: Path[] = [];
+    const report = (path: Path, p: ConfigProblem) => {
+      problems.push(p);
+      paths.push(path);
+    };
+    const result = fileSchema.safeParse(data, { reportInput: true });
+    let material: TlsMaterial | undefined;
+    const roundNotes: ConfigProblem[] = [];
+    if (!result.success) {
+      for (const issue of result.error.issues) {
+        for (const p of issueProblems(issue, problem)) report(issue.path as Path, p);
       }
+    } else {
+      yield;
+      const error: Report = (path, message) => report(path, problem(path, message));
+      const note: Report = (path, message) => roundNotes.push(problem(path, message));
+      crossCheck(result.data, error, note);
+      checkTls(result.data, error, options);
+      checkRuntime(result.data, error, options);
+      material = readTlsFiles(result.data, dirname(file), error, note);
+    }
+    // A reference to an item left out in an earlier round says so, not "not defined".
+    const gone = new Set(leftOut.map((l) => l.item));
+    const leftOutRefs = (p: ConfigProblem): ConfigProblem => {
+      const m = p.message.match(/^(tcp|udp) (service|middleware) "([^"]+)" is not defined/);
+      const kind = m && `${m[1]}.${m[2]}s.${m[3]}`;
+      if (!kind || !gone.has(kind)) return p;
+      const follows = {
+        ...p,
+        message: `${m![1]} ${m![2]} "${m![3]}" is left out for its own problem`,
+      };
+      consequences.add(follows);
+      return follows;
+    };
+    const items = paths.map(itemOf);
+    const fatal = problems.filter((_, i) => !items[i]);
+    if (problems.length === 0) {
+      notes.push(...roundNotes);
+      if (leftOut.length && !options.isolate) {
+        throw new ConfigError(causes(leftOut.flatMap((l) => l.problems)));
+      }
+      yield;
+      const config = toModel(result.data!, material!, dirname(file));
+      config.leftOut = leftOut.map((l) => ({
+        item: l.item,
+        errors: l.problems.map(formatProblem),
+      }));
+      return { config, notes, text, leftOut };
+    }
+    if (fatal.length || round > MAX_ROUNDS) {
+      throw new ConfigError(
+        causes([...leftOut.flatMap((l) => l.problems), ...problems.map(leftOutRefs)]),
+      );
+    }
+    // Take each item with a problem out; lists from the back, so indices stay right.
+    const byItem = new Map<string, { path: Path; problems: ConfigProblem[] }>();
+    items.forEach((item, i) => {
+      const key = JSON.stringify(item);
+      const entry = byItem.get(key) ?? byItem.set(key, { path: item!, problems: [] }).get(key)!;
+      entry.problems.push(problems[i]);
+    });
+    const entries = [...byItem.values()].sort((a, b) =>
+      typeof b.path[2] === "number" && typeof a.path[2] === "number" ? b.path[2] - a.path[2] : 0
+    );
+    for (const { path, problems } of entries) {
+      leftOut.push({ item: formatPath(original(path)), problems: problems.map(leftOutRefs) });
+      removeAt(data, path, removed);
+    }
+    yield;
+  }
+}
+
+/** Rounds of taking items out before giving up (each round follows one more dependency). */
+const MAX_ROUNDS = 16;
+
+/** Sections whose items are dynamic: left out one by one, the rest served. */
+const DYNAMIC = new Set(["tcp", "udp", "tls"]);
+
+/**
+ * The dynamic item a problem at `path` belongs to (`[tcp, routers, NAME]`, `[tls, certificates,
+ * 2]`, a key of a dynamic section), or undefined for a static problem.
+ */
+function itemOf(path: Path): Path | undefined {
+  if (!DYNAMIC.has(String(path[0]))) return undefined;
+  return path.slice(0, Math.min(path.length, 3));
+}
+
+/** Takes the item at `path` out of `data`, recording removed list indices in `removed`. */
+function removeAt(data: Record<string, unknown>, path: Path, removed: Map<string, number[]>): void {
+  if (path.length === 0) return;
+  let parent: unknown = data;
+  for (const seg of path.slice(0, -1)) {
+    parent = (parent as Record<string | number, unknown> | undefined)?.[seg];
+  }
+  const last = path[path.length - 1];
+  if (Array.isArray(parent) && typeof last === "number") {
+    parent.splice(last, 1);
+    const key = path.slice(0, -1).join(".");
+    const gone = removed.get(key) ?? [];
+    // Indices as the original list had them, in order.
+    let i = last;
+    for (const r of gone) if (r <= i) i++;
+    gone.push(i);
+    gone.sort((a, b) => a - b);
+    removed.set(key, gone);
+  } else if (parent && typeof parent === "object") {
+    delete (parent as Record<string, unknown>)[String(last)];
+  }
+}
+
+/** Problems of what this runtime cannot do. */
+function checkRuntime(file: ParsedFile, error: Report, options: LoadOptions): void {
+  if (options.udpReceiveBuffer !== false) return;
+  for (const [name, ep] of Object.entries(file.entryPoints ?? {})) {
+    if (ep.udp?.receiveBuffer !== undefined) {
+      error(
+        ["entryPoints", name, "udp", "receiveBuffer"],
+        "this runtime cannot set a UDP socket's receive buffer (Deno's node:dgram accepts the size and does not apply it); raise net.core.rmem_default instead, or run l4p on Bun",
+      );
     }
   }
-  const material = readTlsFiles(result.data, dirname(file), error, note);
-  if (problems.length > 0) throw new ConfigError(sortProblems(problems));
-  yield;
-  return { config: toModel(result.data, material, dirname(file)), notes, text };
 }
 
 /**
@@ -210,13 +323,13 @@ function* parseSteps(
  */
 function mergeParts(
   data: Record<string, unknown>,
-  parts: readonly StorePart[],
+  parts: readonly ConfigPart[],
 ): {
-  origins: Map<string, StorePart>;
-  conflicts: { path: Path; part: StorePart }[];
+  origins: Map<string, ConfigPart>;
+  conflicts: { path: Path; part: ConfigPart }[];
 } {
-  const origins = new Map<string, StorePart>();
-  const conflicts: { path: Path; part: StorePart }[] = [];
+  const origins = new Map<string, ConfigPart>();
+  const conflicts: { path: Path; part: ConfigPart }[] = [];
   const obj = (
     v: unknown,
   ) => (v && typeof v === "object" && !Array.isArray(v) ? v as Record<string, unknown> : undefined);
@@ -286,16 +399,6 @@ function describe(value: unknown): string {
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
-function sortProblems(problems: ConfigProblem[]): ConfigProblem[] {
-  return problems.sort((a, b) => a.line - b.line || a.column - b.column);
-}
-
-function formatPath(path: Path): string {
-  let s = "";
-  for (const seg of path) s += typeof seg === "number" ? `[${seg}]` : s ? `.${seg}` : String(seg);
-  return s;
-}
-
 let schemaCache: Record<string, unknown> | undefined;
 
 /** The keys the schema allows at `path`, read from the JSON Schema so the two cannot drift. */
@@ -308,29 +411,6 @@ function knownKeys(path: Path): string[] {
     else node = node.properties?.[seg] ?? node.additionalProperties;
   }
   return Object.keys(node?.properties ?? {});
-}
-
-/** The closest allowed key, if close enough to be a typo. */
-export function didYouMean(key: string, allowed: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of allowed) {
-    const d = candidate.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, candidate);
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 4)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
 }
 
 type Report = (path: Path, message: string) => void;

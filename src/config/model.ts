@@ -41,6 +41,11 @@ export const DEFAULTS = {
 /** A whole configuration. */
 export interface Config {
   entryPoints: Record<string, EntryPointConfig>;
+  /**
+   * Dynamic items left out with their problems (`tcp.routers.NAME`, a file), the rest being
+   * served, as traefik disables them: shown by the status API, logged, counted.
+   */
+  leftOut: { item: string; errors: string[] }[];
   tcp: TcpConfig;
   udp: UdpConfig;
   /** Command-line flags override these. */
@@ -297,6 +302,7 @@ export interface UdpLoadBalancerConfig {
 export function emptyConfig(): Config {
   return {
     entryPoints: {},
+    leftOut: [],
     tcp: { routers: {}, services: {}, serversTransports: {}, middlewares: {} },
     udp: { routers: {}, services: {} },
     log: {},

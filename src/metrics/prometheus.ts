@@ -19,6 +19,8 @@ export interface MetricsSource {
   servers?: readonly ServerState[];
   /** Lines lost to a slow output, by log: `log` (l4p's own) and `access`. */
   logDropped?: { log: number; access: number };
+  /** Dynamic items of the configuration in force left out for their problems. */
+  leftOut?: number;
 }
 
 type Labels = Record<string, string>;
@@ -185,6 +187,12 @@ export function renderMetrics(src: MetricsSource): string {
   }
 
   const r = src.reloads;
+  e.family(
+    "l4p_config_left_out_items",
+    "gauge",
+    "Dynamic items (routers, services, …) of the configuration in force left out for their problems.",
+    [[{}, src.leftOut ?? 0]],
+  );
   e.family("l4p_config_reloads_total", "counter", "Configuration reloads, by result.", [
     [{ result: "success" }, r.successes],
     [{ result: "failure" }, r.failures],

@@ -80,7 +80,7 @@ export class ConfigReloader {
       const { config } = await parseConfigInSteps(
         text,
         this.file,
-        this.server.env.runtime.capabilities,
+        { ...this.server.env.runtime.capabilities, isolate: true },
         this.hooks.parts?.() ?? [],
         breather,
       );

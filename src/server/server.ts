@@ -170,7 +170,21 @@ export class L4pServer {
       if (ep instanceof TcpEntryPoint) this.#tcp.set(ep.name, ep);
       else this.#udp.set(ep.name, ep);
     }
+    this.#reportLeftOut(this.#config, config);
     this.#config = config;
+  }
+
+  /** Says, once, each dynamic item the new configuration leaves out that the last did not. */
+  #reportLeftOut(before: Config | undefined, after: Config): void {
+    const key = (l: Config["leftOut"][number]) => `${l.item}\n${l.errors.join("\n")}`;
+    const known = new Set((before?.leftOut ?? []).map(key));
+    for (const l of after.leftOut) {
+      if (known.has(key(l))) continue;
+      this.env.logger.error("left out of the configuration; the rest is served", {
+        item: l.item,
+        error: l.errors.join("; "),
+      });
+    }
   }
 
   async #open(

@@ -4,12 +4,12 @@
  * these tests from traefik's documentation and the shapes of its integration fixtures.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { startAdmin } from "../src/admin/admin.ts";
 import { formatProblem, parseConfig } from "../src/config/load.ts";
-import { deadline, echoServer, freePort, runL4p, startProxy } from "./_helpers.ts";
+import { deadline, echoServer, freePort, netServer, runL4p, startProxy } from "./_helpers.ts";
 
 /** A traefik static file holding its dynamic part too, as traefik's own fixtures do (YAML). */
 const TRAEFIK_YAML = (web: number, dashboard: number, backend: number) => `
@@ -245,3 +245,104 @@ tcp:
     await backend.close();
   }
 });
+
+/** A backend that says its name when a client connects. */
+function named(name: string) {
+  return netServer((s) => {
+    s.on("error", () => {});
+    s.end(name);
+  });
+}
+
+/** What a new connection to `port` is told: a backend's name, or "" when l4p closes it. */
+async function ask(port: number): Promise<string> {
+  const { connect } = await import("./_helpers.ts");
+  const c = await connect(port).catch(() => undefined);
+  if (!c) return "(refused)";
+  c.on("error", () => {});
+  return await deadline(
+    new Promise<string>((resolve) => {
+      let got = "";
+      c.on("data", (d: Buffer) => got += d);
+      c.once("end", () => c.end());
+      c.once("close", () => resolve(got));
+    }),
+    5000,
+    "an answer",
+  );
+}
+
+test("providers.file.directory: files added, changed, broken and removed are applied while connections flow", async () => {
+  const [a, b] = [await named("A"), await named("B")];
+  const dir = mkdtempSync(`${tmpdir()}/l4p-provider-`);
+  const [web, web2] = [await freePort(), await freePort()];
+  const dyn = `${dir}/dynamic`;
+  mkdirSync(dyn);
+  writeFileSync(
+    `${dir}/traefik.yml`,
+    `entryPoints:
+  web: { address: "127.0.0.1:${web}" }
+  web2: { address: "127.0.0.1:${web2}" }
+providers:
+  providersThrottleDuration: 100ms
+  file: { directory: ./dynamic, watch: true }
+`,
+  );
+  const route = (router: string, ep: string, service: string, port: number) =>
+    `tcp:
+  routers:
+    ${router}: { entryPoints: [${ep}], rule: "HostSNI(\`*\`)", service: ${service} }
+  services:
+    ${service}: { loadBalancer: { servers: [{ address: "127.0.0.1:${port}" }] } }
+`;
+  writeFileSync(`${dyn}/one.yml`, route("r1", "web", "s1", a.port));
+  const l4p = runL4p(["run", "-c", `${dir}/traefik.yml`]);
+  let probing = true;
+  const answers: string[] = [];
+  try {
+    await l4p.waitForLine(/listening entryPoint=web /);
+    assert.equal(await ask(web), "A");
+    const prober = (async () => {
+      while (probing) answers.push(await ask(web).catch((e) => `failed: ${e}\n${l4p.stderr()}`));
+    })();
+    // Added, in TOML.
+    writeFileSync(
+      `${dyn}/two.toml`,
+      `[tcp.routers.r2]\nentryPoints = ["web2"]\nrule = "HostSNI(\`*\`)"\nservice = "s2"\n` +
+        `[[tcp.services.s2.loadBalancer.servers]]\naddress = "127.0.0.1:${b.port}"\n`,
+    );
+    await eventually(async () => await ask(web2) === "B", "the added file's router");
+    // Changed.
+    writeFileSync(`${dyn}/one.yml`, route("r1", "web", "s1", b.port));
+    await eventually(async () => await ask(web) === "B", "the changed file's server");
+    // Broken: left out, located, the rest served.
+    writeFileSync(`${dyn}/three.yml`, "tcp:\n  routers: [\n");
+    await l4p.waitForLine(/left out of the configuration.*three\.yml:\d+:\d+: YAML/);
+    assert.equal(await ask(web), "B");
+    assert.equal(await ask(web2), "B");
+    // Removed.
+    rmSync(`${dyn}/two.toml`);
+    await eventually(async () => await ask(web2) !== "B", "the removed file's router gone");
+    probing = false;
+    await prober;
+    assert.ok(answers.every((x) => x === "A" || x === "B"), `every probe served: ${answers}`);
+  } catch (e) {
+    console.error(l4p.stderr());
+    throw e;
+  } finally {
+    probing = false;
+    l4p.kill("SIGKILL");
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Retries `check` until it holds (a reload follows the file within the throttle). */
+async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
+  const end = Date.now() + 15_000;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -13,9 +13,11 @@ import {
   loadConfigFile,
   type LoadedConfig,
   parseConfig,
+  readConfigText,
 } from "../config/load.ts";
 import { kvToTree, type StorePart, treeToKv } from "../providers/kv.ts";
 import { StoreSource } from "../providers/source.ts";
+import { filePartsOf } from "../providers/file.ts";
 import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -336,8 +338,10 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         // merged with them, as a reload checks it, and its static part says which stores.
         let loaded: LoadedConfig | undefined;
         let fileError: ConfigError | undefined;
+        const fileText = await readConfigText(values.config);
         try {
-          loaded = await loadConfigFile(values.config, serving);
+          const parts = filePartsOf(fileText, values.config).parts;
+          loaded = parseConfig(fileText, values.config, serving, parts);
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           fileError = error;
@@ -352,13 +356,15 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           output: config.log.filePath ? await logFile(runtime, config.log.filePath) : stderr,
         });
         const source = stores.length ? new StoreSource(stores, logger) : undefined;
-        const text = loaded?.text ?? await readFile(values.config, "utf8");
+        const text = fileText;
         if (source) {
           await source.start();
           if (source.parts().length || fileError) {
             try {
-              config = parseConfig(text, values.config, serving, source.parts())
-                .config;
+              config = parseConfig(text, values.config, serving, [
+                ...filePartsOf(text, values.config).parts,
+                ...source.parts(),
+              ]).config;
               source.applied();
             } catch (error) {
               if (!(error instanceof ConfigError)) throw error;
@@ -534,9 +540,12 @@ async function check(
 ): Promise<number> {
   let loaded;
   try {
-    loaded = parts.length
-      ? parseConfig(await readFile(file, "utf8"), file, runtime.capabilities, parts)
-      : await loadConfigFile(file, runtime.capabilities);
+    const text = await readConfigText(file);
+    // The file with what its providers hold: its file provider's files, a store given.
+    loaded = parseConfig(text, file, runtime.capabilities, [
+      ...filePartsOf(text, file).parts,
+      ...parts,
+    ]);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     io.err(`${error.message}\n`);

@@ -52,20 +52,23 @@ export interface LeftOut {
   problems: ConfigProblem[];
 }
 
-/** Reads and validates `file`; throws {@link ConfigError} listing every problem. */
+/** Reads and validates `file` alone; throws {@link ConfigError} listing every problem. */
 export async function loadConfigFile(
   file: string,
   options: LoadOptions = {},
 ): Promise<LoadedConfig> {
-  let text: string;
+  return parseConfig(await readConfigText(file), file, options);
+}
+
+/** The text of configuration `file`; a {@link ConfigError} (no position) when it cannot be read. */
+export async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, "utf8");
+    return await readFile(file, "utf8");
   } catch (error) {
     const code = (error as { code?: string }).code;
     const why = code === "ENOENT" ? "no such file" : (error as Error).message;
     throw new ConfigError([{ file, line: 0, column: 0, path: "", message: `cannot read: ${why}` }]);
   }
-  return parseConfig(text, file, options);
 }
 
 /** What the runtime that will run a configuration can do, where it matters to validation. */
@@ -845,6 +848,7 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
     config.tcp.defaultTransport = transport("", file.tcpServersTransport);
   }
   const pv = file.providers;
+  config.providers.throttle = pv?.providersThrottleDuration;
   if (pv?.etcd) {
     config.providers.etcd = {
       ...pv.etcd,

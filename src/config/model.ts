@@ -71,6 +71,8 @@ export interface Config {
 
 /** traefik's KV providers l4p reads. */
 export interface ProvidersConfig {
+  /** traefik's providersThrottleDuration: changes within this long are applied once (ms). */
+  throttle?: number;
   etcd?: {
     endpoints: string[];
     rootKey: string;

@@ -12,10 +12,22 @@ import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
 import type { StorePart } from "../providers/kv.ts";
 import { breather } from "../providers/source.ts";
+import { filePartsOf, FileProviderWatcher, fileSpecOf } from "../providers/file.ts";
+
+/** traefik's default providersThrottleDuration. */
+const DEFAULT_THROTTLE = 2000;
 
 /** Reloads `file` into `server`, one reload at a time. */
 export class ConfigReloader {
   #watcher: FSWatcher | undefined;
+  /** The file provider's files (or folder), as the file in force names them. */
+  readonly #provider = new FileProviderWatcher(
+    () => void this.reload("provider file changed"),
+    (error) =>
+      this.logger.warn("cannot watch the file provider's files; reload with SIGHUP", {
+        error: error.message,
+      }),
+  );
   #debounce: ReturnType<typeof setTimeout> | undefined;
   #queue: Promise<boolean> = Promise.resolve(true);
   #lastText: string | undefined;
@@ -37,6 +49,8 @@ export class ConfigReloader {
   /** Remembers the text in force, so that a save without changes reloads nothing. */
   started(text: string): void {
     this.#lastText = text;
+    const throttle = this.server.config?.providers.throttle ?? DEFAULT_THROTTLE;
+    this.#provider.follow(fileSpecOf(text, this.file), throttle);
   }
 
   /**
@@ -75,15 +89,17 @@ export class ConfigReloader {
       return this.#failed(why, `cannot read: ${(error as Error).message}`, []);
     }
     if (text === this.#lastText && why === "file changed") return true;
+    const files = filePartsOf(text, this.file);
     try {
       // In steps: a large configuration would hold the event loop for tens of ms in one piece.
       const { config } = await parseConfigInSteps(
         text,
         this.file,
         { ...this.server.env.runtime.capabilities, isolate: true },
-        this.hooks.parts?.() ?? [],
+        [...files.parts, ...this.hooks.parts?.() ?? []],
         breather,
       );
+      this.#provider.follow(files.spec, config.providers.throttle ?? DEFAULT_THROTTLE);
       // Parsing and applying each hold the event loop; connections waiting get served between.
       await breather();
       await this.server.apply(this.hooks.prepare ? this.hooks.prepare(config) : config);
@@ -123,5 +139,6 @@ export class ConfigReloader {
   close(): void {
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
     this.#watcher?.close();
+    this.#provider.close();
   }
 }

@@ -1,0 +1,180 @@
+/**
+ * traefik's file provider: `providers.file.filename` (one file) or `.directory` (every `.yml`,
+ * `.yaml` and `.toml` file in it, not below it, in name order), holding dynamic configuration
+ * (tcp, udp, tls; http is accepted and set aside). Each file is a part of its own, so a problem
+ * is located in its file; a file that does not read is left out whole and the rest is served.
+ * With `watch` (the default) a change is applied as a reload.
+ */
+import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import type { ConfigPart } from "../config/parts.ts";
+import { type Document, readDocument, ReadError } from "../config/readers.ts";
+
+/** What `providers.file` says, its paths resolved. */
+export interface FileProviderSpec {
+  filename?: string;
+  directory?: string;
+  watch: boolean;
+}
+
+const isTree = (v: unknown): v is Record<string, unknown> =>
+  !!v && typeof v === "object" && !Array.isArray(v);
+
+/** The value of `key` in `tree`, the key matched in any case (as traefik matches it). */
+function get(tree: Record<string, unknown>, key: string): unknown {
+  const found = Object.keys(tree).find((k) => k.toLowerCase() === key.toLowerCase());
+  return found === undefined ? undefined : tree[found];
+}
+
+/**
+ * `providers.file` of a static configuration (read as the reader reads it), or undefined. Paths
+ * are relative to the static file's folder.
+ */
+export function fileProviderOf(doc: Document): FileProviderSpec | undefined {
+  const providers = get(doc.data, "providers");
+  const file = isTree(providers) ? get(providers, "file") : undefined;
+  if (!isTree(file)) return undefined;
+  const base = dirname(doc.file);
+  const filename = get(file, "filename");
+  const directory = get(file, "directory");
+  return {
+    filename: typeof filename === "string" ? resolve(base, filename) : undefined,
+    directory: typeof directory === "string" ? resolve(base, directory) : undefined,
+    watch: get(file, "watch") !== false,
+  };
+}
+
+/** The files the spec names, in the order traefik reads them. */
+export function providerFiles(spec: FileProviderSpec): string[] {
+  if (spec.filename) return [spec.filename];
+  if (!spec.directory) return [];
+  let names: string[];
+  try {
+    names = readdirSync(spec.directory);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((n) => /\.(ya?ml|toml)$/i.test(n) && !n.startsWith("."))
+    .sort()
+    .map((n) => join(spec.directory!, n))
+    .filter((f) => {
+      try {
+        return statSync(f).isFile();
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+}
+
+/**
+ * Reads each file the spec names into a part. `self` (the static file) is skipped: its dynamic
+ * sections are already its own, as in traefik's fixtures that name themselves.
+ */
+export function readFileParts(spec: FileProviderSpec, self: string): ConfigPart[] {
+  const parts: ConfigPart[] = [];
+  if (spec.directory) {
+    try {
+      statSync(spec.directory);
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? String(error);
+      parts.push(unreadable(spec.directory, code === "ENOENT" ? "no such folder" : code));
+    }
+  }
+  for (const file of providerFiles(spec)) {
+    if (resolve(file) === resolve(self)) continue;
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? String(error);
+      parts.push(unreadable(file, code === "ENOENT" ? "no such file" : code));
+      continue;
+    }
+    try {
+      const document = readDocument(text, file);
+      parts.push({ provider: "file", tree: document.data, document });
+    } catch (error) {
+      if (!(error instanceof ReadError)) throw error;
+      parts.push({
+        provider: "file",
+        tree: {},
+        unreadable: { file, ...error.position, path: "", message: error.detail },
+      });
+    }
+  }
+  return parts;
+}
+
+function unreadable(file: string, why: string): ConfigPart {
+  return {
+    provider: "file",
+    tree: {},
+    unreadable: { file, line: 0, column: 0, path: "", message: `cannot read: ${why}` },
+  };
+}
+
+/**
+ * Follows the spec's file (through its folder: editors replace files by rename) or directory,
+ * calling `onChange` after a burst of changes has settled for `throttleMs`.
+ */
+export class FileProviderWatcher {
+  #watcher: FSWatcher | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #key = "";
+
+  constructor(readonly onChange: () => void, readonly onError: (error: Error) => void) {}
+
+  /** Watches what `spec` names (again, if it changed); nothing when it does not watch. */
+  follow(spec: FileProviderSpec | undefined, throttleMs: number): void {
+    const key = spec?.watch ? JSON.stringify([spec.filename, spec.directory]) : "";
+    if (key === this.#key) return;
+    this.close();
+    this.#key = key;
+    if (!spec?.watch) return;
+    const folder = spec.directory ?? dirname(spec.filename!);
+    const only = spec.filename ? basename(spec.filename) : undefined;
+    try {
+      this.#watcher = watch(folder, (_event, changed) => {
+        if (only !== undefined && changed !== null && changed !== only) return;
+        if (this.#timer !== undefined) clearTimeout(this.#timer);
+        this.#timer = setTimeout(() => {
+          this.#timer = undefined;
+          this.onChange();
+        }, throttleMs);
+      });
+    } catch (error) {
+      this.onError(error as Error);
+    }
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#watcher?.close();
+    this.#watcher = undefined;
+    this.#key = "";
+  }
+}
+
+/**
+ * The parts the file provider of static configuration `text` (read from `file`) names, and
+ * what it said; none when the text does not read (the configuration's own check says why).
+ */
+export function filePartsOf(
+  text: string,
+  file: string,
+): { spec: FileProviderSpec | undefined; parts: ConfigPart[] } {
+  const spec = fileSpecOf(text, file);
+  return { spec, parts: spec ? readFileParts(spec, file) : [] };
+}
+
+/** `providers.file` of static configuration `text`; undefined when none or it does not read. */
+export function fileSpecOf(text: string, file: string): FileProviderSpec | undefined {
+  try {
+    return fileProviderOf(readDocument(text, file));
+  } catch (error) {
+    if (error instanceof ReadError) return undefined;
+    throw error;
+  }
+}

@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig, parseConfigInSteps } from "../src/config/load.ts";
 import { schemaText } from "../scripts/schema.ts";
+import { routerOrder } from "../src/tcp/router_order.ts";
 import { deadline, readmeExample, ROOT, runL4p } from "./_helpers.ts";
 
 /** The problems `parseConfig` finds, formatted as `l4p check` prints them. */
@@ -97,17 +98,6 @@ const BAD: [string, string, string[]][] = [
     VALID.replace('"HostSNI(`*`)"', '"HostSNI(`a.test`) && ALPN(h2)"'),
     [
       'l4p.yaml:8:13: tcp.routers.to-app.rule: bad rule: expected a string in backticks, found "h2" at character 27: HostSNI(`a.test`) && ALPN(⟨here⟩h2)',
-    ],
-  ],
-  [
-    "two routers that could match the same connection with one priority",
-    VALID.replace(
-      "    to-app:",
-      '    other:\n      rule: "HostSNI(`x`) || ALPN(`h3`)"\n      service: app\n    to-app:',
-    )
-      .replace('"HostSNI(`*`)"', '"HostSNI(`a`) || ALPN(`h2`)"'),
-    [
-      'l4p.yaml:11:13: tcp.routers.to-app.rule: routers "other" and "to-app" on entrypoint "web" have the same priority (26) and could match the same connection; set priority on one of them',
     ],
   ],
   [
@@ -548,4 +538,16 @@ test("TOML: mistakes are located at file:line:col, syntax errors too", () => {
       return true;
     });
   }
+});
+
+test("two routers of one priority that could match the same connection: accepted, ordered by name, noted", () => {
+  const yaml = VALID.replace(
+    "    to-app:",
+    '    other:\n      rule: "HostSNI(`x`) || ALPN(`h3`)"\n      service: app\n    to-app:',
+  ).replace('"HostSNI(`*`)"', '"HostSNI(`a`) || ALPN(`h2`)"');
+  const { config, notes } = parseConfig(yaml, "l4p.yaml");
+  assert.deepEqual(notes.map(formatProblem), [
+    'l4p.yaml:11:13: tcp.routers.to-app.rule: routers "other" and "to-app" on entrypoint "web" have the same priority (26) and could match the same connection: "other" is tried first (by name); set priority to choose',
+  ]);
+  assert.deepEqual(routerOrder(config.tcp.routers, "web"), ["other", "to-app"]);
 });

@@ -8,6 +8,7 @@ import {
   parseRule,
   RuleError,
 } from "../src/tcp/rule.ts";
+import { priorityOf, routerOrder } from "../src/tcp/router_order.ts";
 
 const info = (over: Partial<MatchInfo> = {}): MatchInfo => ({
   tls: true,
@@ -133,4 +134,42 @@ test("rule: nesting is bounded with a located error; a long chain of || parses a
   assert.ok(!matchRule(long, info({ sni: "h20000.test" })));
   const both = parseRule(names.join(" && "));
   assert.ok(!matchRule(both, info({ sni: "h1.test" })));
+});
+
+test("rule: traefik's default priorities: the lone catch-all is tried last", () => {
+  const routers = {
+    all: { rule: "HostSNI(`*`)", entryPoints: ["e"] },
+    h2: { rule: "ALPN(`h2`)", entryPoints: ["e"] },
+    mqtt: { rule: "ALPN(`mqtt`)", entryPoints: ["e"] },
+    a: { rule: "HostSNI(`a.example`)", entryPoints: ["e"] },
+  };
+  // HostSNI(`*`) is 12 long like ALPN(`mqtt`), but gets -1: no tie, and it comes last.
+  assert.deepEqual(routerOrder(routers, "e"), ["a", "mqtt", "h2", "all"]);
+  assert.equal(priorityOf(routers.all), -1);
+  assert.equal(priorityOf({ rule: "HostSNI(`*`) || ALPN(`h2`)" }), 26);
+  assert.equal(priorityOf({ rule: "HostSNI(`*`)", priority: 5 }), 5);
+});
+
+test("rule: matcher names in any case, IPv6 literals in HostSNI, as traefik takes them", () => {
+  assert.ok(matches("hostsni(`a.example`)", { sni: "a.example" }));
+  assert.ok(matches("HOSTSNI(`a.example`) && alpn(`h2`)", { sni: "a.example", alpn: ["h2"] }));
+  assert.ok(matches("HostSNI(`10::10`)", { sni: "10::10" }));
+  assert.ok(matches("clientip(`192.0.2.0/24`)"));
+});
+
+test("rule: what traefik refuses is refused, located", () => {
+  for (
+    const [rule, message] of [
+      ["HostSNI(`*.*.example.com`)", /is not a host name/],
+      ["HostSNIRegexp(``)", /is not empty and is ASCII/],
+      ["HostSNIRegexp(`^bücher\\.example$`)", /punycode/],
+      ["ALPN(`acme-tls/1`)", /ACME TLS-ALPN-01/],
+    ] as const
+  ) {
+    assert.throws(() => parseRule(rule), (e: unknown) => {
+      assert.ok(e instanceof RuleError, String(e));
+      assert.match(e.detail, message);
+      return true;
+    });
+  }
 });

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { startAdmin } from "../src/admin/admin.ts";
 import { formatProblem, parseConfig } from "../src/config/load.ts";
+import { buildHello } from "./_hello.ts";
 import { deadline, echoServer, freePort, netServer, runL4p, startProxy } from "./_helpers.ts";
 
 /** A traefik static file holding its dynamic part too, as traefik's own fixtures do (YAML). */
@@ -346,3 +347,45 @@ async function eventually(check: () => Promise<boolean>, what: string): Promise<
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+test("beside ALPN(`h2`), the catch-all HostSNI(`*`) is tried last: an h2 client goes to the ALPN router", async () => {
+  const [all, h2] = [await named("ALL"), await named("H2")];
+  const { config, notes } = parseConfig(
+    `entryPoints:
+  web: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    all: { rule: "HostSNI(\`*\`)", service: all }
+    h2: { rule: "ALPN(\`h2\`)", service: h2, tls: { passthrough: true } }
+    mqtt: { rule: "ALPN(\`mqtt\`)", service: all, tls: { passthrough: true } }
+  services:
+    all: { loadBalancer: { servers: [{ address: "127.0.0.1:${all.port}" }] } }
+    h2: { loadBalancer: { servers: [{ address: "127.0.0.1:${h2.port}" }] } }
+`,
+    "alpn.yaml",
+  );
+  assert.deepEqual(notes, [], "ALPN(`mqtt`) and HostSNI(`*`), both 12 long, do not tie");
+  const proxy = await startProxy(config);
+  try {
+    const { connect } = await import("./_helpers.ts");
+    const answer = async (hello: Uint8Array | string) => {
+      const c = await connect(proxy.port("web"));
+      c.on("error", () => {});
+      const got = new Promise<string>((resolve) => {
+        let text = "";
+        c.on("data", (d: Buffer) => text += d);
+        c.once("end", () => c.end());
+        c.once("close", () => resolve(text));
+      });
+      c.write(hello);
+      return await deadline(got, 5000, "an answer");
+    };
+    assert.equal(await answer(buildHello("x.example", ["h2", "http/1.1"])), "H2");
+    assert.equal(await answer(buildHello("x.example", ["http/1.1"])), "ALL");
+    assert.equal(await answer("plain bytes"), "ALL");
+  } finally {
+    proxy.close();
+    await all.close();
+    await h2.close();
+  }
+});

@@ -29,7 +29,8 @@ import { fileSchema, jsonSchema, type ParsedFile } from "./schema.ts";
 import { canonicalKeys, fromTraefikDynamic, fromTraefikStatic } from "./traefik.ts";
 import { readTlsFiles, type TlsMaterial } from "./tls_files.ts";
 import { CIPHER_SUITES } from "../tls/options.ts";
-import { literalHosts, parseRule, type Rule, RuleError } from "../tcp/rule.ts";
+import { hasSeveralArguments, literalHosts, type Rule, RuleError } from "../tcp/rule.ts";
+import { priorityOf, ruleOf } from "../tcp/router_order.ts";
 
 /** A valid configuration, with remarks that are not errors (traefik v2 forms, say). */
 export interface LoadedConfig {
@@ -564,7 +565,7 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
       );
     }
   }
-  checkRules(file, epOf("tcp"), error);
+  checkRules(file, epOf("tcp"), error, note);
   const admin = file.metrics;
   if (admin && !admin.token && !admin.tokenFile && !isLoopback(admin.address.hostname)) {
     note(
@@ -599,7 +600,7 @@ function checkTls(file: ParsedFile, error: Report, options: LoadOptions): void {
     if (t.certResolver && !t.domains?.length) {
       let hosts: string[] | undefined;
       try {
-        hosts = literalHosts(parseRule(router.rule));
+        hosts = literalHosts(ruleOf(router.rule));
       } catch {
         hosts = undefined; // the rule's own error is reported by checkRules
       }
@@ -661,12 +662,28 @@ function checkTls(file: ParsedFile, error: Report, options: LoadOptions): void {
   }
 }
 
-/** Every rule parses, and no two routers that could take the same connection tie. */
-function checkRules(file: ParsedFile, tcpEntryPoints: string[], error: Report): void {
+/**
+ * Every rule parses; routers that tie (one priority, and could take the same connection) are
+ * accepted, ordered by name as traefik orders them somehow, and noted; rules beyond traefik v3's
+ * syntax are noted.
+ */
+function checkRules(
+  file: ParsedFile,
+  tcpEntryPoints: string[],
+  error: Report,
+  note: Report,
+): void {
   const parsed = new Map<string, Rule>();
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
     try {
-      parsed.set(name, parseRule(router.rule));
+      const rule = ruleOf(router.rule);
+      parsed.set(name, rule);
+      if (hasSeveralArguments(rule) && router.ruleSyntax !== "v2") {
+        note(
+          ["tcp", "routers", name, "rule"],
+          "a matcher with several arguments is traefik v2's syntax (v3 takes one, joined by ||); l4p reads both",
+        );
+      }
     } catch (e) {
       if (!(e instanceof RuleError)) throw e;
       error(["tcp", "routers", name, "rule"], `bad rule: ${e.message}`);
@@ -682,7 +699,7 @@ function checkRules(file: ParsedFile, tcpEntryPoints: string[], error: Report): 
     }
   }
   const routers = file.tcp?.routers ?? {};
-  const priority = (n: string) => routers[n].priority ?? routers[n].rule.length;
+  const priority = (n: string) => priorityOf(routers[n]);
   const hosts = new Map<string, string[] | undefined>();
   for (const [name, rule] of parsed) hosts.set(name, literalHosts(rule));
   const reported = new Set<string>();
@@ -705,12 +722,12 @@ function checkRules(file: ParsedFile, tcpEntryPoints: string[], error: Report): 
         for (const h of hb ?? []) a = Math.min(a, firstWithHost.get(h) ?? Infinity);
         if (a !== Infinity && !reported.has(b)) {
           reported.add(b);
-          error(
+          const [first, second] = [group[a], b].sort();
+          note(
             ["tcp", "routers", b, routers[b].priority === undefined ? "rule" : "priority"],
             `routers "${group[a]}" and "${b}" on entrypoint "${ep}" have the same priority (${
               priority(b)
-            }) and ` +
-              "could match the same connection; set priority on one of them",
+            }) and could match the same connection: "${first}" is tried first (by name); set priority to choose`,
           );
         }
         if (!hb) firstOther = Math.min(firstOther, i);

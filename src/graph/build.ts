@@ -34,7 +34,7 @@ import { ConnRateLimit, RateBuckets } from "../tcp/middlewares/conn_rate_limit.t
 import { InFlightConn, InFlightCounts } from "../tcp/middlewares/in_flight_conn.ts";
 import { IpAllowList } from "../tcp/middlewares/ip_allow_list.ts";
 import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
-import { parseRule } from "../tcp/rule.ts";
+import { ruleOf } from "../tcp/router_order.ts";
 import { TcpWeighted } from "../tcp/weighted.ts";
 import type { UdpRoute } from "../udp/entrypoint.ts";
 import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
@@ -231,7 +231,7 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
     if (epc.protocol !== "tcp") continue;
     const routes: TcpRoute[] = routerOrder(config, ep).map((name) => ({
       name,
-      rule: parseRule(config.tcp.routers[name].rule),
+      rule: ruleOf(config.tcp.routers[name].rule),
       handler: chain(name),
       terminatesTls: terminates(config.tcp.routers[name]),
     }));

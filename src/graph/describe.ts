@@ -4,20 +4,11 @@ import type { Config, HealthCheckConfig, PassiveHealthCheckConfig } from "../con
 import { fromHex } from "../health/probe.ts";
 import { transportOf } from "./build.ts";
 import type { TcpTransport } from "../tcp/load_balancer.ts";
+import { routerOrder as orderRouters } from "../tcp/router_order.ts";
 
-/**
- * The TCP routers of an entrypoint in match order: highest priority first, where a router's
- * priority is its own `priority` or else its rule's length (the longest rule wins, as in
- * traefik); names break ties.
- */
+/** The TCP routers of an entrypoint in match order (traefik's, see src/tcp/router_order.ts). */
 export function routerOrder(config: Config, entryPoint: string): string[] {
-  const priority = (name: string) => {
-    const r = config.tcp.routers[name];
-    return r.priority ?? r.rule.length;
-  };
-  return Object.keys(config.tcp.routers)
-    .filter((name) => config.tcp.routers[name].entryPoints.includes(entryPoint))
-    .sort((a, b) => priority(b) - priority(a) || a.localeCompare(b));
+  return orderRouters(config.tcp.routers, entryPoint);
 }
 
 /** What a configuration sets up, one entrypoint a line with its routers in match order. */

@@ -6,7 +6,7 @@
  * const rule = parseRule("HostSNI(`a.example.com`) || (ALPN(`h2`) && !ClientIP(`10.0.0.0/8`))");
  */
 import { RE2JS } from "re2js";
-import { type Cidr, cidrContains, type IpBytes, parseCidr } from "../net/ip.ts";
+import { type Cidr, cidrContains, type IpBytes, parseCidr, parseIp } from "../net/ip.ts";
 
 /** What a rule is matched against. */
 export interface MatchInfo {
@@ -150,7 +150,9 @@ export function parseRule(rule: string): Rule {
   };
   const matcher = (): Rule => {
     const name = expect("name", `a matcher (${MATCHERS.join(", ")}), "(" or "!"`);
-    if (!(MATCHERS as readonly string[]).includes(name.text)) {
+    // traefik's parser takes matcher names in any case (hostsni, HOSTSNI).
+    const known = MATCHERS.find((m) => m.toLowerCase() === name.text.toLowerCase());
+    if (!known) {
       throw new RuleError(
         rule,
         name.at,
@@ -164,7 +166,7 @@ export function parseRule(rule: string): Rule {
       args.push(expect("string", "a string in backticks"));
     }
     expect(")", '")" or ","');
-    return build(rule, name.text as typeof MATCHERS[number], args);
+    return build(rule, known, args);
   };
   const result = or();
   if (peek().kind !== "end") {
@@ -188,7 +190,10 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
     case "HostSNI": {
       const names = args.map((a) => {
         const host = a.text.toLowerCase().replace(/\.$/, "");
-        if (host !== "*" && !/^[a-z0-9*]([a-z0-9.*_-]*[a-z0-9])?$/.test(host)) {
+        // A name, a wildcard for one leading label (as traefik: `*.*.example.com` is refused),
+        // or an IP address (an IPv6 literal too, as traefik takes it).
+        const name = /^(\*\.)?[a-z0-9]([a-z0-9._-]*[a-z0-9])?$/.test(host);
+        if (host !== "*" && !name && parseIp(host) === undefined) {
           throw new RuleError(rule, a.at, `"${a.text}" is not a host name`);
         }
         return host;
@@ -199,6 +204,14 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
       return {
         op: "HostSNIRegexp",
         patterns: args.map((a) => {
+          // traefik refuses these: a server name is ASCII (punycode for the rest).
+          if (a.text === "" || /[^\x00-\x7f]/.test(a.text)) {
+            throw new RuleError(
+              rule,
+              a.at,
+              "a HostSNIRegexp pattern is not empty and is ASCII (write international names in punycode)",
+            );
+          }
           try {
             return compilePattern(a.text);
           } catch (e) {
@@ -212,6 +225,14 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
         protocols: args.map((a) => {
           if (a.text === "" || a.text.length > 255) {
             throw new RuleError(rule, a.at, "an ALPN protocol is 1 to 255 bytes");
+          }
+          // traefik keeps acme-tls/1 to itself: the TLS-ALPN-01 challenge is answered before routing.
+          if (a.text === "acme-tls/1") {
+            throw new RuleError(
+              rule,
+              a.at,
+              "acme-tls/1 is the ACME TLS-ALPN-01 challenge's; it cannot be routed",
+            );
           }
           return a.text;
         }),
@@ -303,4 +324,30 @@ export function literalHosts(rule: Rule): string[] | undefined {
     return all;
   }
   return undefined;
+}
+
+/**
+ * A rule's default priority, as traefik gives it: its length, except the lone catch-all
+ * ``HostSNI(`*`)``, which gets -1 so that it is tried last.
+ */
+export function rulePriority(text: string, rule: Rule): number {
+  return rule.op === "HostSNI" && rule.names.length === 1 && rule.names[0] === "*"
+    ? -1
+    : text.length;
+}
+
+/** Whether a matcher of `rule` takes several arguments: l4p's extension, not traefik v3. */
+export function hasSeveralArguments(rule: Rule): boolean {
+  return anyMatcher(rule, (m) => {
+    switch (m.op) {
+      case "HostSNI":
+        return m.names.length > 1;
+      case "HostSNIRegexp":
+        return m.patterns.length > 1;
+      case "ALPN":
+        return m.protocols.length > 1;
+      case "ClientIP":
+        return m.ranges.length > 1;
+    }
+  });
 }

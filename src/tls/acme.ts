@@ -13,7 +13,8 @@ import { setTimeout as timeout } from "node:timers";
 import { rootCertificates } from "node:tls";
 import type { AcmeResolverConfig, Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
-import { literalHosts, parseRule } from "../tcp/rule.ts";
+import { literalHosts } from "../tcp/rule.ts";
+import { ruleOf } from "../tcp/router_order.ts";
 import type { Certificate } from "./certificates.ts";
 
 /**
@@ -266,7 +267,7 @@ export function demandsOf(config: Config): Demand[] {
     if (!resolver || r.tls!.passthrough) continue;
     const sets = r.tls!.domains.length
       ? r.tls!.domains.map((d) => [d.main, ...d.sans])
-      : [(literalHosts(parseRule(r.rule)) ?? []).filter((h) => h !== "*")];
+      : [(literalHosts(ruleOf(r.rule)) ?? []).filter((h) => h !== "*")];
     for (const names of sets) {
       const lower = names.map((n) => n.toLowerCase());
       const key = `${resolver} ${lower.join(",")}`;

@@ -722,7 +722,7 @@ function checkRules(
         for (const h of hb ?? []) a = Math.min(a, firstWithHost.get(h) ?? Infinity);
         if (a !== Infinity && !reported.has(b)) {
           reported.add(b);
-          const [first, second] = [group[a], b].sort();
+          const first = [group[a], b].sort()[0];
           note(
             ["tcp", "routers", b, routers[b].priority === undefined ? "rule" : "priority"],
             `routers "${group[a]}" and "${b}" on entrypoint "${ep}" have the same priority (${

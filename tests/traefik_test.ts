@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
+import process from "node:process";
 import { startAdmin } from "../src/admin/admin.ts";
+import { readFileParts, renderTemplates } from "../src/providers/file.ts";
 import { formatProblem, parseConfig } from "../src/config/load.ts";
 import { buildHello } from "./_hello.ts";
 import { deadline, echoServer, freePort, netServer, runL4p, startProxy } from "./_helpers.ts";
@@ -387,5 +389,27 @@ tcp:
     proxy.close();
     await all.close();
     await h2.close();
+  }
+});
+
+test("Go templates in dynamic files: {{ env }} is rendered; any other action leaves the file out, located", () => {
+  process.env.L4P_TEST_BACKEND = "127.0.0.1:9001";
+  assert.equal(
+    renderTemplates('address: "{{ env "L4P_TEST_BACKEND" }}"\nport: {{env "L4P_TEST_UNSET"}}x'),
+    'address: "127.0.0.1:9001"\nport: x',
+  );
+  const dir = mkdtempSync(`${tmpdir()}/l4p-tmpl-`);
+  try {
+    writeFileSync(
+      `${dir}/a.yml`,
+      'tcp:\n  services:\n    s: { loadBalancer: { servers: [{ address: "{{ .Whoami }}" }] } }\n',
+    );
+    const [part] = readFileParts({ directory: dir, watch: false }, `${dir}/static.yml`);
+    assert.equal(
+      formatProblem(part.unreadable!),
+      `${dir}/a.yml:3:48: Go template action "{{ .Whoami }}": l4p renders {{ env "NAME" }} only in dynamic files`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

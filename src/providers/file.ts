@@ -7,6 +7,7 @@
  */
 import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import process from "node:process";
 import type { ConfigPart } from "../config/parts.ts";
 import { type Document, readDocument, ReadError } from "../config/readers.ts";
 
@@ -91,8 +92,17 @@ export function readFileParts(spec: FileProviderSpec, self: string): ConfigPart[
       parts.push(unreadable(file, code === "ENOENT" ? "no such file" : code));
       continue;
     }
+    const rendered = renderTemplates(text);
+    if (typeof rendered !== "string") {
+      parts.push({
+        provider: "file",
+        tree: {},
+        unreadable: { file, ...rendered.position, path: "", message: rendered.message },
+      });
+      continue;
+    }
     try {
-      const document = readDocument(text, file);
+      const document = readDocument(rendered, file);
       parts.push({ provider: "file", tree: document.data, document });
     } catch (error) {
       if (!(error instanceof ReadError)) throw error;
@@ -104,6 +114,33 @@ export function readFileParts(spec: FileProviderSpec, self: string): ConfigPart[
     }
   }
   return parts;
+}
+
+/**
+ * traefik renders its dynamic files as Go templates. l4p renders what they are used for in
+ * configuration, ``{{ env "NAME" }}`` (the variable's value, "" when unset); any other action is
+ * refused, located, rather than read as YAML or TOML.
+ */
+export function renderTemplates(
+  text: string,
+): string | { position: { line: number; column: number }; message: string } {
+  if (!text.includes("{{")) return text;
+  const action = /\{\{-?\s*(.*?)\s*-?\}\}/g;
+  let out = "";
+  let last = 0;
+  for (let m: RegExpExecArray | null; (m = action.exec(text)) !== null;) {
+    const env = m[1].match(/^env\s+"([A-Za-z_][A-Za-z0-9_]*)"$/);
+    if (!env) {
+      const before = text.slice(0, m.index).split("\n");
+      return {
+        position: { line: before.length, column: before[before.length - 1].length + 1 },
+        message: `Go template action "${m[0]}": l4p renders {{ env "NAME" }} only in dynamic files`,
+      };
+    }
+    out += text.slice(last, m.index) + (process.env[env[1]] ?? "");
+    last = m.index + m[0].length;
+  }
+  return out + text.slice(last);
 }
 
 function unreadable(file: string, why: string): ConfigPart {

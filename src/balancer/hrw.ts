@@ -3,7 +3,7 @@
  * server that scores highest for it. Sticky without a table, and consistent: removing one of N
  * servers moves only the keys that server had.
  */
-import type { Candidate, Strategy } from "./strategy.ts";
+import type { Candidate, Strategy } from "./candidate.ts";
 
 /**
  * Weighted rendezvous hashing: the score of a server for a key is `-weight / ln(u)`, where `u`

@@ -1,5 +1,5 @@
 /** `leastConn`: the server with the fewest open connections for its weight. */
-import { type Candidate, load, type Strategy } from "./strategy.ts";
+import { type Candidate, load, type Strategy } from "./candidate.ts";
 
 /**
  * Picks the candidate with the lowest load (open connections divided by weight); ties go to the

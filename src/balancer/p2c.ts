@@ -1,5 +1,5 @@
 /** `p2c`, power of two choices (traefik's name): the less loaded of two drawn at random. */
-import { type Candidate, load, type Strategy } from "./strategy.ts";
+import { type Candidate, load, type Strategy } from "./candidate.ts";
 
 /**
  * Draws two different candidates at random, each in proportion to its weight, and picks the one

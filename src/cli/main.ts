@@ -24,7 +24,7 @@ import { readFile } from "node:fs/promises";
 import { stringify as stringifyYaml } from "yaml";
 import { readDocument } from "../config/readers.ts";
 import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
-import { STRATEGIES } from "../balancer/strategy.ts";
+import { STRATEGIES, UDP_STRATEGIES } from "../balancer/candidate.ts";
 import { toHex } from "../health/probe.ts";
 import {
   DURATION_RANGES,
@@ -463,7 +463,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           targets: rest.slice(1),
           timeout: duration("--timeout", values.timeout, DURATION_RANGES.udpTimeout),
           maxSessions: count("--max-sessions", values["max-sessions"]),
-          strategy: oneOf("--strategy", values.strategy, ["wrr", "hrw"] as const),
+          strategy: oneOf("--strategy", values.strategy, UDP_STRATEGIES),
           healthCheck: healthFlags(values, "udp"),
         });
         return await serveAll(

@@ -12,7 +12,7 @@ import {
   type HealthCheckConfig,
   type ServerConfig,
 } from "./model.ts";
-import type { StrategyName } from "../balancer/strategy.ts";
+import type { StrategyName, UdpStrategyName } from "../balancer/candidate.ts";
 
 /** Arguments of `l4p tcp`, already parsed. */
 export interface AdHocTcp {
@@ -36,7 +36,7 @@ export interface AdHocUdp {
   /** Idle time after which a session ends, in ms. */
   timeout?: number;
   maxSessions?: number;
-  strategy?: "wrr" | "hrw";
+  strategy?: UdpStrategyName;
   healthCheck?: HealthCheckConfig;
 }
 

@@ -3,7 +3,7 @@
  * every address parsed. The YAML file and the ad-hoc `l4p tcp` command both produce this.
  * Names follow traefik's.
  */
-import type { StrategyName } from "../balancer/strategy.ts";
+import type { StrategyName, UdpStrategyName } from "../balancer/candidate.ts";
 import type { LogFormat, LogLevel } from "../log/logger.ts";
 import type { Certificate } from "../tls/certificates.ts";
 import type { HostPort } from "./address.ts";
@@ -117,13 +117,24 @@ export interface TlsOptionsConfig {
   sniStrict: boolean;
 }
 
-export type TlsVersion = "VersionTLS10" | "VersionTLS11" | "VersionTLS12" | "VersionTLS13";
-export type ClientAuthType =
-  | "NoClientCert"
-  | "RequestClientCert"
-  | "RequireAnyClientCert"
-  | "VerifyClientCertIfGiven"
-  | "RequireAndVerifyClientCert";
+/** TLS versions by traefik's names: the one list the schema and the TLS layer read. */
+export const TLS_VERSIONS = [
+  "VersionTLS10",
+  "VersionTLS11",
+  "VersionTLS12",
+  "VersionTLS13",
+] as const;
+export type TlsVersion = typeof TLS_VERSIONS[number];
+
+/** traefik's (Go's) client-auth types: the one list. */
+export const CLIENT_AUTH_TYPES = [
+  "NoClientCert",
+  "RequestClientCert",
+  "RequireAnyClientCert",
+  "VerifyClientCertIfGiven",
+  "RequireAndVerifyClientCert",
+] as const;
+export type ClientAuthType = typeof CLIENT_AUTH_TYPES[number];
 
 /** A router's TLS: passed through, or terminated with these options and certificates. */
 export interface RouterTlsConfig {
@@ -296,7 +307,7 @@ export type UdpServiceConfig =
 /** UDP servers: `wrr` or `hrw` (on the client IP), and a datagram health check. */
 export interface UdpLoadBalancerConfig {
   servers: ServerConfig[];
-  strategy: "wrr" | "hrw";
+  strategy: UdpStrategyName;
   healthCheck?: HealthCheckConfig;
 }
 

@@ -7,9 +7,10 @@ import { isIP } from "node:net";
 import { z } from "zod";
 import { parseCidr } from "../net/ip.ts";
 import { type HostPort, parseHostPort } from "./address.ts";
+import { CLIENT_AUTH_TYPES, TLS_VERSIONS } from "./model.ts";
 import { DURATION_RANGES, type DurationRange, outOfRange, parseDuration } from "./duration.ts";
 import { LOG_LEVELS, type LogLevel } from "../log/logger.ts";
-import { STRATEGIES } from "../balancer/strategy.ts";
+import { STRATEGIES, UDP_STRATEGIES } from "../balancer/candidate.ts";
 
 const durationText = "a duration: 100ms, 5s, 1m30s; a bare number means seconds";
 
@@ -170,20 +171,6 @@ const storeTls = z.strictObject({
     });
   }
 });
-
-export const TLS_VERSIONS = [
-  "VersionTLS10",
-  "VersionTLS11",
-  "VersionTLS12",
-  "VersionTLS13",
-] as const;
-export const CLIENT_AUTH_TYPES = [
-  "NoClientCert",
-  "RequestClientCert",
-  "RequireAnyClientCert",
-  "VerifyClientCertIfGiven",
-  "RequireAndVerifyClientCert",
-] as const;
 
 const tlsOptions = z.strictObject({
   minVersion: z.enum(TLS_VERSIONS).optional().meta({ description: "default VersionTLS12" }),
@@ -437,7 +424,7 @@ const tcpMiddleware = z.strictObject({
 
 const udpService = service(z.strictObject({
   servers: z.array(server).min(1, { message: "the server list is empty" }),
-  strategy: z.enum(["wrr", "hrw"]).optional().meta({
+  strategy: z.enum(UDP_STRATEGIES).optional().meta({
     description: "wrr (the default) or hrw (sticky on the client IP)",
   }),
   healthCheck: udpHealthCheck.optional(),

@@ -38,7 +38,7 @@ import { ruleOf } from "../tcp/router_order.ts";
 import { TcpWeighted } from "../tcp/weighted.ts";
 import type { UdpRoute } from "../udp/entrypoint.ts";
 import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
-import { routerOrder } from "./describe.ts";
+import { routerOrder } from "../tcp/router_order.ts";
 
 /** The handlers a configuration runs: a router per TCP entrypoint, a route per UDP one. */
 export interface Graph {
@@ -229,7 +229,7 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
   const routers = new Map<string, TcpRouter>();
   for (const [ep, epc] of Object.entries(config.entryPoints)) {
     if (epc.protocol !== "tcp") continue;
-    const routes: TcpRoute[] = routerOrder(config, ep).map((name) => ({
+    const routes: TcpRoute[] = routerOrder(config.tcp.routers, ep).map((name) => ({
       name,
       rule: ruleOf(config.tcp.routers[name].rule),
       handler: chain(name),

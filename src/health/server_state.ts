@@ -2,7 +2,7 @@
  * The health of one server of one service: up or down, why, the last check, and the counts a
  * strategy and the metrics read. It outlives a reload while the server stays in its service.
  */
-import type { Candidate } from "../balancer/strategy.ts";
+import type { Candidate } from "../balancer/candidate.ts";
 import type { NetAddr } from "../runtime/types.ts";
 
 /** What one active check found. */

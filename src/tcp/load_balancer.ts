@@ -2,7 +2,7 @@
  * A `loadBalancer` service: picks a server by its strategy among those that are up, dials it,
  * and tries the next on failure.
  */
-import type { Strategy } from "../balancer/strategy.ts";
+import type { Strategy } from "../balancer/candidate.ts";
 import { formatAddr } from "../config/address.ts";
 import type { ServerState } from "../health/server_state.ts";
 import type { HealthSource, ServiceHealth } from "../health/service_health.ts";

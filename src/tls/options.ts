@@ -1,12 +1,13 @@
 /** traefik's TLS option names, translated for `node:tls`. */
+import type { TlsVersion } from "../config/model.ts";
 
 /** traefik's version names and `node:tls`'s. */
-export const TLS_VERSION_NAMES = {
+export const TLS_VERSION_NAMES: Record<TlsVersion, "TLSv1" | "TLSv1.1" | "TLSv1.2" | "TLSv1.3"> = {
   VersionTLS10: "TLSv1",
   VersionTLS11: "TLSv1.1",
   VersionTLS12: "TLSv1.2",
   VersionTLS13: "TLSv1.3",
-} as const;
+};
 
 /** Go's cipher suite names (traefik's) and OpenSSL's. TLS 1.3 suites keep their names. */
 export const CIPHER_SUITES: Record<string, string> = {

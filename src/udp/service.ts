@@ -3,7 +3,7 @@
  * server by its strategy (`wrr` or `hrw`) among those that are up; a `weighted` service picks a
  * child service by smooth weighted round robin, skipping children that are down.
  */
-import type { Strategy } from "../balancer/strategy.ts";
+import type { Strategy } from "../balancer/candidate.ts";
 import { SmoothWeightedRoundRobin, type Weighted } from "../balancer/wrr.ts";
 import type { ServerState } from "../health/server_state.ts";
 import { ChildrenHealth, type HealthSource, type ServiceHealth } from "../health/service_health.ts";

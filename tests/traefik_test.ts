@@ -4,7 +4,9 @@
  * these tests from traefik's documentation and the shapes of its integration fixtures.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import dgram from "node:dgram";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import tls from "node:tls";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
 import process from "node:process";
@@ -12,7 +14,16 @@ import { startAdmin } from "../src/admin/admin.ts";
 import { readFileParts, renderTemplates } from "../src/providers/file.ts";
 import { formatProblem, parseConfig } from "../src/config/load.ts";
 import { buildHello } from "./_hello.ts";
-import { deadline, echoServer, freePort, netServer, runL4p, startProxy } from "./_helpers.ts";
+import {
+  deadline,
+  echoServer,
+  freePort,
+  netServer,
+  peerOrSkip,
+  runL4p,
+  startProxy,
+} from "./_helpers.ts";
+import { makeTlsFixtures } from "./_tls.ts";
 
 /** A traefik static file holding its dynamic part too, as traefik's own fixtures do (YAML). */
 const TRAEFIK_YAML = (web: number, dashboard: number, backend: number) => `
@@ -411,5 +422,173 @@ test("Go templates in dynamic files: {{ env }} is rendered; any other action lea
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("traefik TOML files (static + providers.file) serve each kind of router to real clients", {
+  skip: !peerOrSkip("openssl") && "needs openssl",
+}, async () => {
+  const fx = makeTlsFixtures(["a.example", "b.example", "*.c.example"]);
+  const tlsNamed = (pair: { cert: string; key: string }, name: string) =>
+    new Promise<{ port: number; close(): void }>((resolve) => {
+      const server = tls.createServer(
+        { cert: readFileSync(pair.cert), key: readFileSync(pair.key) },
+        (s) => {
+          s.on("error", () => {});
+          s.end(name);
+        },
+      );
+      server.listen(
+        0,
+        "127.0.0.1",
+        () =>
+          resolve({
+            port: (server.address() as { port: number }).port,
+            close: () => server.close(),
+          }),
+      );
+    });
+  const passthrough = await tlsNamed(fx.server("b.example"), "B-TLS");
+  const [term, regexp, local, w1, w2] = await Promise.all(
+    ["TERM", "REGEXP", "LOCAL", "W1", "W2"].map(named),
+  );
+  const udpBackend = dgram.createSocket("udp4");
+  udpBackend.on(
+    "message",
+    (m, r) => udpBackend.send(Buffer.concat([Buffer.from("U:"), m]), r.port, r.address),
+  );
+  await new Promise<void>((r) => udpBackend.bind(0, "127.0.0.1", () => r()));
+  const [tcpPort, udpPort] = [await freePort(), await freePort()];
+  mkdirSync(`${fx.dir}/dynamic`);
+  writeFileSync(
+    `${fx.dir}/traefik.toml`,
+    `[global]
+  checkNewVersion = false
+[log]
+  level = "INFO"
+[entryPoints]
+  [entryPoints.tcp]
+    address = "127.0.0.1:${tcpPort}"
+  [entryPoints.udp]
+    address = "127.0.0.1:${udpPort}/udp"
+[providers.file]
+  directory = "dynamic"
+`,
+  );
+  const server = (port: number) => `[[SERVERS]]\n        address = "127.0.0.1:${port}"`;
+  writeFileSync(
+    `${fx.dir}/dynamic/routes.toml`,
+    `[tcp.routers.pass]
+  entryPoints = ["tcp"]
+  rule = "HostSNI(\`b.example\`)"
+  service = "pass"
+  [tcp.routers.pass.tls]
+    passthrough = true
+[tcp.routers.term]
+  entryPoints = ["tcp"]
+  rule = "HostSNI(\`a.example\`)"
+  service = "term"
+  [tcp.routers.term.tls]
+[tcp.routers.regexp]
+  entryPoints = ["tcp"]
+  rule = "HostSNIRegexp(\`^.+\\\\.c\\\\.example$\`)"
+  service = "regexp"
+  [tcp.routers.regexp.tls]
+[tcp.routers.local]
+  entryPoints = ["tcp"]
+  rule = "ClientIP(\`127.0.0.2/32\`)"
+  service = "local"
+[tcp.routers.all]
+  entryPoints = ["tcp"]
+  rule = "HostSNI(\`*\`)"
+  service = "both"
+[tcp.services]
+  [tcp.services.pass.loadBalancer]
+      ${server(passthrough.port).replace("SERVERS", "tcp.services.pass.loadBalancer.servers")}
+  [tcp.services.term.loadBalancer]
+      ${server(term.port).replace("SERVERS", "tcp.services.term.loadBalancer.servers")}
+  [tcp.services.regexp.loadBalancer]
+      ${server(regexp.port).replace("SERVERS", "tcp.services.regexp.loadBalancer.servers")}
+  [tcp.services.local.loadBalancer]
+      ${server(local.port).replace("SERVERS", "tcp.services.local.loadBalancer.servers")}
+  [tcp.services.w1.loadBalancer]
+      ${server(w1.port).replace("SERVERS", "tcp.services.w1.loadBalancer.servers")}
+  [tcp.services.w2.loadBalancer]
+      ${server(w2.port).replace("SERVERS", "tcp.services.w2.loadBalancer.servers")}
+  [[tcp.services.both.weighted.services]]
+    name = "w1"
+    weight = 1
+  [[tcp.services.both.weighted.services]]
+    name = "w2"
+    weight = 1
+[udp.routers.dns]
+  entryPoints = ["udp"]
+  service = "dns"
+[udp.services.dns.loadBalancer]
+  [[udp.services.dns.loadBalancer.servers]]
+    address = "127.0.0.1:${(udpBackend.address() as { port: number }).port}"
+`,
+  );
+  const pair = (n: string) => fx.server(n);
+  writeFileSync(
+    `${fx.dir}/dynamic/tls.yml`,
+    `tls:
+  certificates:
+    - { certFile: ${pair("a.example").cert}, keyFile: ${pair("a.example").key} }
+    - { certFile: ${pair("*.c.example").cert}, keyFile: ${pair("*.c.example").key} }
+`,
+  );
+  const check = runL4p(["check", `${fx.dir}/traefik.toml`]);
+  assert.equal(await deadline(check.exited, 30_000, "check"), 0, check.stderr() + check.stdout());
+  const l4p = runL4p(["run", `--configFile=${fx.dir}/traefik.toml`]);
+  const client = dgram.createSocket("udp4");
+  try {
+    await l4p.waitForLine(/listening entryPoint=tcp /);
+    await l4p.waitForLine(/listening entryPoint=udp /);
+    const ca = readFileSync(fx.ca);
+    const overTls = (servername: string) =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ port: tcpPort, host: "127.0.0.1", servername, ca });
+        let got = "";
+        s.on("data", (d: Buffer) => got += d);
+        s.once("end", () => s.end());
+        s.once("close", () => resolve(got));
+        s.once("error", reject);
+      });
+    assert.equal(await deadline(overTls("b.example"), 10_000, "passthrough"), "B-TLS");
+    assert.equal(await deadline(overTls("a.example"), 10_000, "termination"), "TERM");
+    assert.equal(await deadline(overTls("x.c.example"), 10_000, "regexp"), "REGEXP");
+    const plain = async (from: string) => {
+      const { connect } = await import("./_helpers.ts");
+      const c = await connect(tcpPort, "127.0.0.1", from);
+      // Beside TLS routers the entrypoint reads the first bytes, as traefik does: not TLS.
+      c.write("hello\n");
+      return await deadline(
+        new Promise<string>((resolve) => {
+          let got = "";
+          c.on("data", (d: Buffer) => got += d);
+          c.once("end", () => c.end());
+          c.once("close", () => resolve(got));
+        }),
+        5000,
+        "plain",
+      );
+    };
+    assert.equal(await plain("127.0.0.2"), "LOCAL");
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add(await plain("127.0.0.1"));
+    assert.deepEqual([...seen].sort(), ["W1", "W2"], "the weighted catch-all uses both");
+    const reply = new Promise<string>((resolve) =>
+      client.once("message", (m) => resolve(String(m)))
+    );
+    client.send("q", udpPort, "127.0.0.1");
+    assert.equal(await deadline(reply, 5000, "udp"), "U:q");
+  } finally {
+    client.close();
+    l4p.kill("SIGKILL");
+    passthrough.close();
+    udpBackend.close();
+    for (const b of [term, regexp, local, w1, w2]) await b.close();
+    rmSync(fx.dir, { recursive: true, force: true });
   }
 });

@@ -6,9 +6,11 @@
  * one run to the next. Each connection does what the bench's new-connection workload does:
  * accept, route, dial, the client's 6 bytes, the backend's 7, the client's end, the backend's.
  *
- *   deno run -A scripts/pathbench.ts [connections] [--reset]
- *   bun scripts/pathbench.ts [connections] [--reset]
+ *   deno run -A scripts/pathbench.ts [connections] [--reset] [--routers N]
+ *   bun scripts/pathbench.ts [connections] [--reset] [--routers N]
  *
+ * --routers N: N passthrough routers of one exact HostSNI name each, and every client sends a
+ * TLS ClientHello for the last name: what a connection costs among many routers.
  * --reset: the client resets instead of ending (the read fails with ECONNRESET), as the bench's
  * "client resets" workload does; l4p then resets the backend.
  *
@@ -33,7 +35,10 @@ import { L4pServer } from "../src/server/server.ts";
 
 const args = process.argv.slice(2);
 const RESET = args.includes("--reset");
-const CONNECTIONS = Number(args.find((a) => /^\d+$/.test(a)) ?? 200_000);
+const ROUTERS = args.includes("--routers") ? Number(args[args.indexOf("--routers") + 1]) : 0;
+const CONNECTIONS = Number(
+  args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--routers") ?? 200_000,
+);
 /** Connections open at once, as the bench's load generator keeps 50. */
 const BATCH = 50;
 const PING = new TextEncoder().encode("PING\r\n");
@@ -44,10 +49,23 @@ class MemConn implements TcpConn {
   sink: ChunkSink | undefined;
   written = 0;
   closed = false;
+  /** What was sent before the proxy streamed the connection (a peek reads it). */
+  #queued: Uint8Array[] = [];
+  #reader: ((chunk: Uint8Array) => void) | undefined;
   readonly localAddr: NetAddr = { hostname: "127.0.0.1", port: 7000 };
   readonly remoteAddr: NetAddr = { hostname: "127.0.0.1", port: 40000 };
+  /** The peer sends `data`: to the sink, or to a read (a peek before routing). */
+  send(data: Uint8Array): void {
+    if (this.sink) return void this.sink.chunk(data);
+    const reader = this.#reader;
+    this.#reader = undefined;
+    if (reader) reader(data);
+    else this.#queued.push(data);
+  }
   read(): Promise<Uint8Array | null> {
-    throw new Error("pathbench: only stream() is used on the proxy path");
+    const chunk = this.#queued.shift();
+    if (chunk) return Promise.resolve(chunk);
+    return new Promise((resolve) => this.#reader = resolve);
   }
   stream(sink: ChunkSink): void {
     this.sink = sink;
@@ -81,18 +99,50 @@ const runtime: Runtime = {
   },
 };
 
+const routers = ROUTERS
+  ? Array.from(
+    { length: ROUTERS },
+    (_, i) =>
+      `    r${i}: { rule: "HostSNI(\`customer${i}.example\`)", service: s, tls: { passthrough: true } }`,
+  ).join("\n")
+  : '    r: { rule: "HostSNI(`*`)", service: s }';
 const config = parseConfig(
   `
 entryPoints:
   web: { address: "127.0.0.1:7000" }
 tcp:
   routers:
-    r: { rule: "HostSNI(\`*\`)", service: s }
+${routers}
   services:
     s: { loadBalancer: { servers: [{ address: "127.0.0.1:7001" }] } }
 `,
   "pathbench.yaml",
 );
+/** What each client sends first: a ClientHello for the last router's name, or PING. */
+const FIRST = ROUTERS ? clientHello(`customer${ROUTERS - 1}.example`) : PING;
+
+/** A minimal TLS ClientHello (one record) with an SNI extension. */
+function clientHello(sni: string): Uint8Array {
+  const name = [...new TextEncoder().encode(sni)];
+  const u16 = (n: number) => [n >> 8, n & 0xff];
+  const entry = [0, ...u16(name.length), ...name];
+  const ext = [...u16(0), ...u16(entry.length + 2), ...u16(entry.length), ...entry];
+  const body = [
+    3,
+    3,
+    ...new Array(32).fill(7),
+    0,
+    ...u16(2),
+    0x13,
+    0x01,
+    1,
+    0,
+    ...u16(ext.length),
+    ...ext,
+  ];
+  const hs = [1, 0, ...u16(body.length), ...body];
+  return new Uint8Array([0x16, 3, 1, ...u16(hs.length), ...hs]);
+}
 const server = new L4pServer({ runtime, logger: new Logger({ level: "error" }) });
 await server.start(config.config);
 
@@ -107,7 +157,7 @@ async function round(n: number): Promise<number> {
       const client = new MemConn();
       clients.push(client);
       accept!(client);
-      client.sink!.chunk(PING);
+      client.send(FIRST);
     }
     await tick();
     for (const backend of dialled) backend.sink!.chunk(PONG);
@@ -135,7 +185,7 @@ const times: number[] = [];
 for (let i = 0; i < 7; i++) times.push(await round(CONNECTIONS));
 times.sort((a, b) => a - b);
 console.log(
-  `${runtime.name}${RESET ? " (client resets)" : ""}: ${
+  `${runtime.name}${RESET ? " (client resets)" : ""}${ROUTERS ? ` (${ROUTERS} routers)` : ""}: ${
     times[3].toFixed(0)
   } ns per connection (rounds ${
     times.map((t) => t.toFixed(0)).join(" ")

@@ -9,7 +9,8 @@ import { answerAlpnChallenge, answerHttpChallenge } from "../tls/acme_challenge.
 import { MAX_HELLO, parseClientHello } from "../tls/client_hello.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { peek } from "./peek.ts";
-import { type MatchInfo, matchRule, needsClientHello, needsClientIp, type Rule } from "./rule.ts";
+import { type MatchInfo, needsClientHello, needsClientIp, type Rule } from "./rule.ts";
+import { RouteIndex } from "./route_index.ts";
 
 /** What is known of a connection that is not matched on its ClientHello. */
 const NO_TLS: MatchInfo = Object.freeze({
@@ -32,6 +33,7 @@ export interface TcpRoute {
 export class TcpRouter implements TcpHandler {
   readonly #needsHello: boolean;
   readonly #needsClientIp: boolean;
+  readonly #index: RouteIndex;
 
   constructor(
     readonly entryPoint: string,
@@ -43,6 +45,7 @@ export class TcpRouter implements TcpHandler {
   ) {
     this.#needsHello = routes.some((r) => r.terminatesTls || needsClientHello(r.rule));
     this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
+    this.#index = new RouteIndex(routes.map((r) => r.rule));
   }
 
   serve(ctx: TcpContext): void {
@@ -89,8 +92,11 @@ export class TcpRouter implements TcpHandler {
 
   #dispatch(ctx: TcpContext, info: MatchInfo): void {
     ctx.sni = info.sni;
-    for (const route of this.routes) {
-      if ((route.terminatesTls && !info.tls) || !matchRule(route.rule, info)) continue;
+    const routes = this.routes;
+    // The same router a scan in order would choose, found among the candidates the index names.
+    const at = this.#index.first(info, (i) => info.tls || !routes[i].terminatesTls);
+    if (at >= 0) {
+      const route = routes[at];
       ctx.env.tracker.routed(ctx, route.name);
       route.handler.serve(ctx);
       return;

@@ -1,0 +1,83 @@
+/**
+ * Finding the first matching router without trying them all. Rules written by the thousand are
+ * `HostSNI` of plain names (a SaaS's custom domains) or of `*.domain` wildcards: those routers
+ * are indexed by name and by the wildcard's domain, so a connection's candidates are found by
+ * two map lookups. Every other rule (regexps, ALPN, ClientIP, `!`, mixed `||`, the catch-all)
+ * stays a candidate for every connection. Candidates are tried in the routers' own order, so the
+ * router chosen is exactly the one a scan of all of them would choose.
+ */
+import { type MatchInfo, matchRule, type Rule } from "./rule.ts";
+
+/** The names a rule made only of `HostSNI` (joined by `||`) matches: plain and `*.` ones. */
+function hostKeys(rule: Rule): { exact: string[]; wildcard: string[] } | undefined {
+  if (rule.op === "HostSNI") {
+    const exact: string[] = [];
+    const wildcard: string[] = [];
+    for (const n of rule.names) {
+      if (n === "*") return undefined; // the catch-all takes everything: a candidate always
+      if (n.startsWith("*.")) wildcard.push(n.slice(2));
+      else exact.push(n);
+    }
+    return { exact, wildcard };
+  }
+  if (rule.op === "or") {
+    const all = { exact: [] as string[], wildcard: [] as string[] };
+    for (const r of rule.rules) {
+      const keys = hostKeys(r);
+      if (!keys) return undefined;
+      all.exact.push(...keys.exact);
+      all.wildcard.push(...keys.wildcard);
+    }
+    return all;
+  }
+  return undefined;
+}
+
+function add(map: Map<string, number[]>, key: string, at: number): void {
+  const list = map.get(key);
+  if (!list) map.set(key, [at]);
+  else if (list[list.length - 1] !== at) list.push(at);
+}
+
+/** The routes of one entrypoint (in match order), indexed by the names their rules take. */
+export class RouteIndex {
+  readonly #exact = new Map<string, number[]>();
+  readonly #wildcard = new Map<string, number[]>();
+  /** Routes that are candidates for every connection, in order. */
+  readonly #always: number[] = [];
+
+  constructor(readonly rules: readonly Rule[]) {
+    rules.forEach((rule, at) => {
+      const keys = hostKeys(rule);
+      if (!keys) return this.#always.push(at);
+      for (const name of keys.exact) add(this.#exact, name, at);
+      for (const domain of keys.wildcard) add(this.#wildcard, domain, at);
+    });
+  }
+
+  /**
+   * The position of the first route whose rule matches `info` and that `accept` takes (a router
+   * that terminates TLS takes only TLS connections), or -1.
+   */
+  first(info: MatchInfo, accept: (at: number) => boolean): number {
+    const sni = info.sni;
+    const exact = sni === undefined ? undefined : this.#exact.get(sni);
+    // `*.example.com` covers one label in front of example.com.
+    const dot = sni === undefined ? -1 : sni.indexOf(".");
+    const wildcard = dot > 0 ? this.#wildcard.get(sni!.slice(dot + 1)) : undefined;
+    const always = this.#always;
+    let e = 0, w = 0, a = 0;
+    for (;;) {
+      // The next candidate in route order, of the three lists.
+      const ne = exact && e < exact.length ? exact[e] : Infinity;
+      const nw = wildcard && w < wildcard.length ? wildcard[w] : Infinity;
+      const na = a < always.length ? always[a] : Infinity;
+      const at = Math.min(ne, nw, na);
+      if (at === Infinity) return -1;
+      if (at === ne) e++;
+      if (at === nw) w++;
+      if (at === na) a++;
+      if (accept(at) && matchRule(this.rules[at], info)) return at;
+    }
+  }
+}

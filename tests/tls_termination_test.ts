@@ -573,7 +573,12 @@ tls:
     }
     await waitFor(() => proxy.server.tracker.live.size === 0, 5000, "every such client closed");
     assert.equal(backend.sockets.length, 1, "only openssl's own connection reached the backend");
-    assert.ok(proxy.lines.some((l) => /TLS handshake failed .*timed out/.test(l)));
+    assert.ok(
+      proxy.lines.some((l) =>
+        /TLS handshake failed .*client=127\.0\.0\.1:[1-9]\d* .*timed out/.test(l)
+      ),
+      proxy.lines.join(""),
+    );
   } finally {
     for (const c of clients) c.destroy();
     proxy.close();

@@ -29,6 +29,8 @@ export function answerAlpnChallenge(
 ): boolean {
   const challenge = sni && alpn.includes(ACME_TLS_ALPN) ? ctx.env.acme?.alpn(sni) : undefined;
   if (!challenge) return false;
+  // Read now: after the challenge's handshake the validator closes, and the socket forgets.
+  const client = formatAddr(ctx.client);
   terminateTls(ctx.conn, {
     secureContext: createSecureContext({ cert: challenge.cert, key: challenge.key }),
     alpnProtocols: [ACME_TLS_ALPN],
@@ -37,7 +39,7 @@ export function answerAlpnChallenge(
   }).then((conn) => {
     ctx.env.logger.info("ACME: TLS-ALPN-01 challenge answered", {
       name: sni,
-      client: formatAddr(ctx.client),
+      client,
     });
     ctx.conn = conn;
     ctx.end("ACME TLS-ALPN-01 challenge");
@@ -66,6 +68,7 @@ export async function answerHttpChallenge(
   if (token === undefined) return undefined;
   if (token === null) return "pass";
   const answer = ctx.env.acme?.http(token);
+  const client = formatAddr(ctx.client);
   const body = answer ?? "no such challenge\n";
   const head = answer ? "HTTP/1.1 200 OK" : "HTTP/1.1 404 Not Found";
   const response = new TextEncoder().encode(
@@ -80,7 +83,7 @@ export async function answerHttpChallenge(
   if (w) w.then(done, done);
   else done();
   if (answer) {
-    ctx.env.logger.info("ACME: HTTP-01 challenge answered", { client: formatAddr(ctx.client) });
+    ctx.env.logger.info("ACME: HTTP-01 challenge answered", { client });
   }
   return "answered";
 }

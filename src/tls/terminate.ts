@@ -39,6 +39,8 @@ export class TlsTermination implements TcpHandler {
 
   serve(ctx: TcpContext): void {
     const env = ctx.env;
+    // Read now: a handshake that fails closes the socket, which then no longer knows its peer.
+    const client = formatAddr(ctx.client);
     const cert = this.store.select(ctx.sni, this.options.sniStrict);
     if (!cert) {
       const w = ctx.conn.write(UNRECOGNIZED_NAME);
@@ -51,7 +53,7 @@ export class TlsTermination implements TcpHandler {
         "no certificate for the server name; TLS alert sent",
         {
           router: this.router,
-          client: formatAddr(ctx.client),
+          client,
           sni: ctx.sni ?? "(none)",
         },
       );
@@ -79,7 +81,7 @@ export class TlsTermination implements TcpHandler {
           "client certificate refused",
           {
             router: this.router,
-            client: formatAddr(ctx.client),
+            client,
             sni: ctx.sni,
             error: refused,
           },
@@ -90,7 +92,7 @@ export class TlsTermination implements TcpHandler {
       if (env.logger.enabled("debug")) {
         env.logger.debug("TLS terminated", {
           router: this.router,
-          client: formatAddr(ctx.client),
+          client,
           sni: ctx.sni,
           alpn: conn.tls.alpn,
           protocol: conn.tls.protocol,
@@ -102,7 +104,7 @@ export class TlsTermination implements TcpHandler {
       const why = (error as Error).message;
       env.logger.repeated("warn", `handshake ${this.router} ${why}`, "TLS handshake failed", {
         router: this.router,
-        client: formatAddr(ctx.client),
+        client,
         sni: ctx.sni,
         error: why,
       });

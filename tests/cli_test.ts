@@ -62,7 +62,8 @@ for (
     const first = l4p.stderr().split("\n")[0];
     assert.match(first, /^l4p: /);
     assert.match(first, message);
-    assert.match(l4p.stderr(), /Usage:/);
+    assert.equal(l4p.stderr().split("\n")[1], "Run 'l4p --help' for usage.");
+    assert.doesNotMatch(l4p.stderr(), /Usage:/, "one line and a pointer, not the whole help");
   });
 }
 

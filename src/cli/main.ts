@@ -512,7 +512,8 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError || isParseArgsError(error)) {
-      io.err(`l4p: ${(error as Error).message}\n\n${USAGE}`);
+      // One line and where to look, as git and cargo answer: not the whole help.
+      io.err(`l4p: ${(error as Error).message}\nRun 'l4p --help' for usage.\n`);
       return 2;
     }
     if (error instanceof ConfigError) {

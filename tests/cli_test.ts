@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { rmSync, writeFileSync } from "node:fs";
+import process from "node:process";
 import { test } from "node:test";
 import {
   connect,
@@ -6,9 +8,12 @@ import {
   echoServer,
   netServer,
   readToEnd,
+  ROOT,
   runL4p,
+  RUNTIME,
   udpPeer,
 } from "./_helpers.ts";
+import { makeTlsFixtures } from "./_tls.ts";
 
 test("l4p --help prints usage with examples and exits 0", async () => {
   const l4p = runL4p(["--help"]);
@@ -154,3 +159,57 @@ test("l4p udp forwards datagrams with --timeout and --max-sessions", async () =>
     l4p.kill("SIGKILL");
   }
 });
+
+test(
+  "Deno without a permission: one line naming the flag; with the documented flags a TLS configuration runs",
+  {
+    skip: RUNTIME !== "deno" && "Deno's permissions",
+  },
+  async () => {
+    const fx = makeTlsFixtures(["a.example"]);
+    const cert = fx.server("a.example");
+    writeFileSync(
+      `${fx.dir}/l4p.yaml`,
+      `entryPoints:
+  websecure: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    r: { rule: "HostSNI(\`a.example\`)", service: s, tls: {} }
+  services:
+    s: { loadBalancer: { servers: [{ address: "127.0.0.1:9" }] } }
+tls:
+  certificates: [{ certFile: ${cert.cert}, keyFile: ${cert.key} }]
+`,
+    );
+    const deno = process.execPath;
+    try {
+      const denied = runL4p(
+        ["run", "--allow-net", "--allow-read", `${ROOT}cli.ts`, "run", "-c", `${fx.dir}/l4p.yaml`],
+        deno,
+      );
+      assert.equal(await deadline(denied.exited, 30_000, "exit"), 1);
+      assert.match(
+        denied.stderr(),
+        /^l4p: Requires env access .*--allow-env flag .*docs\/deno\.md/,
+      );
+      assert.equal(denied.stderr().trim().split("\n").length, 1, denied.stderr());
+      const allowed = runL4p([
+        "run",
+        "--allow-net",
+        "--allow-env",
+        `--allow-read=${fx.dir}`,
+        `${ROOT}cli.ts`,
+        "run",
+        "-c",
+        `${fx.dir}/l4p.yaml`,
+      ], deno);
+      try {
+        await allowed.waitForLine(/listening entryPoint=websecure/);
+      } finally {
+        allowed.kill("SIGKILL");
+      }
+    } finally {
+      rmSync(fx.dir, { recursive: true, force: true });
+    }
+  },
+);

@@ -551,3 +551,9 @@ test("two routers of one priority that could match the same connection: accepted
   ]);
   assert.deepEqual(routerOrder(config.tcp.routers, "web"), ["other", "to-app"]);
 });
+
+test("contrib/l4p.yaml, the example the install steps copy, passes l4p check", async () => {
+  const l4p = runL4p(["check", `${ROOT}contrib/l4p.yaml`]);
+  assert.equal(await deadline(l4p.exited, 30_000, "check"), 0, l4p.stderr());
+  assert.match(l4p.stdout(), /contrib\/l4p\.yaml: ok/);
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawn, spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import type net from "node:net";
 import tls from "node:tls";
 import { test } from "node:test";
@@ -14,6 +15,7 @@ import {
   pattern,
   peerOrSkip,
   readmeExample,
+  ROOT,
   runL4p,
   sha256,
   startProxy,
@@ -590,16 +592,14 @@ tls:
 test("the README's TLS example passes l4p check with its certificate files in place", {
   skip,
 }, async () => {
-  const fx = makeTlsFixtures(["db.example.com", "default.example"]);
+  const dir = mkdtempSync(`${tmpdir()}/l4p-readme-tls-`);
+  const fx = { dir };
   try {
-    mkdirSync(`${fx.dir}/certs`);
-    const copy = (from: string, to: string) => copyFileSync(from, `${fx.dir}/certs/${to}`);
-    copy(fx.server("db.example.com").cert, "db.example.com.pem");
-    copy(fx.server("db.example.com").key, "db.example.com.key");
-    copy(fx.server("default.example").cert, "default.pem");
-    copy(fx.server("default.example").key, "default.key");
-    copy(fx.ca, "internal-ca.pem");
-    copy(fx.ca, "clients-ca.pem");
+    // The README's own openssl lines make the files, as a reader would.
+    const readme = readFileSync(`${ROOT}README.md`, "utf8");
+    const lines = readme.match(/<!-- example-tls-certs -->\s*```sh\n([\s\S]*?)```/)![1];
+    const made = spawnSync("sh", ["-c", lines], { cwd: dir, encoding: "utf8" });
+    assert.equal(made.status, 0, made.stderr);
     writeFileSync(`${fx.dir}/l4p.yaml`, readmeExample("tls"));
     const l4p = runL4p(["check", `${fx.dir}/l4p.yaml`]);
     assert.equal(await deadline(l4p.exited, 30_000, "l4p check"), 0, l4p.stderr());

@@ -557,3 +557,16 @@ test("contrib/l4p.yaml, the example the install steps copy, passes l4p check", a
   assert.equal(await deadline(l4p.exited, 30_000, "check"), 0, l4p.stderr());
   assert.match(l4p.stdout(), /contrib\/l4p\.yaml: ok/);
 });
+
+test("the README's error lines are what l4p says of its example with the two mistakes it names", () => {
+  const readme = readFileSync(`${ROOT}README.md`, "utf8");
+  const printed = readme.match(/<!-- example-config-errors -->\s*```text\n([\s\S]*?)```/)![1];
+  const bad = readmeExample()
+    .replace("service: canary", "service: canry")
+    .replace('"127.0.0.1:9002"', '"127.0.0.1"');
+  assert.throws(() => parseConfig(bad, "l4p.yaml"), (e: unknown) => {
+    assert.ok(e instanceof ConfigError);
+    assert.equal(`${e.message}\n`, printed);
+    return true;
+  });
+});

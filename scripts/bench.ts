@@ -4,7 +4,7 @@
  * ratios to direct.
  *
  *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workloads WORDS]
- *                                [--workers N | --cores N] [--rounds N] [--quick]
+ *                                [--workers N | --cores N] [--rounds N] [--quick] [--help]
  *
  * --only l4p-bun,nginx runs those subjects (and direct; bare-bun and bare-deno, bare proxies that
  * show each runtime's floor, run only when named); --workloads memory,udp runs the
@@ -44,8 +44,18 @@ const { values: opts } = parseArgs({
     cores: { type: "string" },
     quick: { type: "boolean" },
     rounds: { type: "string", default: "1" },
+    help: { type: "boolean", short: "h" },
   },
 });
+if (opts.help) {
+  // The usage is this file's opening comment.
+  const source = readFileSync(fileURLToPath(import.meta.url), "utf8");
+  process.stdout.write(
+    source.slice(source.indexOf("/**") + 3, source.indexOf("*/")).replace(/^ \* ?/gm, "").trim() +
+      "\n",
+  );
+  process.exit(0);
+}
 /**
  * --rounds N: each workload measures every subject N times, the order turned by one each round,
  * and reports medians. The machine drifts over a run (the kernel's TIME_WAIT table grows and
@@ -71,16 +81,6 @@ if (CORES !== undefined && !(CORES >= 1 && CORES < NPROC)) {
 const PROXY_CPUS = CORES ? `0-${CORES - 1}` : undefined;
 const LOAD_CPUS = CORES ? `${CORES}-${NPROC - 1}` : undefined;
 const QUICK = opts.quick ?? false;
-const PEERS = [
-  "iperf3",
-  "redis-server",
-  "redis-benchmark",
-  "dnsperf",
-  "dnsmasq",
-  "haproxy",
-  "nginx",
-  "socat",
-];
 const PACKAGES = [
   "iperf3",
   "redis-server",
@@ -397,6 +397,8 @@ const ON_REQUEST: Subject[] = [bare("deno"), bare("bun")];
 
 interface Workload {
   name: string;
+  /** The programs it runs (load generators, backends): asked for only when it is chosen. */
+  needs: string[];
   unit: string;
   /** Lower is better (memory, latency). */
   lower?: boolean;
@@ -440,6 +442,7 @@ function iperf(reverse: boolean): Workload {
   let target = 0;
   return {
     name: `tcp stream ${reverse ? "backend→client" : "client→backend"} (iperf3)`,
+    needs: ["iperf3"],
     unit: "Gbit/s",
     kind: "tcp",
     async setup() {
@@ -486,6 +489,7 @@ function redisWorkload(
 ): Workload {
   return {
     name,
+    needs: ["redis-server", "redis-benchmark"],
     unit,
     lower,
     kind: "tcp",
@@ -512,6 +516,7 @@ const udpWorkload: Workload = (() => {
   const queries = `${dir}/queries.txt`;
   return {
     name: "udp request/response (dnsperf → dnsmasq)",
+    needs: ["dnsperf", "dnsmasq"],
     unit: "queries/s",
     kind: "udp",
     async setup() {
@@ -577,6 +582,7 @@ const memoryWorkload: Workload = (() => {
   const held: net.Socket[] = [];
   return {
     name: "memory per idle proxied connection (4000)",
+    needs: [],
     unit: "KiB",
     lower: true,
     kind: "tcp",
@@ -635,6 +641,7 @@ const memoryWorkload: Workload = (() => {
 function connloadWorkload(close: "close" | "reset"): Workload {
   return {
     name: `new connections, client ${close === "close" ? "closes" : "resets"} (connload, 50)`,
+    needs: ["redis-server", "cc"],
     unit: "conn/s",
     kind: "tcp",
     setup: redisBackend,
@@ -693,6 +700,7 @@ async function sink(): Promise<{ target: number; teardown(): Promise<void> }> {
 /** New TLS handshakes per second: two `openssl s_time -new` clients at once, added up. */
 const handshakes: Workload = {
   name: "TLS handshakes (2× openssl s_time -new)",
+  needs: ["openssl", "socat"],
   unit: "hs/s",
   kind: "tls",
   setup: sink,
@@ -713,6 +721,7 @@ const handshakes: Workload = {
 /** Bulk throughput through termination: socat's OpenSSL client sends 1 GiB of zeros. */
 const tlsBulk: Workload = {
   name: "TLS bulk client→backend (socat OPENSSL, 1 GiB)",
+  needs: ["socat"],
   unit: "Gbit/s",
   kind: "tls",
   setup: sink,
@@ -919,12 +928,17 @@ async function main(): Promise<void> {
       if (r.status !== 0) throw new Error("apt-get install failed");
     }
   }
-  makeCertificate();
-  buildConnload();
-  const absent = PEERS.filter((p) => !which(p));
+  const wantedNames = opts.workloads?.split(",");
+  const chosen = WORKLOADS.filter((w) =>
+    !wantedNames || wantedNames.some((x) => w.name.includes(x))
+  );
+  // Only what the chosen workloads run is asked for (the peer proxies say so themselves).
+  const absent = [...new Set(chosen.flatMap((w) => w.needs))].filter((p) => !which(p));
   if (absent.length) {
     throw new Error(`missing: ${absent.join(", ")}; run with --install (apt-get) or install them`);
   }
+  if (chosen.some((w) => w.kind === "tls")) makeCertificate();
+  if (chosen.some((w) => w.needs.includes("cc"))) buildConnload();
   if (opts.workloads?.split(",").includes("fleet")) {
     process.stdout.write(await fleetBench());
     if (opts.workloads === "fleet") return;

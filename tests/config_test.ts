@@ -7,6 +7,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig, parseConfigInSteps } from "../src/config/load.ts";
 import { schemaText } from "../scripts/schema.ts";
 import { routerOrder } from "../src/tcp/router_order.ts";
+import { describeConfig } from "../src/graph/describe.ts";
 import { deadline, readmeExample, ROOT, runL4p } from "./_helpers.ts";
 
 /** The problems `parseConfig` finds, formatted as `l4p check` prints them. */
@@ -569,4 +570,24 @@ test("the README's error lines are what l4p says of its example with the two mis
     assert.equal(`${e.message}\n`, printed);
     return true;
   });
+});
+
+test("check's summary names weighted services; a service no router reaches is noted", () => {
+  const yaml = VALID.replace(
+    "        servers:\n",
+    "        servers:\n",
+  ) + `    spare:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:9009" }]
+    both:
+      weighted: { services: [{ name: app, weight: 3 }, { name: spare, weight: 1 }] }
+    idle:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:9010" }]
+`;
+  const { config, notes } = parseConfig(yaml.replace("service: app", "service: both"), "l4p.yaml");
+  assert.match(describeConfig(config), /^tcp service both: weighted over app \(3\), spare \(1\)$/m);
+  assert.deepEqual(notes.map(formatProblem), [
+    "l4p.yaml:20:5: tcp.services.idle: no tcp router uses this service",
+  ]);
 });

@@ -531,7 +531,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
     // Deno's refusal of a permission it was not given: its message names the flag to add.
     if ((error as Error)?.name === "NotCapable") {
       io.err(
-        `l4p: ${(error as Error).message.split("\n")[0]} (docs/deno.md lists what each use needs)\n`,
+        `l4p: ${
+          (error as Error).message.split("\n")[0]
+        } (docs/deno.md lists what each use needs)\n`,
       );
       return 1;
     }

@@ -494,6 +494,19 @@ function crossCheck(file: ParsedFile, error: Report, note: Report): void {
         }
       });
     }
+    // A service no router reaches (directly or through weighted services) is likely a mistake.
+    const used = new Set<string>();
+    const reach = (name: string) => {
+      if (used.has(name) || !services[name]) return;
+      used.add(name);
+      for (const c of services[name].weighted?.services ?? []) reach(c.name);
+    };
+    for (const router of Object.values(section?.routers ?? {})) reach(router.service);
+    for (const name of Object.keys(services)) {
+      if (!used.has(name)) {
+        note([protocol, "services", name], `no ${protocol} router uses this service`);
+      }
+    }
     const cycle = findCycle(services);
     if (cycle) {
       error(

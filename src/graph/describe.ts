@@ -37,7 +37,14 @@ export function describeConfig(config: Config): string {
   }
   for (const protocol of ["tcp", "udp"] as const) {
     for (const [name, s] of Object.entries(config[protocol].services)) {
-      if (!s.loadBalancer) continue;
+      if (!s.loadBalancer) {
+        const children = s.weighted?.services ?? [];
+        out += `${protocol} service ${name}: weighted over ${
+          children.map((c: { name: string; weight: number }) => `${c.name} (${c.weight})`)
+            .join(", ")
+        }\n`;
+        continue;
+      }
       const lb: LoadBalancerShape = s.loadBalancer;
       out += `${protocol} service ${name}: ${lb.strategy} over ${lb.servers.length} server${
         lb.servers.length === 1 ? "" : "s"

@@ -522,3 +522,15 @@ ${extraEntryPoint}tcp:
     await b.close();
   }
 });
+
+test("a server of a service without health checks says it has none, not that it is not checked yet", async () => {
+  const a = await named("A");
+  const proxy = await startProxy(service([`127.0.0.1:${a.port}`]));
+  try {
+    assert.equal(stateOf(proxy, a.port).reason, "no health check");
+    assert.equal(stateOf(proxy, a.port).up, true);
+  } finally {
+    proxy.close();
+    await a.close();
+  }
+});

@@ -158,7 +158,10 @@ function healthOf(
   } else {
     // Checks removed by a reload: nothing would bring a server they put down back up.
     b.onCommit.push(() => {
-      for (const s of states) if (!s.up && !s.ejectedPassively) s.setUp(true, "no health check");
+      for (const s of states) {
+        if (!s.up && !s.ejectedPassively) s.setUp(true, "no health check");
+        else if (s.up) s.reason = "no health check"; // not "not checked yet": none will come
+      }
     });
   }
   b.servers.push(...states);

@@ -620,3 +620,15 @@ tcp:
     }
   },
 );
+
+test("a store that is not there: one line in l4p's words, no client library's stack", async () => {
+  for (const flag of [["--redis", "redis://127.0.0.1:1"], ["--etcd", "http://127.0.0.1:1"]]) {
+    const l4p = runL4p(["kv", "get", ...flag]);
+    assert.equal(await deadline(l4p.exited, 30_000, "kv get"), 1);
+    assert.equal(
+      l4p.stderr(),
+      "l4p: the store: cannot connect (" +
+        (flag[0] === "--redis" ? "the connection closed" : "ECONNREFUSED") + ")\n",
+    );
+  }
+});

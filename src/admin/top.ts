@@ -188,7 +188,7 @@ export async function top(
   try {
     snapshot = await fetchSnapshot(base, options.token);
   } catch (error) {
-    options.err(`l4p top: cannot read ${base}: ${(error as Error).message}\n`);
+    options.err(`l4p top: cannot read ${base}: ${reason(error)}\n`);
     return 1;
   }
   const interactive = process.stdout.isTTY && process.stdin.isTTY && !options.json;
@@ -239,9 +239,19 @@ export async function top(
         current = { at: Date.now(), s };
         draw();
       } catch (error) {
-        draw(`(cannot read ${base}: ${(error as Error).message}; retrying)\n`);
+        draw(`(cannot read ${base}: ${reason(error)}; retrying)\n`);
       }
     }, 1000);
     draw();
   });
+}
+
+/**
+ * Why a fetch failed, in a few words: the system's code where there is one (Bun adds "Is the
+ * computer able to access the url?", Deno its own sentence).
+ */
+function reason(error: unknown): string {
+  const e = error as { code?: string; message?: string; cause?: { code?: string } };
+  const code = e.cause?.code ?? e.code ?? e.message?.match(/\b(E[A-Z]{4,})\b/)?.[1];
+  return code && /^E[A-Z]+$/.test(code) ? code : (e.message ?? String(error)).split("\n")[0];
 }

@@ -521,7 +521,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       return 1;
     }
     if (isStoreError(error)) {
-      io.err(`l4p: the store: ${(error as Error).message.split("\n")[0]}\n`);
+      io.err(`l4p: the store: ${storeErrorText(error)}\n`);
       return 1;
     }
     if (error instanceof ListenError || error instanceof StartError) {
@@ -772,6 +772,18 @@ function isStoreError(error: unknown): boolean {
   const message = (error as Error)?.message ?? "";
   return /^(GRPC|Etcd)|ReplyError|MaxRetriesPerRequest/.test(name) ||
     /ECONNREFUSED|etcdserver|Connection is closed|no answer within/.test(message);
+}
+
+/**
+ * A store client's error in l4p's words: the system's code where its message has one (gRPC's
+ * ends on an empty "Resolution note:"; ioredis's says only that the connection is closed).
+ */
+function storeErrorText(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  const code = message.match(/\b(ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|ECONNRESET)\b/)?.[1];
+  if (code) return `cannot connect (${code})`;
+  if (/Connection is closed/.test(message)) return "cannot connect (the connection closed)";
+  return message.split("\n")[0].replace(/\s*Resolution note:\s*$/, "");
 }
 
 function isParseArgsError(error: unknown): boolean {

@@ -152,7 +152,7 @@ export class RedisStore implements KvStore {
   async #connect(): Promise<Redis> {
     const { Redis } = await import("ioredis");
     const [host, port] = splitHostPort(this.endpoint, 6379);
-    return new Redis({
+    const client = new Redis({
       host,
       port,
       db: this.db,
@@ -166,6 +166,10 @@ export class RedisStore implements KvStore {
       // Reconnects are the provider's (with its backoff), not the client's on every command.
       retryStrategy: (times) => Math.min(times * 500, 5000),
     });
+    // A failed connection is the command's error, said by its caller; without a listener
+    // ioredis prints "Unhandled error event" and a stack of its own.
+    client.on("error", () => {});
+    return client;
   }
 
   #tls(): ConnectionOptions | undefined {

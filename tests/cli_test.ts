@@ -213,3 +213,12 @@ tls:
     }
   },
 );
+
+test("every help text fits 80 columns", async () => {
+  for (const command of ["", "run", "check", "tcp", "udp", "kv", "top", "demo"]) {
+    const l4p = runL4p([...(command ? [command] : []), "--help"]);
+    assert.equal(await deadline(l4p.exited, 15_000, "help"), 0);
+    const long = l4p.stdout().split("\n").filter((l) => [...l].length > 80);
+    assert.deepEqual(long, [], `l4p ${command} --help`);
+  }
+});

@@ -59,7 +59,7 @@ Usage:
   l4p tcp LISTEN TARGET [TARGET...] [flags]   forward TCP from LISTEN to the TARGETs
   l4p udp LISTEN TARGET [TARGET...] [flags]   forward UDP from LISTEN to the TARGETs
   l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
-  l4p top [--admin ADDR] [--token T] [--json] watch a running l4p (its admin listener)
+  l4p top [--admin ADDR] [--token T] [--json]  watch a running l4p (its admin listener)
   l4p kv put FILE|get --etcd URL|--redis URL  write a file's tcp/udp/tls to a store, or read it
   l4p check FILE --etcd URL|--redis URL       validate FILE merged with what the store holds
   l4p completion bash|zsh|fish                print a shell completion script
@@ -285,7 +285,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
     values.config ??= values.configFile;
     if (values.help) {
       const help = COMMAND_HELP[positionals[0] ?? ""];
-      io.out(help ? `${help}\nSee l4p --help for every flag.\n` : USAGE);
+      io.out(wrapHelp(help ? `${help}\nSee l4p --help for every flag.\n` : USAGE));
       return 0;
     }
     if (positionals[0] === "completion") {
@@ -772,6 +772,52 @@ function isStoreError(error: unknown): boolean {
   const message = (error as Error)?.message ?? "";
   return /^(GRPC|Etcd)|ReplyError|MaxRetriesPerRequest/.test(name) ||
     /ECONNREFUSED|etcdserver|Connection is closed|no answer within/.test(message);
+}
+
+/**
+ * Help text wrapped at `width` columns, as terminals are: a paragraph of prose is filled again; a
+ * long line of a table breaks at a space and goes on under its own text column (a flag's
+ * description) or its own indentation.
+ */
+export function wrapHelp(text: string, width = 80): string {
+  const fill = (words: string[], indent: number, first = "") => {
+    const lines: string[] = [];
+    let line = first;
+    for (const word of words) {
+      if (line.trim() && line.length + 1 + word.length > width) {
+        lines.push(line.trimEnd());
+        line = " ".repeat(indent);
+      }
+      line += line.trim() ? ` ${word}` : word;
+    }
+    lines.push(line.trimEnd());
+    return lines;
+  };
+  const out: string[] = [];
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    const prose = (l: string | undefined) =>
+      l !== undefined && /^\S/.test(l) && !/\S\s{2,}\S/.test(l) &&
+      !/^(Usage|Examples|Flags):/.test(l);
+    if (prose(line) && lines.slice(i, i + 2).join(" ").length > width) {
+      // A paragraph: this line and the prose lines after it, filled again.
+      const words: string[] = [];
+      while (prose(lines[i]) && lines[i].trim()) words.push(...lines[i++].split(/\s+/));
+      i--;
+      out.push(...fill(words.filter(Boolean), 0));
+      continue;
+    }
+    if (line.length <= width) {
+      out.push(line);
+      continue;
+    }
+    const gap = line.match(/^(\s*\S.*?\s{2,})\S/)?.[1];
+    const indent = gap?.length ?? line.length - line.trimStart().length;
+    const head = gap ?? line.slice(0, indent);
+    out.push(...fill(line.slice(head.length).split(/\s+/).filter(Boolean), indent, head));
+  }
+  return out.join("\n");
 }
 
 /**

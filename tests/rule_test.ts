@@ -73,7 +73,7 @@ test("rule: errors say where and what was expected", () => {
     [
       "Host(`a.test`)",
       0,
-      /unknown matcher "Host" \(expected HostSNI, HostSNIRegexp, ALPN, ClientIP\)/,
+      /unknown matcher "Host" \(expected HostSNI, HostSNIRegexp, ALPN, ClientIP, Protocol, HTTPHost, HTTPHostRegexp\)/,
     ],
     ["HostSNI(a.test)", 8, /expected a string in backticks, found "a"/],
     ["HostSNI(`a.test)", 8, /unterminated string/],

@@ -9,7 +9,15 @@ import { answerAlpnChallenge, answerHttpChallenge } from "../tls/acme_challenge.
 import { MAX_HELLO, parseClientHello } from "../tls/client_hello.ts";
 import type { TcpContext, TcpHandler } from "./handler.ts";
 import { peek } from "./peek.ts";
-import { type MatchInfo, needsClientHello, needsClientIp, type Rule } from "./rule.ts";
+import {
+  type MatchInfo,
+  needsClientHello,
+  needsClientIp,
+  needsHttpHost,
+  protocolsOf,
+  type Rule,
+} from "./rule.ts";
+import { httpHost as httpHostOf, MAX_PROTOCOL_BYTES, PROTOCOLS } from "./protocols.ts";
 import { RouteIndex } from "./route_index.ts";
 
 /** What is known of a connection that is not matched on its ClientHello. */
@@ -33,6 +41,9 @@ export interface TcpRoute {
 export class TcpRouter implements TcpHandler {
   readonly #needsHello: boolean;
   readonly #needsClientIp: boolean;
+  /** The protocols its rules ask about, and whether they read an HTTP request's Host. */
+  readonly #protocols: string[];
+  readonly #needsHttpHost: boolean;
   readonly #index: RouteIndex;
 
   constructor(
@@ -45,6 +56,8 @@ export class TcpRouter implements TcpHandler {
   ) {
     this.#needsHello = routes.some((r) => r.terminatesTls || needsClientHello(r.rule));
     this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
+    this.#protocols = [...new Set(routes.flatMap((r) => protocolsOf(r.rule)))];
+    this.#needsHttpHost = routes.some((r) => needsHttpHost(r.rule));
     this.#index = new RouteIndex(routes.map((r) => r.rule));
   }
 
@@ -61,12 +74,31 @@ export class TcpRouter implements TcpHandler {
   #route(ctx: TcpContext): void {
     // Parsed only when a rule asks: most entrypoints route every connection alike.
     const clientIp = this.#needsClientIp ? parseIp(ctx.client.hostname) : undefined;
-    if (!this.#needsHello) {
+    const protocols = this.#protocols;
+    if (!this.#needsHello && protocols.length === 0) {
       return this.#dispatch(ctx, clientIp ? { ...NO_TLS, clientIp } : NO_TLS);
     }
-    peek(ctx, this.helloTimeout, "TLS ClientHello", (buf) => {
+    let found: { protocols: Set<string>; httpHost: string | undefined } | undefined;
+    peek(ctx, this.helloTimeout, protocols.length ? "first bytes" : "TLS ClientHello", (buf) => {
       const r = parseClientHello(buf);
-      return r.kind === "incomplete" ? { more: true } : { more: false, value: r };
+      if (r.kind === "incomplete" && this.#needsHello) return { more: true };
+      // Each protocol the rules ask about decides from the bytes so far, or wants more.
+      const seen = new Set<string>();
+      let pending = false;
+      for (const name of protocols) {
+        const verdict = PROTOCOLS[name](buf);
+        if (verdict === "yes") seen.add(name);
+        else if (verdict === "more") pending = true;
+      }
+      let httpHost: string | undefined;
+      if (this.#needsHttpHost && seen.has("http")) {
+        const host = httpHostOf(buf);
+        if (host === "more") pending = true;
+        else httpHost = host;
+      }
+      if (pending && buf.length < MAX_PROTOCOL_BYTES) return { more: true };
+      found = { protocols: seen, httpHost };
+      return { more: false, value: r };
     }).then((hello) => {
       if (!hello) return;
       if (hello.kind === "error") {
@@ -86,6 +118,10 @@ export class TcpRouter implements TcpHandler {
       const info: MatchInfo = hello.kind === "hello"
         ? { tls: true, sni: hello.info.sni, alpn: hello.info.alpn, clientIp }
         : { ...NO_TLS, clientIp };
+      if (found) {
+        info.protocols = found.protocols;
+        info.httpHost = found.httpHost;
+      }
       this.#dispatch(ctx, info);
     });
   }

@@ -7,6 +7,7 @@
  */
 import { RE2JS } from "re2js";
 import { type Cidr, cidrContains, type IpBytes, parseCidr, parseIp } from "../net/ip.ts";
+import { PROTOCOLS } from "./protocols.ts";
 
 /** What a rule is matched against. */
 export interface MatchInfo {
@@ -18,6 +19,10 @@ export interface MatchInfo {
   alpn: readonly string[];
   /** The client address (from a trusted PROXY header when there was one). */
   clientIp: IpBytes | undefined;
+  /** The protocols the first bytes were found to speak (`Protocol` matchers), when read. */
+  protocols?: ReadonlySet<string>;
+  /** The Host of an HTTP/1.x request, lower case without a port, when read. */
+  httpHost?: string;
 }
 
 /**
@@ -47,7 +52,10 @@ export type Rule =
   | { op: "HostSNI"; names: string[] }
   | { op: "HostSNIRegexp"; patterns: Pattern[] }
   | { op: "ALPN"; protocols: string[] }
-  | { op: "ClientIP"; ranges: Cidr[] };
+  | { op: "ClientIP"; ranges: Cidr[] }
+  | { op: "Protocol"; names: string[] }
+  | { op: "HTTPHost"; names: string[] }
+  | { op: "HTTPHostRegexp"; patterns: Pattern[] };
 
 /** A rule that does not parse: where (0-based offset in the rule) and what was expected. */
 export class RuleError extends Error {
@@ -59,7 +67,15 @@ export class RuleError extends Error {
   }
 }
 
-const MATCHERS = ["HostSNI", "HostSNIRegexp", "ALPN", "ClientIP"] as const;
+const MATCHERS = [
+  "HostSNI",
+  "HostSNIRegexp",
+  "ALPN",
+  "ClientIP",
+  "Protocol",
+  "HTTPHost",
+  "HTTPHostRegexp",
+] as const;
 
 type Token = {
   kind: "name" | "string" | "(" | ")" | "," | "&&" | "||" | "!" | "bad" | "end";
@@ -219,6 +235,29 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
           }
         }),
       };
+    case "Protocol":
+      return {
+        op: "Protocol",
+        names: args.map((a) => {
+          const name = a.text.toLowerCase();
+          if (!(name in PROTOCOLS)) {
+            throw new RuleError(
+              rule,
+              a.at,
+              `unknown protocol "${a.text}" (known: ${Object.keys(PROTOCOLS).join(", ")})`,
+            );
+          }
+          return name;
+        }),
+      };
+    case "HTTPHost": {
+      const host = build(rule, "HostSNI", args) as { names: string[] };
+      return { op: "HTTPHost", names: host.names };
+    }
+    case "HTTPHostRegexp": {
+      const re = build(rule, "HostSNIRegexp", args) as { patterns: Pattern[] };
+      return { op: "HTTPHostRegexp", patterns: re.patterns };
+    }
     case "ALPN":
       return {
         op: "ALPN",
@@ -269,6 +308,13 @@ export function matchRule(rule: Rule, info: MatchInfo): boolean {
     case "ClientIP":
       return info.clientIp !== undefined &&
         rule.ranges.some((r) => cidrContains(r, info.clientIp!));
+    case "Protocol":
+      return rule.names.some((n) => info.protocols?.has(n) ?? false);
+    case "HTTPHost":
+      return info.httpHost !== undefined &&
+        rule.names.some((n) => n === "*" || hostMatches(n, info.httpHost!));
+    case "HTTPHostRegexp":
+      return info.httpHost !== undefined && rule.patterns.some((p) => p.test(info.httpHost!));
   }
 }
 
@@ -300,8 +346,27 @@ function anyMatcher(rule: Rule, test: (matcher: Matcher) => boolean): boolean {
 export function needsClientHello(rule: Rule): boolean {
   return anyMatcher(
     rule,
-    (m) => m.op === "HostSNI" ? m.names.some((n) => n !== "*") : m.op !== "ClientIP",
+    (m) =>
+      m.op === "HostSNI"
+        ? m.names.some((n) => n !== "*")
+        : m.op === "HostSNIRegexp" || m.op === "ALPN",
   );
+}
+
+/** The protocols a rule's `Protocol` matchers name (`HTTPHost` names http). */
+export function protocolsOf(rule: Rule): string[] {
+  const out = new Set<string>();
+  anyMatcher(rule, (m) => {
+    if (m.op === "Protocol") { for (const n of m.names) out.add(n); }
+    if (m.op === "HTTPHost" || m.op === "HTTPHostRegexp") out.add("http");
+    return false;
+  });
+  return [...out];
+}
+
+/** Whether a rule reads an HTTP request's Host. */
+export function needsHttpHost(rule: Rule): boolean {
+  return anyMatcher(rule, (m) => m.op === "HTTPHost" || m.op === "HTTPHostRegexp");
 }
 
 /** Whether matching needs the client's address (a `ClientIP` matcher anywhere in it). */
@@ -348,6 +413,11 @@ export function hasSeveralArguments(rule: Rule): boolean {
         return m.protocols.length > 1;
       case "ClientIP":
         return m.ranges.length > 1;
+      case "Protocol":
+      case "HTTPHost":
+        return m.names.length > 1;
+      case "HTTPHostRegexp":
+        return m.patterns.length > 1;
     }
   });
 }

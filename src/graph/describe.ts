@@ -96,12 +96,21 @@ function describeTransport(t: TcpTransport): string {
   return `dialTimeout ${formatDuration(t.dialTimeout)}, terminationDelay ${delay}${pp}`;
 }
 
+/** Routers an entrypoint's start line names; the rest are counted (l4p check lists them all). */
+const ROUTES_NAMED = 20;
+
+/** What an entrypoint forwards to, for its start line: the first routers, and how many more. */
 export function describeRoutes(config: Config, entryPoint: string): string {
   const parts: string[] = [];
+  let more = 0;
   const servers = (lb?: { servers: { address: { text: string } }[] }) =>
     lb?.servers.map((s) => s.address.text).join(",");
   for (const [name, rc] of Object.entries(config.tcp.routers)) {
     if (!rc.entryPoints.includes(entryPoint)) continue;
+    if (parts.length >= ROUTES_NAMED) {
+      more++;
+      continue;
+    }
     const sc = config.tcp.services[rc.service];
     const t = sc?.loadBalancer ? transportOf(config, sc.loadBalancer) : undefined;
     parts.push(
@@ -118,5 +127,6 @@ export function describeRoutes(config: Config, entryPoint: string): string {
         ` (timeout ${formatDuration(ep.udp.timeout)}, maxSessions ${ep.udp.maxSessions})`,
     );
   }
+  if (more) parts.push(`and ${more} more routers`);
   return parts.join("; ") || "nothing (no router)";
 }

@@ -1,6 +1,8 @@
 import { Buffer } from "node:buffer";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import http from "node:http";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type net from "node:net";
 import { tmpdir } from "node:os";
@@ -630,5 +632,76 @@ test("a store that is not there: one line in l4p's words, no client library's st
       "l4p: the store: cannot connect (" +
         (flag[0] === "--redis" ? "the connection closed" : "ECONNREFUSED") + ")\n",
     );
+  }
+});
+
+test("providers.http: polled, a change applied within a poll, a 500 or a bad body keeps the last good, a 304 applies nothing", async () => {
+  const [a, b] = [await named("A"), await named("B")];
+  const conf = (port: number) =>
+    JSON.stringify({
+      http: { routers: { web: { rule: "Host(`x`)", service: "w" } } },
+      tcp: {
+        routers: { r: { rule: "HostSNI(`*`)", service: "app" } },
+        services: { app: { loadBalancer: { servers: [{ address: `127.0.0.1:${port}` }] } } },
+      },
+    });
+  let body = conf(a.port);
+  let status = 200;
+  let notModified = 0;
+  const control = http.createServer((req, res) => {
+    const etag = `"${createHash("sha256").update(body).digest("hex").slice(0, 8)}"`;
+    if (status !== 200) return res.writeHead(status).end("broken");
+    if (req.headers["if-none-match"] === etag) {
+      notModified++;
+      return res.writeHead(304).end();
+    }
+    res.writeHead(200, { "content-type": "application/json", etag }).end(body);
+  });
+  await new Promise<void>((r) => control.listen(0, "127.0.0.1", () => r()));
+  const controlPort = (control.address() as net.AddressInfo).port;
+  const dir = mkdtempSync(`${tmpdir()}/l4p-http-`);
+  const port = await freePort();
+  const admin = await freePort();
+  writeFileSync(
+    `${dir}/box.yaml`,
+    `entryPoints:
+  web: { address: "127.0.0.1:${port}" }
+metrics: { address: "127.0.0.1:${admin}" }
+providers:
+  http: { endpoint: "http://127.0.0.1:${controlPort}/config", pollInterval: 200ms }
+`,
+  );
+  const l4p = runL4p(["run", "-c", `${dir}/box.yaml`]);
+  try {
+    await l4p.waitForLine(/listening entryPoint=web/, 30_000);
+    await eventually(async () => await ask(port) === "A", 10_000, "served from the control plane");
+    // Unchanged: the control plane answers 304, and nothing is applied again.
+    await waitFor(() => notModified >= 3, 10_000, "304 answers");
+    assert.equal((l4p.stderr().match(/configuration reloaded/g) ?? []).length, 0);
+    // Changed: in force within a poll or two.
+    body = conf(b.port);
+    await eventually(async () => await ask(port) === "B", 10_000, "the change applied");
+    // Broken: a 500, then a body that does not read; the last good stays.
+    status = 500;
+    await l4p.waitForLine(/answered 500/, 10_000);
+    assert.equal(await ask(port), "B");
+    status = 200;
+    body = "{ not json";
+    // One outage is logged once; the status API says what went wrong last.
+    const provider = async () =>
+      (await (await fetch(`http://127.0.0.1:${admin}/api/status`)).json()).providers[0];
+    await eventually(
+      async () => /neither JSON nor YAML/.test((await provider()).lastError ?? ""),
+      15_000,
+      "the bad body seen",
+    );
+    assert.equal((await provider()).provider, "http");
+    assert.equal(await ask(port), "B");
+  } finally {
+    l4p.kill("SIGKILL");
+    control.close();
+    await a.close();
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

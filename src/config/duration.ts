@@ -76,6 +76,8 @@ export const DURATION_RANGES = {
   ratePeriod: { min: 1, max: 24 * HOUR },
   drainTimeout: { min: 0, max: 24 * HOUR },
   throttle: { min: 0, max: 10 * 60_000 },
+  pollInterval: { min: 100, max: 24 * HOUR },
+  pollTimeout: { min: 100, max: 10 * 60_000 },
 } as const satisfies Record<string, DurationRange>;
 
 /** Why `ms` is outside `range`, or undefined when it is inside. */

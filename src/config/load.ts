@@ -879,6 +879,14 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
   }
   const pv = file.providers;
   config.providers.throttle = pv?.providersThrottleDuration;
+  if (pv?.http) {
+    config.providers.http = {
+      endpoint: pv.http.endpoint,
+      pollInterval: pv.http.pollInterval ?? 5000,
+      pollTimeout: pv.http.pollTimeout ?? 5000,
+      headers: pv.http.headers ?? {},
+    };
+  }
   if (pv?.etcd) {
     config.providers.etcd = {
       ...pv.etcd,

@@ -88,6 +88,15 @@ export interface ProvidersConfig {
     password?: string;
     tls?: StoreTls;
   };
+  /** traefik's HTTP provider: a control plane serving the dynamic configuration. */
+  http?: {
+    endpoint: string;
+    /** ms */
+    pollInterval: number;
+    /** ms */
+    pollTimeout: number;
+    headers: Record<string, string>;
+  };
 }
 
 /** TLS to a store, its files read (PEM). */

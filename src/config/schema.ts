@@ -503,6 +503,15 @@ export const fileSchema = z.strictObject({
         ctx.addIssue({ code: "custom", message: "give filename or directory, one of them" });
       }
     }).optional(),
+    http: z.strictObject({
+      endpoint: z.url({ protocol: /^https?$/, error: "expected an http:// or https:// URL" })
+        .meta({ description: "where the dynamic configuration is served (JSON or YAML)" }),
+      pollInterval: durationIn(R.pollInterval).optional().meta({ description: "default 5s" }),
+      pollTimeout: durationIn(R.pollTimeout).optional().meta({ description: "default 5s" }),
+      headers: z.record(z.string(), z.string()).optional().meta({
+        description: "sent with every request (an Authorization, say)",
+      }),
+    }).optional(),
     providersThrottleDuration: durationIn(R.throttle).optional().meta({
       description: "changes from a provider within this long are applied once; default 2s",
     }),

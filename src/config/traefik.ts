@@ -107,7 +107,7 @@ const HTTP_ENTRYPOINT_KEYS = [
 ];
 
 /** Providers l4p has; the others are set aside with a note. */
-const PROVIDERS = ["etcd", "redis", "file", "providersThrottleDuration"];
+const PROVIDERS = ["etcd", "redis", "file", "http", "providersThrottleDuration"];
 
 /** The entrypoint traefik serves its own API, ping and metrics on when none is named. */
 const TRAEFIK_ENTRYPOINT = "traefik";

@@ -8,6 +8,7 @@ import type { Etcd3, IOptions as EtcdOptions } from "etcd3";
 import type { Redis } from "ioredis";
 import type { ConnectionOptions } from "node:tls";
 import type { ProvidersConfig, StoreTls } from "../config/model.ts";
+import { HttpStore } from "./http.ts";
 
 /** A key/value store holding configuration under a root key. */
 export interface KvStore {
@@ -271,6 +272,7 @@ function splitHostPort(endpoint: string, fallback: number): [string, number] {
 /** The stores a configuration names. */
 export function storesOf(providers: ProvidersConfig): KvStore[] {
   const out: KvStore[] = [];
+  if (providers.http) out.push(new HttpStore(providers.http));
   if (providers.etcd) {
     const e = providers.etcd;
     out.push(new EtcdStore(e.endpoints, e.rootKey, e));

@@ -152,14 +152,17 @@ tls:
   },
 );
 
-test("termination: without a default certificate, an unknown name gets a TLS alert", {
-  skip,
-}, async () => {
-  const fx = makeTlsFixtures(["a.example"]);
-  const backend = await echoServer();
-  const proxy = await startProxy(
-    parseConfig(
-      `entryPoints:
+test(
+  "termination: without a default certificate, an unknown name gets l4p's generated one; sniStrict an alert",
+  {
+    skip,
+  },
+  async () => {
+    const fx = makeTlsFixtures(["a.example"]);
+    const backend = await echoServer();
+    const proxy = await startProxy(
+      parseConfig(
+        `entryPoints:
   websecure: { address: "127.0.0.1:0" }
 tcp:
   routers:
@@ -169,19 +172,46 @@ tcp:
 tls:
   certificates: [{ certFile: a.example.pem, keyFile: a.example.key }]
 `,
-      `${fx.dir}/l4p.yaml`, // relative paths are the configuration file's folder's
-    ).config,
-  );
-  try {
-    const out = await sClient(proxy.port("websecure"), "nobody.example");
-    assert.match(out, /alert unrecognized name|unrecognized_name|alert number 112/i, out);
-    assert.equal(backend.sockets.length, 0, "no backend was dialled");
-  } finally {
-    proxy.close();
-    await backend.close();
-    rmSync(fx.dir, { recursive: true, force: true });
-  }
-});
+        `${fx.dir}/l4p.yaml`, // relative paths are the configuration file's folder's
+      ).config,
+    );
+    try {
+      // As traefik serves its TRAEFIK DEFAULT CERT: self-signed, made once per process.
+      const out = await sClient(proxy.port("websecure"), "nobody.example");
+      assert.match(out, /subject=CN ?= ?L4P DEFAULT CERT/, out);
+      assert.match(
+        await sClient(proxy.port("websecure"), "a.example"),
+        /subject=CN ?= ?a\.example/,
+      );
+      // With sniStrict, a name no certificate covers gets the alert, and reaches no backend.
+      await proxy.server.apply(
+        parseConfig(
+          `entryPoints:
+  websecure: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    all: { rule: "HostSNI(\`*\`)", service: echo, tls: {} }
+  services:
+    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${backend.port}" }] } }
+tls:
+  certificates: [{ certFile: a.example.pem, keyFile: a.example.key }]
+  options:
+    default: { sniStrict: true }
+`,
+          `${fx.dir}/l4p.yaml`,
+        ).config,
+      );
+      const before = backend.sockets.length;
+      const strict = await sClient(proxy.port("websecure"), "nobody.example");
+      assert.match(strict, /alert unrecognized name|unrecognized_name|alert number 112/i, strict);
+      assert.equal(backend.sockets.length, before, "no backend was dialled");
+    } finally {
+      proxy.close();
+      await backend.close();
+      rmSync(fx.dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test(
   "mTLS: RequireAndVerifyClientCert refuses a client without a certificate, serves one signed by the CA",
@@ -401,12 +431,12 @@ tls:
       );
       assert.match(await sClient(port, "a.example"), /issuer=CN ?= ?stranger-ca/);
       // A file that is not there: that certificate is left out with its error, as traefik
-      // skips it; with no other certificate for the name, the client gets the TLS alert.
+      // skips it; with no other certificate for the name, the generated default is served.
       writeFileSync(`${fx.dir}/l4p.yaml`, text("missing.pem"));
       await l4p.waitForLine(
         /left out of the configuration.*item=tls\.certificates\[0\] .*cannot read missing\.pem: no such file/,
       );
-      assert.match(await sClient(port, "a.example"), /unrecognized name|alert number 112/);
+      assert.match(await sClient(port, "a.example"), /subject=CN ?= ?L4P DEFAULT CERT/);
       // Put right, it is served again.
       writeFileSync(`${fx.dir}/l4p.yaml`, text("live.pem"));
       await waitFor(

@@ -5,6 +5,7 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { generatedCertificate } from "./generated.ts";
 
 /** A certificate (with its chain) and its key, ready to serve. */
 export interface Certificate {
@@ -108,7 +109,7 @@ export function nameMatches(pattern: string, name: string): boolean {
 
 /**
  * Picks the certificate for a server name: one that names it exactly, else one whose wildcard
- * covers it, else the default (none when `strict`).
+ * covers it, else the default, else a generated self-signed one (none when `strict`).
  */
 export class CertificateStore {
   readonly #exact = new Map<string, Certificate>();
@@ -140,7 +141,8 @@ export class CertificateStore {
       const wild = dot > 0 ? this.#wildcard.get(name.slice(dot + 1)) : undefined;
       if (wild) return wild;
     }
-    return strict ? undefined : this.defaultCertificate;
+    // As traefik serves its "TRAEFIK DEFAULT CERT": a self-signed one, unless sniStrict.
+    return strict ? undefined : this.defaultCertificate ?? generatedCertificate();
   }
 
   /** Certificates (with the default) that expire before `at` (ms). */

@@ -57,7 +57,28 @@ test(
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/l4p-dashboard-`);
     const backend = await echoServer();
-    const proxy: TestProxy = await startProxy(config(backend.port));
+    // With a router and a service left out for their problems: shown, and nothing breaks.
+    const proxy: TestProxy = await startProxy(
+      parseConfig(
+        `entryPoints:
+  web: { address: "127.0.0.1:0" }
+tcp:
+  routers:
+    to-echo: { rule: "HostSNI(\`*\`)", service: echo }
+    to-nowhere: { rule: "HostSNI(\`x.example\`)", service: nowhere }
+  services:
+    echo:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:${backend.port}" }]
+        healthCheck: { interval: 1s }
+    broken:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1" }]
+`,
+        "test.yaml",
+        { isolate: true },
+      ).config,
+    );
     const history = new LiveHistory(proxy.server.tracker);
     const port = await freePort();
     const address = { hostname: "127.0.0.1", port, text: `127.0.0.1:${port}` };
@@ -89,6 +110,8 @@ test(
       );
       const text = await page.evaluate(() => document.body.innerText);
       assert.match(text, /to-echo/, "the router is listed");
+      assert.match(text, /to-nowhere\s+left out: .*"nowhere" is not defined/, "a left-out router");
+      assert.match(text, /broken\s+tcp\s+left out\s+disabled/, "a left-out service");
       assert.match(
         text,
         new RegExp(`echo[\\s\\S]*127\\.0\\.0\\.1:${backend.port}`),

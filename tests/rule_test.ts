@@ -7,6 +7,7 @@ import {
   needsClientHello,
   parseRule,
   RuleError,
+  v2HostTemplate,
 } from "../src/tcp/rule.ts";
 import { priorityOf, routerOrder } from "../src/tcp/router_order.ts";
 
@@ -172,4 +173,21 @@ test("rule: what traefik refuses is refused, located", () => {
       return true;
     });
   }
+});
+
+test("rule: ruleSyntax v2 reads HostSNIRegexp as v2's host templates", () => {
+  assert.equal(v2HostTemplate("{sub:[a-z]+}.example.com"), "(?i)^(?:[a-z]+)\\.example\\.com$");
+  assert.equal(v2HostTemplate("{sub}.example.com"), "(?i)^(?:[^.]+)\\.example\\.com$");
+  const v2 = parseRule("HostSNIRegexp(`{sub:[a-z]+}.example.com`)", "v2");
+  assert.ok(matchRule(v2, info({ sni: "shop.example.com" })));
+  assert.ok(!matchRule(v2, info({ sni: "shop.example.com.evil" })), "anchored");
+  assert.ok(!matchRule(v2, info({ sni: "s1.example.com" })));
+  assert.ok(!matchRule(v2, info({ sni: "shopXexample.com" })), "the dot is literal");
+  assert.throws(
+    () => parseRule("HostSNIRegexp(`{sub:[a-z]+.example.com`)", "v2"),
+    /bad regular expression: unbalanced/,
+  );
+  // v3 reads the same text as a regular expression (the braces literal): not what v2 meant.
+  const v3 = parseRule("HostSNIRegexp(`{sub:[a-z]+}.example.com`)");
+  assert.ok(!matchRule(v3, info({ sni: "shop.example.com" })));
 });

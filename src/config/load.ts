@@ -613,7 +613,7 @@ function checkTls(file: ParsedFile, error: Report, options: LoadOptions): void {
     if (t.certResolver && !t.domains?.length) {
       let hosts: string[] | undefined;
       try {
-        hosts = literalHosts(ruleOf(router.rule));
+        hosts = literalHosts(ruleOf(router.rule, router.ruleSyntax));
       } catch {
         hosts = undefined; // the rule's own error is reported by checkRules
       }
@@ -689,7 +689,7 @@ function checkRules(
   const parsed = new Map<string, Rule>();
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
     try {
-      const rule = ruleOf(router.rule);
+      const rule = ruleOf(router.rule, router.ruleSyntax);
       parsed.set(name, rule);
       if (hasSeveralArguments(rule) && router.ruleSyntax !== "v2") {
         note(
@@ -966,6 +966,7 @@ function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
     config.tcp.routers[name] = {
       entryPoints: r.entryPoints ?? all("tcp"),
       rule: r.rule,
+      ruleSyntax: r.ruleSyntax,
       service: r.service,
       priority: r.priority,
       middlewares: r.middlewares ?? [],

@@ -213,6 +213,8 @@ export type TcpMiddlewareConfig =
 export interface TcpRouterConfig {
   entryPoints: string[];
   rule: string;
+  /** traefik's rule syntax; v2 reads HostSNIRegexp as its host templates. */
+  ruleSyntax?: "v2" | "v3";
   service: string;
   priority?: number;
   /** Middlewares a connection passes, in order, before the service. */

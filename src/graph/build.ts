@@ -234,7 +234,7 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
     if (epc.protocol !== "tcp") continue;
     const routes: TcpRoute[] = routerOrder(config.tcp.routers, ep).map((name) => ({
       name,
-      rule: ruleOf(config.tcp.routers[name].rule),
+      rule: ruleOf(config.tcp.routers[name].rule, config.tcp.routers[name].ruleSyntax),
       handler: chain(name),
       terminatesTls: terminates(config.tcp.routers[name]),
     }));

@@ -9,6 +9,7 @@ import { parseRule, type Rule, rulePriority } from "./rule.ts";
 /** A router as ordering needs it. */
 export interface OrderedRouter {
   rule: string;
+  ruleSyntax?: "v2" | "v3";
   priority?: number;
   entryPoints: readonly string[];
 }
@@ -17,20 +18,23 @@ export interface OrderedRouter {
 const MAX_KEPT = 200_000;
 const parsed = new Map<string, Rule>();
 
-/** The parse of rule `text` (throws RuleError), made once. */
-export function ruleOf(text: string): Rule {
-  let rule = parsed.get(text);
+/** The parse of rule `text` in traefik's `syntax` (throws RuleError), made once. */
+export function ruleOf(text: string, syntax: "v2" | "v3" = "v3"): Rule {
+  const key = syntax === "v2" ? `v2\u0000${text}` : text;
+  let rule = parsed.get(key);
   if (!rule) {
-    rule = parseRule(text);
+    rule = parseRule(text, syntax);
     if (parsed.size >= MAX_KEPT) parsed.clear();
-    parsed.set(text, rule);
+    parsed.set(key, rule);
   }
   return rule;
 }
 
 /** A router's priority: its own, else traefik's default for its rule. */
-export function priorityOf(router: { rule: string; priority?: number }): number {
-  return router.priority ?? rulePriority(router.rule, ruleOf(router.rule));
+export function priorityOf(
+  router: { rule: string; priority?: number; ruleSyntax?: "v2" | "v3" },
+): number {
+  return router.priority ?? rulePriority(router.rule, ruleOf(router.rule, router.ruleSyntax));
 }
 
 /** The routers of `entryPoint` in match order. */

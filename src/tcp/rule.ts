@@ -42,6 +42,40 @@ export function compilePattern(source: string): Pattern {
   return { source, test: (text) => re.matcher(text).find() };
 }
 
+/**
+ * traefik v2's HostSNIRegexp argument, a host template (`{sub:[a-z]+}.example.com`), as the RE2
+ * pattern it stands for: the whole name, any case; literal text as written; `{name:re}` is `re`
+ * and `{name}` one label. Throws on braces that do not pair or an empty name or pattern.
+ */
+export function v2HostTemplate(template: string): string {
+  const quote = (s: string) => s.replace(/[\\.+*?()|[\]{}^$]/g, "\\$&");
+  let out = "(?i)^";
+  let at = 0;
+  while (at < template.length) {
+    const open = template.indexOf("{", at);
+    if (open < 0) break;
+    // The matching brace, counting nested ones (a pattern may hold {2,3}).
+    let depth = 0;
+    let close = -1;
+    for (let i = open; i < template.length; i++) {
+      if (template[i] === "{") depth++;
+      else if (template[i] === "}" && --depth === 0) {
+        close = i;
+        break;
+      }
+    }
+    if (close < 0) throw new Error(`unbalanced braces in "${template}"`);
+    const inner = template.slice(open + 1, close);
+    const colon = inner.indexOf(":");
+    const name = colon < 0 ? inner : inner.slice(0, colon);
+    const pattern = colon < 0 ? "[^.]+" : inner.slice(colon + 1);
+    if (!name || !pattern) throw new Error(`missing name or pattern in "{${inner}}"`);
+    out += `${quote(template.slice(at, open))}(?:${pattern})`;
+    at = close + 1;
+  }
+  return `${out}${quote(template.slice(at))}$`;
+}
+
 /** How deep parentheses and `!` may nest in a rule; deeper is an error, not a stack overflow. */
 export const MAX_RULE_DEPTH = 64;
 
@@ -113,8 +147,11 @@ function tokenize(rule: string): Token[] {
   return tokens;
 }
 
-/** Parses a rule; throws {@link RuleError}. */
-export function parseRule(rule: string): Rule {
+/**
+ * Parses a rule in traefik's `syntax` (v3 by default; v2 reads HostSNIRegexp as v2's host
+ * templates); throws {@link RuleError}.
+ */
+export function parseRule(rule: string, syntax: "v2" | "v3" = "v3"): Rule {
   const tokens = tokenize(rule);
   let pos = 0;
   const peek = () => tokens[pos];
@@ -182,7 +219,7 @@ export function parseRule(rule: string): Rule {
       args.push(expect("string", "a string in backticks"));
     }
     expect(")", '")" or ","');
-    return build(rule, known, args);
+    return build(rule, known, args, syntax);
   };
   const result = or();
   if (peek().kind !== "end") {
@@ -201,7 +238,12 @@ function describe(t: Token): string {
   return t.kind === "bad" ? `unexpected "${t.text}"` : `"${t.text}"`;
 }
 
-function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule {
+function build(
+  rule: string,
+  name: typeof MATCHERS[number],
+  args: Token[],
+  syntax: "v2" | "v3" = "v3",
+): Rule {
   switch (name) {
     case "HostSNI": {
       const names = args.map((a) => {
@@ -229,7 +271,7 @@ function build(rule: string, name: typeof MATCHERS[number], args: Token[]): Rule
             );
           }
           try {
-            return compilePattern(a.text);
+            return compilePattern(syntax === "v2" ? v2HostTemplate(a.text) : a.text);
           } catch (e) {
             throw new RuleError(rule, a.at, `bad regular expression: ${(e as Error).message}`);
           }

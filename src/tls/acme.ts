@@ -267,7 +267,7 @@ export function demandsOf(config: Config): Demand[] {
     if (!resolver || r.tls!.passthrough) continue;
     const sets = r.tls!.domains.length
       ? r.tls!.domains.map((d) => [d.main, ...d.sans])
-      : [(literalHosts(ruleOf(r.rule)) ?? []).filter((h) => h !== "*")];
+      : [(literalHosts(ruleOf(r.rule, r.ruleSyntax)) ?? []).filter((h) => h !== "*")];
     for (const names of sets) {
       const lower = names.map((n) => n.toLowerCase());
       const key = `${resolver} ${lower.join(",")}`;

@@ -592,3 +592,14 @@ test("traefik TOML files (static + providers.file) serve each kind of router to 
     rmSync(fx.dir, { recursive: true, force: true });
   }
 });
+
+test("serversTransports.tls.spiffe: a clear 'not supported', at its key", () => {
+  assert.throws(
+    () =>
+      parseConfig(
+        `entryPoints:\n  e: { address: "127.0.0.1:0" }\ntcp:\n  serversTransports:\n    t: { tls: { spiffe: { ids: ["spiffe://x/y"] } } }\n`,
+        "s.yaml",
+      ),
+    /s\.yaml:5:\d+: tcp\.serversTransports\.t\.tls\.spiffe: SPIFFE identities are not supported by l4p/,
+  );
+});

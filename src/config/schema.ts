@@ -230,6 +230,15 @@ const transportTls = z.strictObject({
   peerCertURI: z.string().min(1).optional().meta({
     description: "the server certificate must carry this URI SAN",
   }),
+  spiffe: z.unknown().optional().superRefine((v, ctx) => {
+    if (v !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message:
+          "SPIFFE identities are not supported by l4p: verify the server with rootCAs and peerCertURI",
+      });
+    }
+  }).meta({ description: "traefik's SPIFFE identities: not supported (an error)" }),
 });
 
 const acmeResolver = z.strictObject({

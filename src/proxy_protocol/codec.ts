@@ -47,8 +47,10 @@ export const V1_MAX_LENGTH = 107;
 /** l4p's bound on a whole v2 header (16-byte prefix, addresses, TLVs). */
 export const V2_MAX_LENGTH = 4096;
 
-const V1_PREFIX = new TextEncoder().encode("PROXY ");
-const V2_SIGNATURE = new Uint8Array([
+/** How a v1 header starts. */
+export const V1_PREFIX = new TextEncoder().encode("PROXY ");
+/** How a v2 header starts. */
+export const V2_SIGNATURE = new Uint8Array([
   0x0d,
   0x0a,
   0x0d,

@@ -5,6 +5,8 @@
  * Bounded: none looks past {@link MAX_PROTOCOL_BYTES}.
  */
 
+import { V1_PREFIX, V2_SIGNATURE } from "../proxy_protocol/codec.ts";
+
 /** What a matcher says of the bytes so far. */
 export type Verdict = "yes" | "no" | "more";
 
@@ -22,21 +24,6 @@ function startsWith(buf: Uint8Array, prefix: Uint8Array): Verdict {
 
 const SSH = ascii("SSH-");
 const HTTP2_PREFACE = ascii("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const PROXY_V1 = ascii("PROXY ");
-const PROXY_V2 = new Uint8Array([
-  0x0d,
-  0x0a,
-  0x0d,
-  0x0a,
-  0x00,
-  0x0d,
-  0x0a,
-  0x51,
-  0x55,
-  0x49,
-  0x54,
-  0x0a,
-]);
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "CONNECT", "TRACE"]
   .map((m) => ascii(`${m} `));
 
@@ -115,8 +102,8 @@ function tls(buf: Uint8Array): Verdict {
 
 /** A PROXY protocol header (v1 text or v2 binary) the entrypoint did not consume. */
 function proxy(buf: Uint8Array): Verdict {
-  const v1 = startsWith(buf, PROXY_V1);
-  const v2 = startsWith(buf, PROXY_V2);
+  const v1 = startsWith(buf, V1_PREFIX);
+  const v2 = startsWith(buf, V2_SIGNATURE);
   if (v1 === "yes" || v2 === "yes") return "yes";
   return v1 === "more" || v2 === "more" ? "more" : "no";
 }

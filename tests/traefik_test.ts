@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
+import net from "node:net";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import tls from "node:tls";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ import {
   peerOrSkip,
   runL4p,
   startProxy,
+  waitFor,
 } from "./_helpers.ts";
 import { makeTlsFixtures } from "./_tls.ts";
 
@@ -46,6 +48,7 @@ entrypoints:
       redirections:
         entryPoint: { to: websecure, scheme: https }
     transport:
+      respondingTimeouts: { readTimeout: 60s }
       lifeCycle: { graceTimeOut: 10s }
   traefik:
     address: "127.0.0.1:${dashboard}"
@@ -84,7 +87,7 @@ test("traefik static file: mapped, set aside with a note each, and served", asyn
       /traefik\.yml:2:1: global: not used/,
       /accessLog\.bufferingSize: not applied/,
       /entryPoints\.web\.http: http: HTTP only; not served/,
-      /entryPoints\.web\.transport: lifeCycle: l4p drains/,
+      /entryPoints\.web\.transport\.respondingTimeouts: respondingTimeouts: HTTP timeouts/,
       /providers\.docker: the docker provider is not supported/,
       /traefik\.yml:\d+:\d+: http: 2 routers, 1 services, 1 middlewares not served \(l4p is a layer-4 proxy\)/,
       /tls\.options\.modern\.curvePreferences: accepted/,
@@ -93,6 +96,8 @@ test("traefik static file: mapped, set aside with a note each, and served", asyn
   ) assert.match(said, expected);
   // traefik's names, read as traefik reads them.
   assert.equal(config.log.level, "info");
+  assert.equal(config.entryPoints.web.graceTimeOut, 10_000, "lifeCycle is served");
+  assert.equal(config.entryPoints.web.requestAcceptGraceTimeout, 0);
   assert.deepEqual(
     Object.keys(config.entryPoints),
     ["web"],
@@ -602,4 +607,74 @@ test("serversTransports.tls.spiffe: a clear 'not supported', at its key", () => 
       ),
     /s\.yaml:5:\d+: tcp\.serversTransports\.t\.tls\.spiffe: SPIFFE identities are not supported by l4p/,
   );
+});
+
+test("entryPoints.*.transport.lifeCycle on SIGTERM: one entrypoint accepts for requestAcceptGraceTimeout, each drains for its graceTimeOut", async () => {
+  // A backend that holds every connection: only the drain ends them.
+  const silent = await netServer((s) => s.on("error", () => {}));
+  const [quick, late] = [await freePort(), await freePort()];
+  const dir = mkdtempSync(`${tmpdir()}/l4p-lifecycle-`);
+  writeFileSync(
+    `${dir}/traefik.yml`,
+    `
+entryPoints:
+  quick:
+    address: "127.0.0.1:${quick}"
+    transport: { lifeCycle: { graceTimeOut: 200ms } }
+  late:
+    address: "127.0.0.1:${late}"
+    transport:
+      lifeCycle: { requestAcceptGraceTimeout: 4s, graceTimeOut: 1m }
+tcp:
+  routers:
+    all: { rule: "HostSNI(\`*\`)", service: held }
+  services:
+    held: { loadBalancer: { servers: [{ address: "127.0.0.1:${silent.port}" }] } }
+`,
+  );
+  const l4p = runL4p(["run", "-c", `${dir}/traefik.yml`]);
+  const open = (port: number) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(port, "127.0.0.1", () => resolve(s));
+      s.once("error", reject);
+    });
+  const closed = (s: net.Socket) =>
+    new Promise<void>((r) => {
+      s.on("error", () => {});
+      s.once("close", () => r());
+    });
+  try {
+    await l4p.waitForLine(/listening .*entryPoint=quick/);
+    await l4p.waitForLine(/listening .*entryPoint=late/);
+    const a = await open(quick);
+    const b = await open(late);
+    const [aClosed, bClosed] = [closed(a), closed(b)];
+    await waitFor(() => silent.sockets.length === 2, 10_000, "both reach the backend");
+    l4p.kill("SIGTERM");
+    await l4p.waitForLine(/stopping: still accepting .*entryPoints=late:4000ms/);
+    // quick stopped listening before that line; late still accepts and serves.
+    await assert.rejects(open(quick), "quick refuses at once");
+    const c = await open(late);
+    const cClosed = closed(c);
+    await waitFor(() => silent.sockets.length === 3, 10_000, "late serves a new one");
+    // quick's connection has 200ms once quick stops: it ends while late still accepts.
+    await deadline(aClosed, 10_000, "quick's connection closed at its graceTimeOut");
+    assert.equal(l4p.child.exitCode, null, "still running: late's connections have a minute");
+    await l4p.waitForLine(/stopping: no new connections; draining .*connections=2/);
+    await assert.rejects(open(late), "late refuses after requestAcceptGraceTimeout");
+    // late's connections finish on their own within graceTimeOut: l4p then exits 0.
+    b.destroy();
+    c.destroy();
+    await Promise.all([bClosed, cClosed]);
+    assert.equal(await deadline(l4p.exited, 10_000, "exit after late's connections end"), 0);
+    assert.match(
+      l4p.stderr(),
+      /drain timeout; connections closed connections=1/,
+      "quick's, forced",
+    );
+  } finally {
+    l4p.kill("SIGKILL");
+    await silent.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -95,7 +95,8 @@ Flags:
                                 characters at least; overrides metrics.token)
   --access-log                  one JSON line on stderr per closed connection or UDP session
   --drain-timeout DURATION      on SIGTERM/SIGINT, how long established connections may take
-                                to finish before they are closed (default 30s)
+                                to finish before they are closed (default each entrypoint's
+                                lifeCycle.graceTimeOut, else 30s)
   --max-connections N           most connections each TCP entrypoint holds at once (for those
                                 without maxConnections); beyond it new ones are closed at once
   --workers N                   N processes share the listeners (SO_REUSEPORT; UDP on Bun
@@ -255,8 +256,6 @@ const FLAGS = {
   "store-cert": { type: "string" },
   "store-key": { type: "string" },
 } as const;
-
-const DEFAULT_DRAIN_TIMEOUT = 30_000;
 
 /** Where the command writes; tests swap these. */
 export interface Io {
@@ -589,9 +588,11 @@ function common(runtime: Runtime, values: Values, logger: Logger, config: Config
     metrics: worker > 0 ? undefined : metrics,
     adminToken: tokenFlag(values["token-file"]),
     accessLog: values["access-log"] ? { format: "json" as const } : undefined,
-    drainTimeout:
-      duration("--drain-timeout", values["drain-timeout"], DURATION_RANGES.drainTimeout) ??
-        DEFAULT_DRAIN_TIMEOUT,
+    drainTimeout: duration(
+      "--drain-timeout",
+      values["drain-timeout"],
+      DURATION_RANGES.drainTimeout,
+    ),
     maxConnections: count("--max-connections", values["max-connections"]),
   };
 }

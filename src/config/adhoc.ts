@@ -58,6 +58,7 @@ function entryPoint(listen: string, protocol: "tcp" | "udp"): EntryPointConfig {
     udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
     helloTimeout: DEFAULTS.helloTimeout,
     keepAlive: DEFAULTS.keepAlive,
+    requestAcceptGraceTimeout: 0,
   };
 }
 

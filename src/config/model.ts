@@ -181,6 +181,10 @@ export interface EntryPointConfig {
   keepAlive: number;
   /** Most connections open at once; beyond it new ones are closed at once. Absent: no limit. */
   maxConnections?: number;
+  /** On a stop signal, how long this entrypoint goes on accepting, in ms (traefik's lifeCycle). */
+  requestAcceptGraceTimeout: number;
+  /** Then how long its connections may take to finish, in ms; absent: `--drain-timeout`. */
+  graceTimeOut?: number;
 }
 
 /** Who may send PROXY headers to an entrypoint. */

@@ -124,6 +124,20 @@ const entryPoint = z.strictObject({
           "l4p's own: the kernel receive buffer (SO_RCVBUF, bytes) of the listening and session sockets; default the system's (net.core.rmem_default), capped by net.core.rmem_max",
       }),
   }).optional(),
+  transport: z.strictObject({
+    lifeCycle: z.strictObject({
+      requestAcceptGraceTimeout: durationIn(R.drainTimeout).optional().meta({
+        description:
+          "on SIGTERM, how long this entrypoint goes on accepting before it stops listening; default 0",
+      }),
+      graceTimeOut: durationIn(R.drainTimeout).optional().meta({
+        description:
+          "once it stops listening, how long its established connections may take to finish before they are closed; default --drain-timeout (30s)",
+      }),
+    }).optional(),
+  }).optional().meta({
+    description: "of traefik's transport, only lifeCycle: the rest concerns HTTP",
+  }),
   proxyProtocol: z.strictObject({
     trustedIPs: z.array(cidr).optional().meta({
       description:

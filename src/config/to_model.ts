@@ -81,6 +81,8 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
         ? DEFAULTS.keepAlive
         : keepAliveOf(ep.keepAlive, 15_000),
       maxConnections: ep.maxConnections,
+      requestAcceptGraceTimeout: ep.transport?.lifeCycle?.requestAcceptGraceTimeout ?? 0,
+      graceTimeOut: ep.transport?.lifeCycle?.graceTimeOut,
       proxyProtocol: ep.proxyProtocol && {
         trustedIPs: ep.proxyProtocol.trustedIPs ?? [],
         insecure: ep.proxyProtocol.insecure ?? false,

@@ -174,14 +174,21 @@ export function fromTraefikStatic(data: Tree, note: Note): void {
         note(["entryPoints", name, http[0]], `${http.join(", ")}: HTTP only; not served (layer 7)`);
       }
       if (isTree(ep.transport)) {
-        const grace = isTree(ep.transport.lifeCycle) ? ep.transport.lifeCycle : undefined;
-        note(
-          ["entryPoints", name, "transport"],
-          grace
-            ? "lifeCycle: l4p drains every entrypoint for --drain-timeout (default 30s) on SIGTERM; the rest of transport concerns HTTP"
-            : "HTTP timeouts and keep-alive limits; not served (layer 7)",
-        );
-        delete ep.transport;
+        // lifeCycle is how an entrypoint stops, served as traefik serves it; the rest is HTTP.
+        const t = ep.transport;
+        canonical(t, ["lifeCycle"]);
+        const http = Object.keys(t).filter((k) => k !== "lifeCycle");
+        for (const k of http) delete t[k];
+        if (http.length) {
+          note(
+            ["entryPoints", name, "transport", http[0]],
+            `${http.join(", ")}: HTTP timeouts and keep-alive limits; not served (layer 7)`,
+          );
+        }
+        if (isTree(t.lifeCycle)) {
+          canonical(t.lifeCycle, ["requestAcceptGraceTimeout", "graceTimeOut"]);
+        }
+        if (Object.keys(t).length === 0) delete ep.transport;
       }
     }
   }

@@ -30,8 +30,12 @@ export interface RunOptions {
   adminToken?: string;
   /** The access log, overriding the configuration's `accessLog`. */
   accessLog?: { filePath?: string; format: "json" | "text" };
-  /** How long established connections may take to finish after a stop signal, in ms. */
-  drainTimeout: number;
+  /**
+   * How long established connections may take to finish after a stop signal, in ms: every
+   * entrypoint's, overriding `lifeCycle.graceTimeOut`. Absent: each entrypoint's graceTimeOut,
+   * else {@link DEFAULT_DRAIN_TIMEOUT}.
+   */
+  drainTimeout?: number;
   /** `maxConnections` of every TCP entrypoint that sets none. */
   maxConnections?: number;
   /** Stores (etcd, Redis) whose parts are merged with the file's on every reload. */
@@ -46,6 +50,9 @@ export interface RunOptions {
   /** Called when l4p stops (the demo's backends). */
   onStop?: () => void;
 }
+
+/** How long established connections may take to finish after a stop signal, by default. */
+export const DEFAULT_DRAIN_TIMEOUT = 30_000;
 
 /**
  * Runs until stopped; resolves to the exit code: 0 after a drain, 1 after a second signal.
@@ -62,22 +69,61 @@ export async function run(options: RunOptions): Promise<number> {
   // line can stop l4p cleanly at once.
   let signalled = 0;
   let onSignal: (signal: string) => void = () => {};
+  let admin: HttpServer | undefined;
+  let accessLog: AccessLog | undefined;
+  let reloader: ConfigReloader | undefined;
+  const accepting = new Set<ReturnType<typeof setTimeout>>();
   const done = new Promise<number>((resolve) => {
     onSignal = (signal) => {
       if (++signalled > 1) {
         logger.warn("second signal; closing every connection now", { signal });
+        for (const timer of accepting) clearTimeout(timer);
         for (const conn of [...server.tracker.live]) conn.end("forced stop");
         return resolve(1);
       }
-      // Listeners are closed (their ports refuse) before the line is written, so whoever reads
-      // it can rely on it.
-      server.close().then(() => {
-        logger.info("stopping: no new connections; draining", {
-          signal,
-          connections: server.tracker.live.size,
-          drainTimeoutMs: options.drainTimeout,
-        });
-        return server.drain(options.drainTimeout);
+      // What is in force now decides how each entrypoint stops; no reload comes in between.
+      reloader?.close();
+      const entryPoints = server.config?.entryPoints ?? {};
+      const grace = (name: string) =>
+        options.drainTimeout ?? entryPoints[name]?.graceTimeOut ?? DEFAULT_DRAIN_TIMEOUT;
+      // traefik's lifeCycle, per entrypoint: it goes on accepting for requestAcceptGraceTimeout
+      // (behind a load balancer that has yet to see this instance go), then its connections
+      // have graceTimeOut to finish.
+      const start = Date.now();
+      const late = Object.entries(entryPoints).filter(([, ep]) => ep.requestAcceptGraceTimeout > 0);
+      const deadline = (name: string) =>
+        start + (entryPoints[name]?.requestAcceptGraceTimeout ?? 0) + grace(name);
+      // The others stop at once. Their ports refuse before the line is written, so whoever
+      // reads it can rely on it.
+      const now = Object.keys(entryPoints).filter((name) => !late.some(([n]) => n === name));
+      const lateStopped = Promise.all(late.map(([name, ep]) =>
+        new Promise<void>((r) => {
+          const timer = setTimeout(() => {
+            accepting.delete(timer);
+            server.stopAccepting(name).then(r);
+          }, ep.requestAcceptGraceTimeout);
+          accepting.add(timer);
+        })
+      )).then(() => server.close());
+      Promise.all(now.map((name) => server.stopAccepting(name))).then(() => {
+        if (late.length) {
+          logger.info("stopping: still accepting (lifeCycle.requestAcceptGraceTimeout)", {
+            signal,
+            entryPoints: late.map(([name, ep]) => `${name}:${ep.requestAcceptGraceTimeout}ms`)
+              .join(","),
+          });
+        }
+        // The drain begins now: a stopped entrypoint's connections are held to their deadline
+        // while a late one still accepts.
+        lateStopped.then(() =>
+          logger.info("stopping: no new connections; draining", {
+            signal,
+            connections: server.tracker.live.size,
+            drainTimeoutMs: options.drainTimeout ??
+              Math.max(0, ...Object.keys(entryPoints).map(grace)),
+          })
+        );
+        return server.drain(deadline, lateStopped);
       }).then((forced) => {
         if (forced > 0) logger.warn("drain timeout; connections closed", { connections: forced });
         else logger.info("drained");
@@ -111,9 +157,6 @@ export async function run(options: RunOptions): Promise<number> {
   process.on("unhandledRejection", onUnexpected);
   process.on("uncaughtException", onUnexpected);
 
-  let admin: HttpServer | undefined;
-  let accessLog: AccessLog | undefined;
-  let reloader: ConfigReloader | undefined;
   const cleanup = async () => {
     for (const [s, h] of handlers) process.off(s, h);
     process.off("unhandledRejection", onUnexpected);

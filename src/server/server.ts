@@ -270,22 +270,47 @@ export class L4pServer {
   }
 
   /**
-   * Stops accepting, then waits up to `timeoutMs` for established TCP connections to finish;
-   * those still open then are closed. Resolves to how many had to be closed.
+   * Stops one entrypoint's listener (its port refuses from then on; a UDP entrypoint's sessions
+   * end); its established TCP connections go on. Resolves once the port refuses.
    */
-  async drain(timeoutMs: number): Promise<number> {
-    await this.close();
+  async stopAccepting(entryPoint: string): Promise<void> {
+    const tcp = this.#tcp.get(entryPoint);
+    this.#tcp.delete(entryPoint);
+    const udp = this.#udp.get(entryPoint);
+    this.#udp.delete(entryPoint);
+    udp?.close();
+    await tcp?.close();
+  }
+
+  /**
+   * Waits for established TCP connections to finish, closing each one still open at its
+   * entrypoint's deadline (`deadlineOf`, in epoch ms); new ones are waited for too until
+   * `accepting` settles (listeners still open). Resolves to how many had to be closed.
+   */
+  async drain(
+    deadlineOf: (entryPoint: string) => number,
+    accepting: Promise<unknown> = Promise.resolve(),
+  ): Promise<number> {
+    let open = true;
+    accepting.finally(() => open = false);
+    await Promise.resolve();
     const live = this.tracker.live;
-    if (live.size > 0) {
-      this.env.logger.info("draining", { connections: live.size, timeoutMs });
-      const end = Date.now() + timeoutMs;
-      while (live.size > 0 && Date.now() < end) {
-        await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, end - Date.now()))));
+    const forced = new Set<unknown>();
+    const overdue = () => {
+      const now = Date.now();
+      for (const conn of [...live]) {
+        if (!forced.has(conn) && deadlineOf(conn.entryPoint) <= now) {
+          forced.add(conn);
+          conn.end("drain timeout");
+        }
       }
+    };
+    // A connection told to end is not waited for again (its close may take a moment).
+    const waiting = () => open || [...live].some((conn) => !forced.has(conn));
+    for (overdue(); waiting(); overdue()) {
+      await new Promise((r) => setTimeout(r, 50));
     }
-    const forced = live.size;
-    for (const conn of [...live]) conn.end("drain timeout");
-    return forced;
+    return forced.size;
   }
 }
 

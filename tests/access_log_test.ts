@@ -103,3 +103,28 @@ test("access log: the text format, appended to a file", async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("access log: filters.minDuration leaves out connections and sessions shorter than it", () => {
+  const durations = (minDuration?: number) => {
+    let clock = 1_000_000;
+    // Each reading of the clock moves it on: the connection and the session last different times.
+    let step = 0;
+    const tracker = new TrafficTracker(() => clock += 100 * ++step);
+    const lines: string[] = [];
+    new AccessLog(tracker, {
+      format: "json",
+      write: (l) => lines.push(l),
+      now: () => new Date(0),
+      minDuration,
+    });
+    traffic(tracker);
+    return lines.map((l) => JSON.parse(l) as { protocol: string; durationMs: number });
+  };
+  const all = durations();
+  assert.equal(all.length, 2);
+  const [shorter, longer] = [...all].sort((a, b) => a.durationMs - b.durationMs);
+  assert.ok(shorter.durationMs < longer.durationMs);
+  assert.deepEqual(durations(longer.durationMs), [longer], "as long as minDuration: kept");
+  assert.deepEqual(durations(longer.durationMs + 1), []);
+  assert.deepEqual(durations(0), all);
+});

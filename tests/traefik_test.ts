@@ -678,3 +678,19 @@ tcp:
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("traefik accessLog.filters: minDuration is applied, statusCodes and retryAttempts noted as HTTP", () => {
+  const { config, notes } = parseConfig(
+    `
+entryPoints: { tcp: { address: "127.0.0.1:0" } }
+accessLog:
+  filters: { StatusCodes: ["500-599"], retryAttempts: true, minDuration: 250ms }
+`,
+    "traefik.yml",
+  );
+  assert.equal(config.accessLog?.minDuration, 250);
+  assert.match(
+    notes.map(formatProblem).join("\n"),
+    /accessLog\.filters\.\w+: (statusCodes, retryAttempts|retryAttempts, statusCodes): HTTP only; not applied/,
+  );
+});

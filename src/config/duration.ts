@@ -75,6 +75,7 @@ export const DURATION_RANGES = {
   dialKeepAlive: { min: 0, max: 2 * HOUR, negative: "off" },
   ratePeriod: { min: 1, max: 24 * HOUR },
   drainTimeout: { min: 0, max: 24 * HOUR },
+  minDuration: { min: 0, max: 24 * HOUR },
   throttle: { min: 0, max: 10 * 60_000 },
   pollInterval: { min: 100, max: 24 * HOUR },
   pollTimeout: { min: 100, max: 10 * 60_000 },

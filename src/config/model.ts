@@ -60,7 +60,12 @@ export interface Config {
     allowedHosts: string[];
   };
   /** The access log; off when absent. */
-  accessLog?: { filePath?: string; format: "json" | "text" };
+  accessLog?: {
+    filePath?: string;
+    format: "json" | "text";
+    /** Only lines for connections and sessions that lasted at least this long, in ms. */
+    minDuration?: number;
+  };
   /** Certificates and TLS options for routers that terminate TLS. */
   tls: TlsConfig;
   /** ACME resolvers, by name. */

@@ -569,6 +569,11 @@ export const fileSchema = z.strictObject({
   accessLog: z.strictObject({
     filePath: z.string().min(1).optional().meta({ description: "append here; stderr when absent" }),
     format: z.enum(["json", "text"]).optional().meta({ description: "default json" }),
+    filters: z.strictObject({
+      minDuration: durationIn(R.minDuration).optional().meta({
+        description: "only connections and sessions that lasted at least this long; default 0",
+      }),
+    }).optional().meta({ description: "of traefik's filters, only minDuration: the rest is HTTP" }),
   }).optional().meta({ description: "one line per closed connection or ended UDP session" }),
   log: z.strictObject({
     level: z.enum(LOG_LEVELS as [LogLevel, ...LogLevel[]]).optional(),

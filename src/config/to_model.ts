@@ -64,6 +64,7 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
     config.accessLog = {
       filePath: file.accessLog.filePath,
       format: file.accessLog.format ?? "json",
+      minDuration: file.accessLog.filters?.minDuration,
     };
   }
   for (const [name, ep] of Object.entries(file.entryPoints ?? {})) {

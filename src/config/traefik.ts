@@ -157,11 +157,22 @@ export function fromTraefikStatic(data: Tree, note: Note): void {
     const a = data.accessLog;
     canonical(a, ["filePath", "format", "bufferingSize", "filters", "fields", "addInternals"]);
     if (a.format === "common" || a.format === "genericCLF") a.format = "text";
-    for (const key of ["bufferingSize", "filters", "fields", "addInternals"]) {
+    for (const key of ["bufferingSize", "fields", "addInternals"]) {
       if (key in a) {
         note(["accessLog", key], "not applied: l4p writes one line per connection, unbuffered");
         delete a[key];
       }
+    }
+    if (isTree(a.filters)) {
+      // minDuration is a connection's as much as a request's; status codes and retries are HTTP.
+      const f = a.filters;
+      canonical(f, ["minDuration", "statusCodes", "retryAttempts"]);
+      const http = Object.keys(f).filter((k) => k !== "minDuration");
+      for (const k of http) delete f[k];
+      if (http.length) {
+        note(["accessLog", "filters", http[0]], `${http.join(", ")}: HTTP only; not applied`);
+      }
+      if (Object.keys(f).length === 0) delete a.filters;
     }
   }
   if (isTree(data.entryPoints)) {

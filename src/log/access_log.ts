@@ -11,6 +11,8 @@ import { BoundedWriter } from "./writer.ts";
 /** Where access lines go and how they look. */
 export interface AccessLogOptions {
   format: "json" | "text";
+  /** Only connections and sessions that lasted at least this long, in ms (traefik's filter). */
+  minDuration?: number;
   /** Its own output (a file), written through a bounded writer of its own and closed with it. */
   output?: LogOutput;
   /** Else a writer shared with the log (stderr), so lines of both never interleave. */
@@ -56,6 +58,7 @@ export class AccessLog {
   }
 
   #tcp({ record: r, durationMs, reason }: ClosedConn): void {
+    if (durationMs < (this.options.minDuration ?? 0)) return;
     this.#line({
       protocol: "tcp",
       entryPoint: r.entryPoint,
@@ -71,6 +74,7 @@ export class AccessLog {
   }
 
   #udp({ record: r, durationMs, reason }: ClosedSession): void {
+    if (durationMs < (this.options.minDuration ?? 0)) return;
     this.#line({
       protocol: "udp",
       entryPoint: r.entryPoint,

@@ -29,7 +29,7 @@ export interface RunOptions {
   /** The admin listener's bearer token, overriding the configuration's. */
   adminToken?: string;
   /** The access log, overriding the configuration's `accessLog`. */
-  accessLog?: { filePath?: string; format: "json" | "text" };
+  accessLog?: { filePath?: string; format: "json" | "text"; minDuration?: number };
   /**
    * How long established connections may take to finish after a stop signal, in ms: every
    * entrypoint's, overriding `lifeCycle.graceTimeOut`. Absent: each entrypoint's graceTimeOut,
@@ -174,6 +174,7 @@ export async function run(options: RunOptions): Promise<number> {
     if (access) {
       accessLog = new AccessLog(server.tracker, {
         format: access.format,
+        minDuration: access.minDuration,
         output: access.filePath ? await openAccessLog(options.runtime, access.filePath) : undefined,
         writer: logger.writer,
         onDropped: (dropped) =>

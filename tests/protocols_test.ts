@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import http from "node:http";
-import type net from "node:net";
+import net from "node:net";
 import { test } from "node:test";
 import { parseConfig } from "../src/config/load.ts";
 import { httpHost, PROTOCOLS } from "../src/tcp/protocols.ts";
@@ -183,11 +183,73 @@ test("rules: Protocol names are checked; Protocol combines with ClientIP", () =>
         `entryPoints:\n  e: { address: "127.0.0.1:0" }\ntcp:\n  routers:\n    r: { rule: "Protocol(\`gopher\`)", service: s }\n  services:\n    s: { loadBalancer: { servers: [{ address: "127.0.0.1:9" }] } }\n`,
         "p.yaml",
       ),
-    /unknown protocol "gopher" \(known: ssh, tls, http, postgres, mqtt, redis, rdp, socks5, proxy\)/,
+    /unknown protocol "gopher" \(known: ssh, tls, http, postgres, mqtt, redis, rdp, socks5, proxy, silent\)/,
   );
   const { config } = parseConfig(
     `entryPoints:\n  e: { address: "127.0.0.1:0" }\ntcp:\n  routers:\n    r: { rule: "Protocol(\`ssh\`) && ClientIP(\`10.0.0.0/8\`)", service: s }\n  services:\n    s: { loadBalancer: { servers: [{ address: "127.0.0.1:9" }] } }\n`,
     "p.yaml",
   );
   assert.equal(config.tcp.routers.r.rule, "Protocol(`ssh`) && ClientIP(`10.0.0.0/8`)");
+});
+
+test("Protocol(`silent`): a client that says nothing reaches the server-first backend, and what it sends after reaches it too", async () => {
+  // An SMTP-like server: it speaks first, then echoes what it is sent.
+  const smtp = await netServer((s) => {
+    s.on("error", () => {});
+    s.write("220 mail.example ready\r\n");
+    s.on("data", (c: Buffer) => s.write(c));
+  });
+  const ssh = await netServer((s) => {
+    s.on("error", () => {});
+    s.on("data", (c: Buffer) => s.write(`ssh backend got ${c}`));
+  });
+  const server = (port: number) =>
+    `{ loadBalancer: { servers: [{ address: "127.0.0.1:${port}" }] } }`;
+  const proxy = await startProxy(
+    parseConfig(
+      `entryPoints:
+  any: { address: "127.0.0.1:0", silenceTimeout: 300ms }
+tcp:
+  routers:
+    mail: { rule: "Protocol(\`silent\`)", service: mail }
+    ssh: { rule: "Protocol(\`ssh\`)", service: ssh }
+  services:
+    mail: ${server(smtp.port)}
+    ssh: ${server(ssh.port)}
+`,
+      "silent.yaml",
+    ).config,
+  );
+  const talk = (first?: string) => {
+    const got: Buffer[] = [];
+    const s = net.connect(proxy.port("any"), "127.0.0.1");
+    s.on("error", () => {});
+    s.on("data", (c: Buffer) => got.push(c));
+    if (first) s.write(first);
+    return { s, text: () => Buffer.concat(got).toString() };
+  };
+  try {
+    // Several at once: each silent one gets the banner, then its own words back.
+    const quiet = Array.from({ length: 5 }, () => talk());
+    for (const q of quiet) {
+      await waitFor(() => q.text() === "220 mail.example ready\r\n", 10_000, "the banner");
+    }
+    quiet.forEach((q, i) => q.s.write(`EHLO client${i}\r\n`));
+    for (const [i, q] of quiet.entries()) {
+      const want = `220 mail.example ready\r\nEHLO client${i}\r\n`;
+      await waitFor(() => q.text() === want, 10_000, "the echo after the banner");
+    }
+    // A client that speaks at once is not silent: it goes by its protocol.
+    const speaker = talk("SSH-2.0-OpenSSH_9.6\r\n");
+    await waitFor(
+      () => speaker.text() === "ssh backend got SSH-2.0-OpenSSH_9.6\r\n",
+      10_000,
+      "the ssh backend",
+    );
+    for (const c of [...quiet, speaker]) c.s.destroy();
+  } finally {
+    proxy.close();
+    await smtp.close();
+    await ssh.close();
+  }
 });

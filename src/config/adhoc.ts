@@ -57,6 +57,7 @@ function entryPoint(listen: string, protocol: "tcp" | "udp"): EntryPointConfig {
     reusePort: false,
     udp: { timeout: DEFAULTS.udpTimeout, maxSessions: DEFAULTS.udpMaxSessions },
     helloTimeout: DEFAULTS.helloTimeout,
+    silenceTimeout: DEFAULTS.silenceTimeout,
     keepAlive: DEFAULTS.keepAlive,
     requestAcceptGraceTimeout: 0,
   };

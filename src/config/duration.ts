@@ -65,6 +65,7 @@ export interface DurationRange {
 export const DURATION_RANGES = {
   keepAlive: { min: 0, max: 2 * HOUR, negative: "off" },
   helloTimeout: { min: 1, max: 10 * 60_000 },
+  silenceTimeout: { min: 1, max: 10 * 60_000 },
   udpTimeout: { min: 1, max: 24 * HOUR },
   headerTimeout: { min: 1, max: 10 * 60_000 },
   healthInterval: { min: 10, max: 24 * HOUR },

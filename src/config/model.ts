@@ -14,6 +14,7 @@ export const DEFAULTS = {
   terminationDelay: 100,
   proxyProtocolHeaderTimeout: 5_000,
   helloTimeout: 5_000,
+  silenceTimeout: 2_000,
   udpTimeout: 3_000,
   udpMaxSessions: 10_000,
   /**
@@ -180,6 +181,8 @@ export interface EntryPointConfig {
   udp: { timeout: number; maxSessions: number; receiveBuffer?: number };
   /** How long a client may take to send its TLS ClientHello when a rule needs SNI or ALPN, in ms. */
   helloTimeout: number;
+  /** How long a client may send nothing before `Protocol(\`silent\`)` matches it, in ms. */
+  silenceTimeout: number;
   /** Take PROXY headers from these sources; absent: no PROXY protocol on this entrypoint. */
   proxyProtocol?: EntryPointProxyProtocol;
   /** TCP keep-alive idle time on accepted connections, in ms; ≤ 0: off. */

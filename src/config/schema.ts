@@ -109,6 +109,10 @@ const entryPoint = z.strictObject({
     description:
       "l4p's own: how long a client may take to send its TLS ClientHello when a router needs SNI or ALPN; default 5s",
   }),
+  silenceTimeout: durationIn(R.silenceTimeout).optional().meta({
+    description:
+      "l4p's own: how long a client may send nothing before Protocol(`silent`) matches it (a server speaks first: SMTP, MySQL, FTP); shorter than helloTimeout; default 2s",
+  }),
   udp: z.strictObject({
     timeout: durationIn(R.udpTimeout).optional().meta({
       description: "idle time before a UDP session ends; default 3s",

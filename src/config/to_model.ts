@@ -73,6 +73,7 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       protocol: ep.address.protocol,
       reusePort: ep.reusePort ?? false,
       helloTimeout: ep.helloTimeout ?? DEFAULTS.helloTimeout,
+      silenceTimeout: ep.silenceTimeout ?? DEFAULTS.silenceTimeout,
       udp: {
         timeout: ep.udp?.timeout ?? DEFAULTS.udpTimeout,
         maxSessions: ep.udp?.maxSessions ?? DEFAULTS.udpMaxSessions,

@@ -240,7 +240,7 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
     }));
     const answersHttp = Object.values(config.certificatesResolvers)
       .some((r) => r.httpEntryPoint === ep);
-    routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout, answersHttp));
+    routers.set(ep, new TcpRouter(ep, routes, epc.helloTimeout, answersHttp, epc.silenceTimeout));
   }
   return routers;
 }

@@ -3,7 +3,18 @@
  * ClientHello), bounded in time; what was read stays in `ctx.initial` for the backend.
  */
 import { formatAddr } from "../config/address.ts";
+import { type ChunkSink, SocketError, type TcpConn } from "../runtime/types.ts";
 import type { TcpContext } from "./handler.ts";
+
+/**
+ * When the client sends nothing at all for `ms`, the peek ends with what `silent()` says (a
+ * server speaks first: SMTP, MySQL, FTP); the read under way is kept for whoever reads the
+ * connection next.
+ */
+export interface Silence<T> {
+  ms: number;
+  silent: () => T;
+}
 
 /** What `decide` says of the bytes so far: read more, or done with a value. */
 export type PeekStep<T> = { more: true } | { more: false; value: T };
@@ -19,6 +30,7 @@ export async function peek<T>(
   timeoutMs: number,
   what: string,
   decide: (buf: Uint8Array) => PeekStep<T>,
+  silence?: Silence<T>,
 ): Promise<T | undefined> {
   let buf: Uint8Array = ctx.initial ?? new Uint8Array(0);
   // Bytes gather in a buffer that doubles when full, so a client dripping its hello a few bytes
@@ -42,7 +54,16 @@ export async function peek<T>(
     for (;;) {
       let chunk: Uint8Array | null;
       try {
-        chunk = await ctx.conn.read();
+        const reading = ctx.conn.read();
+        if (silence && buf.length === 0) {
+          const first = await firstOrSilence(reading, silence.ms);
+          if (first === SILENT) {
+            if (ctx.ended) return undefined;
+            ctx.conn = new ReadUnderWay(ctx.conn, reading);
+            return silence.silent();
+          }
+          chunk = first;
+        } else chunk = await reading;
       } catch {
         chunk = null;
       }
@@ -66,5 +87,72 @@ export async function peek<T>(
     }
   } finally {
     clearTimeout(timer);
+  }
+}
+
+const SILENT = Symbol("silent");
+
+/** The first chunk, or {@link SILENT} when `ms` pass before it. */
+function firstOrSilence(
+  reading: Promise<Uint8Array | null>,
+  ms: number,
+): Promise<Uint8Array | null | typeof SILENT> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  return Promise.race([
+    reading,
+    new Promise<typeof SILENT>((r) => timer = setTimeout(() => r(SILENT), ms)),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A connection with a read under way (given up by a peek on a silent client): the next reader
+ * gets that read's chunk first, so no byte the client sends later is lost.
+ */
+class ReadUnderWay implements TcpConn {
+  #reading: Promise<Uint8Array | null> | undefined;
+  constructor(readonly inner: TcpConn, reading: Promise<Uint8Array | null>) {
+    this.#reading = reading;
+    this.keepAlive = inner.keepAlive?.bind(inner);
+  }
+  readonly keepAlive?: (idleMs: number) => void;
+  get localAddr() {
+    return this.inner.localAddr;
+  }
+  get remoteAddr() {
+    return this.inner.remoteAddr;
+  }
+  read(): Promise<Uint8Array | null> {
+    const reading = this.#reading;
+    this.#reading = undefined;
+    return reading ?? this.inner.read();
+  }
+  stream(sink: ChunkSink): void {
+    const reading = this.#reading;
+    this.#reading = undefined;
+    if (!reading) return this.inner.stream(sink);
+    reading.then((chunk) => {
+      if (chunk === null) return sink.end();
+      const held = sink.chunk(chunk);
+      if (held) held.then(() => this.inner.stream(sink), () => this.inner.stream(sink));
+      else this.inner.stream(sink);
+    }, (error) => {
+      sink.error(
+        error instanceof SocketError
+          ? error
+          : new SocketError("ECONNRESET", String((error as Error)?.message ?? error)),
+      );
+    });
+  }
+  write(chunk: Uint8Array): Promise<void> | undefined {
+    return this.inner.write(chunk);
+  }
+  closeWrite(): void {
+    this.inner.closeWrite();
+  }
+  close(): void {
+    this.inner.close();
+  }
+  reset(): void {
+    this.inner.reset();
   }
 }

@@ -119,6 +119,9 @@ export const PROTOCOLS: Record<string, (buf: Uint8Array) => Verdict> = {
   rdp,
   socks5,
   proxy,
+  // l4p's own: nothing at all within the entrypoint's silenceTimeout (the router's peek decides
+  // that by time; any byte says no).
+  silent: (buf) => buf.length > 0 ? "no" : "more",
 };
 
 /**

@@ -53,6 +53,8 @@ export class TcpRouter implements TcpHandler {
     readonly helloTimeout: number,
     /** This entrypoint answers ACME HTTP-01 challenges (`httpChallenge.entryPoint`). */
     readonly answersHttpChallenges = false,
+    /** How long a client may send nothing before `Protocol(\`silent\`)` matches it, in ms. */
+    readonly silenceTimeout = 2_000,
   ) {
     this.#needsHello = routes.some((r) => r.terminatesTls || needsClientHello(r.rule));
     this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
@@ -79,6 +81,16 @@ export class TcpRouter implements TcpHandler {
       return this.#dispatch(ctx, clientIp ? { ...NO_TLS, clientIp } : NO_TLS);
     }
     let found: { protocols: Set<string>; httpHost: string | undefined } | undefined;
+    // A client that sends nothing for silenceTimeout is one a server speaks to first.
+    const silence = protocols.includes("silent")
+      ? {
+        ms: this.silenceTimeout,
+        silent: () => {
+          found = { protocols: new Set(["silent"]), httpHost: undefined };
+          return parseClientHello(new Uint8Array(0));
+        },
+      }
+      : undefined;
     peek(ctx, this.helloTimeout, protocols.length ? "first bytes" : "TLS ClientHello", (buf) => {
       const r = parseClientHello(buf);
       if (r.kind === "incomplete" && this.#needsHello) return { more: true };
@@ -99,7 +111,7 @@ export class TcpRouter implements TcpHandler {
       if (pending && buf.length < MAX_PROTOCOL_BYTES) return { more: true };
       found = { protocols: seen, httpHost };
       return { more: false, value: r };
-    }).then((hello) => {
+    }, silence).then((hello) => {
       if (!hello) return;
       if (hello.kind === "error") {
         const key = `hello ${this.entryPoint} ${hello.message}`;

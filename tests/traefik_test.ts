@@ -53,7 +53,7 @@ entrypoints:
   traefik:
     address: "127.0.0.1:${dashboard}"
 providers:
-  docker: { exposedByDefault: false }
+  kubernetesCRD: { allowCrossNamespace: true }
 http:
   routers:
     dashboard: { rule: "Host(\`traefik.example\`)", service: api@internal }
@@ -88,7 +88,7 @@ test("traefik static file: mapped, set aside with a note each, and served", asyn
       /accessLog\.bufferingSize: not applied/,
       /entryPoints\.web\.http: http: HTTP only; not served/,
       /entryPoints\.web\.transport\.respondingTimeouts: respondingTimeouts: HTTP timeouts/,
-      /providers\.docker: the docker provider is not supported/,
+      /providers\.kubernetesCRD: the kubernetesCRD provider is not supported/,
       /traefik\.yml:\d+:\d+: http: 2 routers, 1 services, 1 middlewares not served \(l4p is a layer-4 proxy\)/,
       /tls\.options\.modern\.curvePreferences: accepted/,
       new RegExp(`api: api, ping: served by l4p's admin listener on 127\\.0\\.0\\.1:${dashboard}`),

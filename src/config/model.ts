@@ -103,6 +103,15 @@ export interface ProvidersConfig {
     pollTimeout: number;
     headers: Record<string, string>;
   };
+  /** traefik's Docker provider: containers' labels, from the Engine API. */
+  docker?: {
+    /** unix:///var/run/docker.sock, or tcp://host:port */
+    endpoint: string;
+    exposedByDefault: boolean;
+    watch: boolean;
+    /** The network whose address a container is reached at (`traefik.docker.network`). */
+    network?: string;
+  };
 }
 
 /** TLS to a store, its files read (PEM). */

@@ -539,6 +539,22 @@ export const fileSchema = z.strictObject({
         description: "sent with every request (an Authorization, say)",
       }),
     }).optional(),
+    docker: z.strictObject({
+      endpoint: z.string().regex(/^(unix:\/\/\/.+|(tcp|http):\/\/[^/]+\/?)$/, {
+        message: "expected unix:///path/to/docker.sock or tcp://host:port",
+      }).optional().meta({
+        description: "the Docker Engine API; default unix:///var/run/docker.sock",
+      }),
+      exposedByDefault: z.boolean().optional().meta({
+        description: "containers without traefik.enable=true are served too; default true",
+      }),
+      watch: z.boolean().optional().meta({
+        description: "follow the daemon's container events; default true",
+      }),
+      network: z.string().min(1).optional().meta({
+        description: "the network whose address containers are reached at (traefik.docker.network)",
+      }),
+    }).optional(),
     providersThrottleDuration: durationIn(R.throttle).optional().meta({
       description: "changes from a provider within this long are applied once; default 2s",
     }),

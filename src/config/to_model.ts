@@ -122,6 +122,14 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       headers: pv.http.headers ?? {},
     };
   }
+  if (pv?.docker) {
+    config.providers.docker = {
+      endpoint: pv.docker.endpoint ?? "unix:///var/run/docker.sock",
+      exposedByDefault: pv.docker.exposedByDefault ?? true,
+      watch: pv.docker.watch ?? true,
+      network: pv.docker.network,
+    };
+  }
   if (pv?.etcd) {
     config.providers.etcd = {
       ...pv.etcd,

@@ -107,7 +107,9 @@ const HTTP_ENTRYPOINT_KEYS = [
 ];
 
 /** Providers l4p has; the others are set aside with a note. */
-const PROVIDERS = ["etcd", "redis", "file", "http", "providersThrottleDuration"];
+const PROVIDERS = ["etcd", "redis", "file", "http", "docker", "providersThrottleDuration"];
+/** Docker provider settings l4p reads; the rest are noted (HTTP defaults, swarm, TLS to it). */
+const DOCKER_KEYS = ["endpoint", "exposedByDefault", "watch", "network"];
 
 /** The entrypoint traefik serves its own API, ping and metrics on when none is named. */
 const TRAEFIK_ENTRYPOINT = "traefik";
@@ -210,9 +212,21 @@ export function fromTraefikStatic(data: Tree, note: Note): void {
       if (PROVIDERS.includes(key)) continue;
       note(
         ["providers", key],
-        `the ${key} provider is not supported by l4p (file, etcd and redis are)`,
+        `the ${key} provider is not supported by l4p (file, http, docker, etcd and redis are)`,
       );
       delete p[key];
+    }
+    if (isTree(p.docker)) {
+      const d = p.docker;
+      canonical(d, DOCKER_KEYS);
+      const other = Object.keys(d).filter((k) => !DOCKER_KEYS.includes(k));
+      for (const k of other) delete d[k];
+      if (other.length) {
+        note(
+          ["providers", "docker", other[0]],
+          `${other.join(", ")}: not applied (l4p reads endpoint, exposedByDefault, watch, network)`,
+        );
+      }
     }
   }
   adminFromTraefik(data, note);

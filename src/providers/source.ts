@@ -108,6 +108,9 @@ export class StoreSource {
     const started = Date.now();
     try {
       const { pairs, revision } = await withTimeout(store.list(), READ_TIMEOUT);
+      for (const problem of store.takeProblems?.() ?? []) {
+        this.logger.warn("provider items left out", { provider: store.name, problem });
+      }
       const back = !st.connected && st.lastReadAt > 0;
       st.connected = true;
       st.lastReadAt = Date.now();

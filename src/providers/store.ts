@@ -8,6 +8,7 @@ import type { Etcd3, IOptions as EtcdOptions } from "etcd3";
 import type { Redis } from "ioredis";
 import type { ConnectionOptions } from "node:tls";
 import type { ProvidersConfig, StoreTls } from "../config/model.ts";
+import { DockerStore } from "./docker.ts";
 import { HttpStore } from "./http.ts";
 
 /** A key/value store holding configuration under a root key. */
@@ -25,6 +26,8 @@ export interface KvStore {
    */
   replace(pairs: [string, string][]): Promise<"atomic" | "steps">;
   close(): Promise<void>;
+  /** What the last reading left out and why, not reported before (the Docker provider's). */
+  takeProblems?(): string[];
 }
 
 /**
@@ -273,6 +276,7 @@ function splitHostPort(endpoint: string, fallback: number): [string, number] {
 export function storesOf(providers: ProvidersConfig): KvStore[] {
   const out: KvStore[] = [];
   if (providers.http) out.push(new HttpStore(providers.http));
+  if (providers.docker) out.push(new DockerStore(providers.docker));
   if (providers.etcd) {
     const e = providers.etcd;
     out.push(new EtcdStore(e.endpoints, e.rootKey, e));

@@ -11,6 +11,8 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { test } from "node:test";
+import { parseConfig } from "../src/config/load.ts";
+import { parseConstraint } from "../src/providers/constraints.ts";
 import { containersToTree, type DockerContainer } from "../src/providers/docker.ts";
 import { deadline, freePort, peerOrSkip, runL4p } from "./_helpers.ts";
 
@@ -98,6 +100,70 @@ test("labels to configuration: traefik's defaults for services, servers and rout
     }),
   ], { exposedByDefault: false }).tree;
   assert.deepEqual(Object.keys((only.tcp as { routers: object }).routers), ["b"]);
+});
+
+test("constraints: traefik's Label, LabelRegex, &&, ||, ! and parentheses; a bad one is a located error", () => {
+  const labels = { team: "edge", env: "prod-eu", "traefik.enable": "true" };
+  for (
+    const [expr, want] of [
+      ["Label(`team`, `edge`)", true],
+      ["Label(`team`, `core`)", false],
+      ["LabelRegex(`env`, `^prod`)", true],
+      ["LabelRegex(`env`, `eu`)", true], // unanchored, as Go's MatchString
+      ["Label(`team`, `edge`) && !LabelRegex(`env`, `^dev`)", true],
+      ["Label(`team`, `core`) || Label(`env`, `prod-eu`)", true],
+      ["!(Label(`team`, `edge`) || Label(`x`, `y`)) && Label(`team`, `edge`)", false],
+      ["Label(`missing`, ``)", true], // an absent label reads as empty
+      ['Label("team", "edge")', true],
+    ] as const
+  ) assert.equal(parseConstraint(expr)(labels), want, expr);
+  assert.throws(() => parseConstraint("Label(`team`)"), /at character 13: expected ,/);
+  assert.throws(
+    () => parseConstraint("Tag(`x`)"),
+    /unknown function Tag \(Label and LabelRegex are\)/,
+  );
+  assert.throws(() => parseConstraint("LabelRegex(`a`, `(`)"), /at character 17: not a regexp/);
+  assert.throws(() => parseConstraint("Label(`a`, `b`) &&"), /expected Label/);
+  assert.throws(
+    () =>
+      parseConfig(
+        `entryPoints: { e: { address: "127.0.0.1:0" } }\nproviders:\n  docker: { constraints: "Label(\`a\`" }\n`,
+        "c.yaml",
+      ),
+    /c\.yaml:3:\d+: providers\.docker\.constraints: at character 10: expected ,/,
+  );
+  // In the provider: only the containers the expression keeps.
+  const container = (name: string, team: string): DockerContainer => ({
+    Id: name,
+    Names: [`/${name}`],
+    State: "running",
+    HostConfig: { NetworkMode: "host" },
+    Labels: { team, [`traefik.tcp.routers.${name}.rule`]: "HostSNI(`*`)" },
+    Ports: [{ PrivatePort: 80 }],
+  });
+  const { tree } = containersToTree([container("a", "edge"), container("b", "core")], {
+    exposedByDefault: true,
+    constraints: "Label(`team`, `edge`)",
+  });
+  assert.deepEqual(Object.keys((tree.tcp as { routers: object }).routers), ["a"]);
+});
+
+test("useBindPortIP: the published host address and port where one is bound, else the container's own", () => {
+  const c = (ip: string): DockerContainer => ({
+    Id: "x",
+    Names: ["/db"],
+    State: "running",
+    NetworkSettings: { Networks: { bridge: { IPAddress: "172.17.0.9" } } },
+    Labels: { "traefik.tcp.services.db.loadbalancer.server.port": "5432" },
+    Ports: [{ IP: ip, PrivatePort: 5432, PublicPort: 15432, Type: "tcp" }],
+  });
+  const address = (ip: string, useBindPortIP: boolean) =>
+    (containersToTree([c(ip)], { exposedByDefault: true, useBindPortIP }).tree as {
+      tcp: { services: { db: { loadbalancer: { servers: { address: string }[] } } } };
+    }).tcp.services.db.loadbalancer.servers[0].address;
+  assert.equal(address("10.0.0.7", true), "10.0.0.7:15432");
+  assert.equal(address("0.0.0.0", true), "172.17.0.9:5432", "bound to every address: its own");
+  assert.equal(address("10.0.0.7", false), "172.17.0.9:5432");
 });
 
 const DOCKERD = peerOrSkip("dockerd");
@@ -209,7 +275,12 @@ test(
         tar,
       );
       assert.equal(imported.status, 200, imported.text);
-      const run = async (name: string, port: number, labels: Record<string, string>) => {
+      const run = async (
+        name: string,
+        port: number,
+        labels: Record<string, string>,
+        healthcheck?: object,
+      ) => {
         const created = await engine(socket, "POST", `/v1.41/containers/create?name=${name}`, {
           Image: "l4pbox:t",
           Cmd: [
@@ -220,6 +291,7 @@ test(
           ],
           Labels: labels,
           HostConfig: { NetworkMode: "host" },
+          Healthcheck: healthcheck,
         });
         assert.equal(created.status, 201, created.text);
         const id = JSON.parse(created.text).Id as string;
@@ -228,12 +300,14 @@ test(
         assert.equal(start.status, 204, start.text);
         return id;
       };
-      const [a, b, portOne, portTwo] = [
+      const [a, b, c, portOne, portTwo] = [
+        await freePort(),
         await freePort(),
         await freePort(),
         await freePort(),
         await freePort(),
       ];
+      let [portThree, portSick] = [0, 0];
       const one = await run(`one`, portOne, {
         "traefik.enable": "true",
         "traefik.tcp.routers.one.rule": "HostSNI(`*`)",
@@ -253,6 +327,7 @@ test(
         `entryPoints:
   a: { address: "127.0.0.1:${a}" }
   b: { address: "127.0.0.1:${b}" }
+  c: { address: "127.0.0.1:${c}" }
 providers:
   providersThrottleDuration: 100ms
   docker:
@@ -281,6 +356,61 @@ providers:
       await eventually(async () => (await get(a)) === undefined, 30_000, "one's router gone");
       assert.equal(await get(b), "two", "the other container's router is untouched");
       assert.doesNotMatch(l4p.stderr(), /hidden/);
+      // A second container naming the same service is its second server.
+      await run(`three`, await freePort().then((p) => portThree = p), {
+        "traefik.enable": "true",
+        "traefik.tcp.services.two.loadbalancer.server.port": String(portThree),
+      });
+      const seen = new Set<string | undefined>();
+      await eventually(
+        async () => {
+          seen.add(await get(b));
+          return seen.has("two") && seen.has("three");
+        },
+        30_000,
+        "both servers of service two",
+      );
+      // A container whose health check fails is left out until it passes.
+      const sick = await run(`sick`, await freePort().then((p) => portSick = p), {
+        "traefik.enable": "true",
+        "traefik.tcp.routers.sick.rule": "HostSNI(`*`)",
+        "traefik.tcp.routers.sick.entrypoints": "c",
+        "traefik.tcp.services.sick.loadbalancer.server.port": String(portSick),
+      }, {
+        Test: ["CMD", "/bin/busybox", "test", "-f", "/ok"],
+        Interval: 300_000_000,
+        Timeout: 1_000_000_000,
+        Retries: 1,
+      });
+      await eventually(
+        async () => {
+          const state = JSON.parse(
+            (await engine(socket, "GET", `/v1.41/containers/${sick}/json`)).text,
+          );
+          return state.State?.Health?.Status === "unhealthy";
+        },
+        30_000,
+        "the container found unhealthy",
+      );
+      await eventually(async () => /store read .*keys=/.test(l4p!.stderr()), 5000, "a read");
+      assert.equal(await get(c), undefined, "an unhealthy container gets no traffic");
+      const exec = await engine(socket, "POST", `/v1.41/containers/${sick}/exec`, {
+        Cmd: ["/bin/busybox", "touch", "/ok"],
+      });
+      await engine(socket, "POST", `/v1.41/exec/${JSON.parse(exec.text).Id}/start`, {
+        Detach: true,
+      });
+      await eventually(
+        async () => (await get(c)) === "sick",
+        30_000,
+        "the container, healthy, served",
+      )
+        .catch(async (e) => {
+          const state = (await engine(socket, "GET", `/v1.41/containers/${sick}/json`)).text;
+          throw new Error(
+            `${e.message}: ${exec.text} ${state.slice(0, 1500)}\n${l4p!.stderr().slice(-3000)}`,
+          );
+        });
     } finally {
       l4p?.kill("SIGTERM");
       if (l4p) await deadline(l4p.exited, 20_000, "l4p exits").catch(() => l4p?.kill("SIGKILL"));

@@ -111,6 +111,10 @@ export interface ProvidersConfig {
     watch: boolean;
     /** The network whose address a container is reached at (`traefik.docker.network`). */
     network?: string;
+    /** traefik's constraint expression over labels; absent: every container. */
+    constraints?: string;
+    /** Reach containers at their published host IP and port. */
+    useBindPortIP: boolean;
   };
 }
 

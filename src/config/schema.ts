@@ -3,6 +3,7 @@
  * {@link crossCheck} then checks what spans the file (references, cycles, shared addresses).
  * `schema/l4p.schema.json` is generated from it for editors (`scripts/schema.ts`).
  */
+import { parseConstraint } from "../providers/constraints.ts";
 import { isIP } from "node:net";
 import { z } from "zod";
 import { parseCidr } from "../net/ip.ts";
@@ -553,6 +554,21 @@ export const fileSchema = z.strictObject({
       }),
       network: z.string().min(1).optional().meta({
         description: "the network whose address containers are reached at (traefik.docker.network)",
+      }),
+      constraints: z.string().superRefine((expr, ctx) => {
+        try {
+          parseConstraint(expr);
+        } catch (error) {
+          ctx.addIssue({ code: "custom", message: (error as Error).message });
+        }
+      }).optional().meta({
+        description:
+          "keep only containers whose labels satisfy this: Label(`k`, `v`), LabelRegex(`k`, `re`), &&, ||, !",
+        examples: ["Label(`team`, `edge`) && !LabelRegex(`env`, `^dev`)"],
+      }),
+      useBindPortIP: z.boolean().optional().meta({
+        description:
+          "reach containers at their published host IP and port rather than their own; default false",
       }),
     }).optional(),
     providersThrottleDuration: durationIn(R.throttle).optional().meta({

@@ -128,6 +128,8 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       exposedByDefault: pv.docker.exposedByDefault ?? true,
       watch: pv.docker.watch ?? true,
       network: pv.docker.network,
+      constraints: pv.docker.constraints,
+      useBindPortIP: pv.docker.useBindPortIP ?? false,
     };
   }
   if (pv?.etcd) {

@@ -109,7 +109,14 @@ const HTTP_ENTRYPOINT_KEYS = [
 /** Providers l4p has; the others are set aside with a note. */
 const PROVIDERS = ["etcd", "redis", "file", "http", "docker", "providersThrottleDuration"];
 /** Docker provider settings l4p reads; the rest are noted (HTTP defaults, swarm, TLS to it). */
-const DOCKER_KEYS = ["endpoint", "exposedByDefault", "watch", "network"];
+const DOCKER_KEYS = [
+  "endpoint",
+  "exposedByDefault",
+  "watch",
+  "network",
+  "constraints",
+  "useBindPortIP",
+];
 
 /** The entrypoint traefik serves its own API, ping and metrics on when none is named. */
 const TRAEFIK_ENTRYPOINT = "traefik";
@@ -224,7 +231,7 @@ export function fromTraefikStatic(data: Tree, note: Note): void {
       if (other.length) {
         note(
           ["providers", "docker", other[0]],
-          `${other.join(", ")}: not applied (l4p reads endpoint, exposedByDefault, watch, network)`,
+          `${other.join(", ")}: not applied (l4p reads ${DOCKER_KEYS.join(", ")})`,
         );
       }
     }

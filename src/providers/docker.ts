@@ -14,6 +14,7 @@
 import { createHash } from "node:crypto";
 import http from "node:http";
 import type { ProvidersConfig } from "../config/model.ts";
+import { parseConstraint } from "./constraints.ts";
 import { treeToKv } from "./kv.ts";
 import type { KvStore } from "./store.ts";
 
@@ -35,7 +36,7 @@ export interface DockerContainer {
   State?: string;
   /** "Up 5 minutes (healthy)", "(unhealthy)", "(health: starting)". */
   Status?: string;
-  Ports?: { PrivatePort?: number; Type?: string }[];
+  Ports?: { IP?: string; PrivatePort?: number; PublicPort?: number; Type?: string }[];
   HostConfig?: { NetworkMode?: string };
   NetworkSettings?: { Networks?: Record<string, { IPAddress?: string }> };
 }
@@ -49,8 +50,11 @@ const LIST_KEYS = new Set(["entrypoints", "middlewares", "sourcerange", "sans", 
  */
 export function containersToTree(
   containers: readonly DockerContainer[],
-  options: Pick<DockerOptions, "exposedByDefault" | "network">,
+  options: Pick<DockerOptions, "exposedByDefault" | "network" | "constraints"> & {
+    useBindPortIP?: boolean;
+  },
 ): { tree: Tree; problems: string[] } {
+  const keep = options.constraints ? parseConstraint(options.constraints) : () => true;
   const tree: Tree = {};
   const problems: string[] = [];
   // In name order, as traefik merges them: a service two containers name gets both servers.
@@ -62,6 +66,7 @@ export function containersToTree(
     if (!(enable === undefined ? options.exposedByDefault : enable.toLowerCase() === "true")) {
       continue;
     }
+    if (!keep(labels)) continue;
     if (c.State && c.State !== "running") continue;
     // traefik leaves out a container whose health check has not said healthy.
     if (/\((unhealthy|health: starting)\)/.test(c.Status ?? "")) continue;
@@ -71,12 +76,8 @@ export function containersToTree(
       for (const section of ["tcp", "udp"] as const) {
         const s = conf[section] as Tree | undefined;
         if (!s) continue;
-        completeSection(
-          s,
-          c,
-          serviceName(c),
-          label(labels, "traefik.docker.network") ?? options.network,
-        );
+        const network = label(labels, "traefik.docker.network") ?? options.network;
+        completeSection(s, section, c, serviceName(c), network, options.useBindPortIP ?? false);
       }
     } catch (error) {
       problems.push(`container ${name}: ${(error as Error).message}; its labels are left out`);
@@ -138,9 +139,11 @@ function keyOf(tree: Tree, name: string): string | undefined {
  */
 function completeSection(
   section: Tree,
+  protocol: "tcp" | "udp",
   c: DockerContainer,
   defaultService: string,
   network: string | undefined,
+  useBindPortIP: boolean,
 ): void {
   const sk = keyOf(section, "services") ?? "services";
   const rk = keyOf(section, "routers");
@@ -163,10 +166,19 @@ function completeSection(
         `service ${name}: no port (set traefik.<tcp|udp>.services.${name}.loadbalancer.server.port)`,
       );
     }
-    const ip = addressOf(c, network);
+    let [ip, at] = [addressOf(c, network), Number(port)];
+    if (useBindPortIP) {
+      // The published port, where the engine bound one to a definite host address (traefik
+      // falls back on the container's own address otherwise, and so does l4p).
+      const bound = (c.Ports ?? []).find((p) =>
+        p.PrivatePort === at && (p.Type ?? "tcp") === protocol && p.PublicPort && p.IP &&
+        p.IP !== "0.0.0.0" && p.IP !== "::"
+      );
+      if (bound) [ip, at] = [bound.IP, bound.PublicPort!];
+    }
     if (!ip) throw new Error(`service ${name}: the container has no IP address`);
     const host = ip.includes(":") ? `[${ip}]` : ip;
-    lb.servers = [{ ...server, address: `${host}:${port}` }];
+    lb.servers = [{ ...server, address: `${host}:${at}` }];
   }
   const routers = rk ? section[rk] as Tree : {};
   const only = Object.keys(services);

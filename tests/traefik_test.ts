@@ -694,3 +694,45 @@ accessLog:
     /accessLog\.filters\.\w+: (statusCodes, retryAttempts|retryAttempts, statusCodes): HTTP only; not applied/,
   );
 });
+
+test("traefik's own fixture habits: certificate paths from the working directory, weighted.healthCheck", async () => {
+  const tls = makeTlsFixtures(["app.example"]);
+  const dir = mkdtempSync(`${tmpdir()}/l4p-cwd-`);
+  mkdirSync(`${dir}/fixtures/certs`, { recursive: true });
+  mkdirSync(`${dir}/conf`);
+  writeFileSync(`${dir}/fixtures/certs/app.crt`, readFileSync(tls.server("app.example").cert));
+  writeFileSync(`${dir}/fixtures/certs/app.key`, readFileSync(tls.server("app.example").key));
+  writeFileSync(
+    `${dir}/conf/traefik.toml`,
+    `[entryPoints.tcp]
+address = "127.0.0.1:0"
+[tcp.routers.r]
+rule = "HostSNI(\`app.example\`)"
+service = "w"
+[tcp.routers.r.tls]
+[tcp.services.w.weighted]
+services = [{ name = "s" }]
+[tcp.services.w.weighted.healthCheck]
+[tcp.services.s.loadBalancer]
+servers = [{ address = "127.0.0.1:9" }]
+[[tls.certificates]]
+certFile = "fixtures/certs/app.crt"
+keyFile = "fixtures/certs/app.key"
+`,
+  );
+  try {
+    // From the folder traefik would run in, the file's relative paths are found.
+    const ok = runL4p(["check", "-c", "conf/traefik.toml"], undefined, dir);
+    assert.equal(await deadline(ok.exited, 30_000, "check"), 0, ok.stderr() + ok.stdout());
+    // From elsewhere, the same file names what it cannot read, at its key.
+    const elsewhere = runL4p(["check", "-c", `${dir}/conf/traefik.toml`]);
+    assert.equal(await deadline(elsewhere.exited, 30_000, "check"), 1);
+    assert.match(
+      elsewhere.stderr() + elsewhere.stdout(),
+      /traefik\.toml:\d+:\d+: tls\.certificates\[0\]\.certFile: cannot read fixtures\/certs\/app\.crt: no such file/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(tls.dir, { recursive: true, force: true });
+  }
+});

@@ -343,6 +343,10 @@ const weighted = z.strictObject({
   services: z.array(z.strictObject({ name: z.string().min(1), weight: weight.optional() })).min(1, {
     message: "a weighted service needs at least one service",
   }),
+  healthCheck: z.strictObject({}).optional().meta({
+    description:
+      "traefik's switch for health propagation: in l4p a weighted service always follows its children's health",
+  }),
 });
 
 const tcpLoadBalancer = z.strictObject({

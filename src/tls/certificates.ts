@@ -24,7 +24,20 @@ export interface Certificate {
 
 /** Reads a file named in the configuration, relative to the configuration file's folder. */
 export function readConfigFile(path: string, base: string): string {
-  return readFileSync(isAbsolute(path) ? path : resolve(base, path), "utf8");
+  if (isAbsolute(path)) return readFileSync(path, "utf8");
+  try {
+    return readFileSync(resolve(base, path), "utf8");
+  } catch (error) {
+    // traefik reads relative paths from its working directory: a traefik file that counts on
+    // that still loads (the file's folder is tried first).
+    const cwd = resolve(path);
+    if ((error as { code?: string }).code !== "ENOENT" || cwd === resolve(base, path)) throw error;
+    try {
+      return readFileSync(cwd, "utf8");
+    } catch {
+      throw error;
+    }
+  }
 }
 
 /** Reads and checks a certificate and its key; an error message says which file and why. */

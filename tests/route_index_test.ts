@@ -18,13 +18,27 @@ function prng(seed: number) {
 
 const NAMES = ["a.test", "b.test", "x.a.test", "y.a.test", "deep.x.a.test", "c.example", "10::10"];
 const WILDCARDS = ["*.a.test", "*.x.a.test", "*.example"];
+const RANGES = [
+  "127.0.0.0/8",
+  "10.0.0.0/8",
+  "10.1.0.0/16",
+  "10.1.2.0/24",
+  "10.1.2.3",
+  "192.0.2.7",
+  "192.0.2.0/25",
+  "0.0.0.0/0",
+  "2001:db8::/32",
+  "2001:db8:1::/48",
+  "::/0",
+  "10.1.2.3/31",
+];
 
 /** A random rule of the kinds people write, indexable and not. */
 function randomRule(r: () => number): string {
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)];
   const host = () => r() < 0.7 ? pick(NAMES) : pick(WILDCARDS);
   const one = (): string => {
-    switch (Math.floor(r() * 7)) {
+    switch (Math.floor(r() * 8)) {
       case 0:
       case 1:
         return `HostSNI(\`${host()}\`)`;
@@ -35,7 +49,11 @@ function randomRule(r: () => number): string {
       case 4:
         return `ALPN(\`${pick(["h2", "http/1.1"])}\`)`;
       case 5:
-        return `ClientIP(\`${pick(["127.0.0.0/8", "10.0.0.0/8", "192.0.2.7"])}\`)`;
+        return r() < 0.7
+          ? `ClientIP(\`${pick(RANGES)}\`)`
+          : `ClientIP(\`${pick(RANGES)}\`, \`${pick(RANGES)}\`)`;
+      case 6:
+        return `ClientIP(\`${pick(RANGES)}\`) || ClientIP(\`${pick(RANGES)}\`)`;
       default:
         return `HostSNIRegexp(\`${pick(["^x\\.", "test$", "example"])}\`)`;
     }
@@ -54,7 +72,22 @@ function randomInfo(r: () => number): MatchInfo {
     tls,
     sni: tls && r() < 0.9 ? pick([...NAMES, "z.a.test", "other.test", "q.example"]) : undefined,
     alpn: tls ? pick([[], ["h2"], ["http/1.1"], ["h2", "http/1.1"]]) : [],
-    clientIp: parseIp(pick(["127.0.0.1", "10.1.2.3", "192.0.2.7", "203.0.113.9"])),
+    clientIp: parseIp(
+      pick([
+        "127.0.0.1",
+        "10.1.2.3",
+        "10.1.2.2",
+        "10.1.9.9",
+        "10.200.0.1",
+        "192.0.2.7",
+        "192.0.2.200",
+        "203.0.113.9",
+        "2001:db8:1::5",
+        "2001:db8:2::5",
+        "2001:db9::1",
+        "::ffff:10.1.2.3",
+      ]),
+    ),
   };
 }
 
@@ -112,4 +145,28 @@ test("routing: 10 000 exact names cost two lookups; a wildcard covers one label"
   assert.equal(wild("shop.saas.test"), 10_000);
   assert.equal(wild("a.b.saas.test"), -1);
   assert.equal(wild("nobody.example"), -1);
+});
+
+test("routing: 10 000 ClientIP networks cost a lookup per prefix length, not a scan", () => {
+  const rules = [
+    ...Array.from(
+      { length: 10_000 },
+      (_, i) => parseRule(`ClientIP(\`10.${i >> 8}.${i & 255}.0/24\`)`),
+    ),
+    parseRule("ClientIP(`10.0.0.0/8`)"),
+  ];
+  const index = new RouteIndex(rules);
+  const tried: number[] = [];
+  const route = (ip: string) => {
+    tried.length = 0;
+    return index.first({ tls: false, sni: undefined, alpn: [], clientIp: parseIp(ip) }, (i) => {
+      tried.push(i);
+      return true;
+    });
+  };
+  assert.equal(route("10.39.15.77"), 39 * 256 + 15);
+  assert.deepEqual(tried, [39 * 256 + 15], "one candidate tried, not ten thousand");
+  assert.equal(route("10.250.0.1"), 10_000, "no /24 of its own: the /8");
+  assert.equal(route("192.0.2.1"), -1);
+  assert.deepEqual(tried, []);
 });

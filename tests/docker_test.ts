@@ -231,28 +231,38 @@ function get(port: number): Promise<string | undefined> {
 }
 
 test(
-  "providers.docker: a real daemon's containers are routed by their labels; started and stopped ones are followed",
+  "providers.docker: a real daemon's containers are routed by their labels; started, stopped and healed ones are followed, through a daemon restart",
   {
     skip: (!DOCKERD || !BUSYBOX) ? "needs dockerd and busybox" : !ROOT && "dockerd needs root",
   },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/l4p-docker-`);
     const socket = `${dir}/docker.sock`;
-    const daemon = spawn(DOCKERD as string, [
-      "-H",
-      `unix://${socket}`,
-      "--data-root",
-      `${dir}/data`,
-      "--exec-root",
-      `${dir}/exec`,
-      "--pidfile",
-      `${dir}/docker.pid`,
-      "--iptables=false",
-      "--bridge=none",
-      "--storage-driver=vfs",
-    ], { stdio: ["ignore", "ignore", "pipe"] });
+    // --live-restore: containers outlive a daemon that stops, as on a box where dockerd restarts.
     let daemonLog = "";
-    daemon.stderr.on("data", (c) => daemonLog = (daemonLog + c).slice(-4000));
+    const startDaemon = () => {
+      const d = spawn(DOCKERD as string, [
+        "-H",
+        `unix://${socket}`,
+        "--data-root",
+        `${dir}/data`,
+        "--exec-root",
+        `${dir}/exec`,
+        "--pidfile",
+        `${dir}/docker.pid`,
+        "--iptables=false",
+        "--bridge=none",
+        "--storage-driver=vfs",
+        "--live-restore",
+      ], { stdio: ["ignore", "ignore", "pipe"] });
+      d.stderr.on("data", (c) => daemonLog = (daemonLog + c).slice(-4000));
+      return d;
+    };
+    const stopDaemon = async (d: ReturnType<typeof spawn>) => {
+      d.kill("SIGTERM");
+      await new Promise((r) => d.exitCode !== null ? r(null) : d.once("exit", r));
+    };
+    let daemon = startDaemon();
     const started: string[] = [];
     let l4p: ReturnType<typeof runL4p> | undefined;
     try {
@@ -307,7 +317,7 @@ test(
         await freePort(),
         await freePort(),
       ];
-      let [portThree, portSick] = [0, 0];
+      let [portThree, portSick, portLate] = [0, 0, 0];
       const one = await run(`one`, portOne, {
         "traefik.enable": "true",
         "traefik.tcp.routers.one.rule": "HostSNI(`*`)",
@@ -411,14 +421,34 @@ providers:
             `${e.message}: ${exec.text} ${state.slice(0, 1500)}\n${l4p!.stderr().slice(-3000)}`,
           );
         });
+      // The daemon stops: l4p keeps serving what it had; back, it catches up.
+      await stopDaemon(daemon);
+      await l4p.waitForLine(/store unreachable; the last good configuration stays/, 30_000);
+      assert.equal(await get(c), "sick", "served while the daemon is away");
+      daemon = startDaemon();
+      await eventually(
+        async () => (await engine(socket, "GET", "/_ping")).status === 200,
+        60_000,
+        "dockerd again",
+      );
+      await run(`late`, await freePort().then((p) => portLate = p), {
+        "traefik.enable": "true",
+        "traefik.tcp.routers.late.rule": "HostSNI(`*`)",
+        "traefik.tcp.routers.late.entrypoints": "a",
+        "traefik.tcp.services.late.loadbalancer.server.port": String(portLate),
+      });
+      await eventually(
+        async () => (await get(a)) === "late",
+        30_000,
+        "a container after the restart",
+      );
     } finally {
       l4p?.kill("SIGTERM");
       if (l4p) await deadline(l4p.exited, 20_000, "l4p exits").catch(() => l4p?.kill("SIGKILL"));
       for (const id of started) {
         await engine(socket, "DELETE", `/v1.41/containers/${id}?force=true`).catch(() => {});
       }
-      daemon.kill("SIGTERM");
-      await new Promise((r) => daemon.exitCode !== null ? r(null) : daemon.once("exit", r));
+      await stopDaemon(daemon);
       // What dockerd mounted under its folders (its network namespace), deepest first.
       const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1])
         .filter((m) => m?.startsWith(`${dir}/`)).sort().reverse();

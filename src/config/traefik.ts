@@ -333,7 +333,7 @@ function adminFromTraefik(data: Tree, note: Note): void {
 }
 
 /** Provider suffixes traefik puts on names (`svc@file`): l4p's names are one namespace. */
-const PROVIDER_SUFFIX = /@(file|etcd|redis|docker|internal)$/;
+const PROVIDER_SUFFIX = /@(file|etcd|redis|docker|http|internal)$/;
 
 /**
  * traefik's dynamic configuration (a file of `providers.file`, a store) to l4p's shape. Mutates

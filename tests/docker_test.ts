@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import process from "node:process";
@@ -14,7 +14,9 @@ import { test } from "node:test";
 import { parseConfig } from "../src/config/load.ts";
 import { parseConstraint } from "../src/providers/constraints.ts";
 import { containersToTree, type DockerContainer } from "../src/providers/docker.ts";
-import { deadline, freePort, peerOrSkip, runL4p } from "./_helpers.ts";
+import { assemble } from "../scripts/image.ts";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
+import { deadline, freePort, peerOrSkip, ROOT as REPO, runL4p } from "./_helpers.ts";
 
 test("labels to configuration: traefik's defaults for services, servers and routers", () => {
   const running = (c: Partial<DockerContainer>): DockerContainer => ({
@@ -170,6 +172,79 @@ const DOCKERD = peerOrSkip("dockerd");
 const BUSYBOX = peerOrSkip("busybox");
 const ROOT = process.getuid?.() === 0;
 
+/**
+ * A Docker daemon of the test's own in `dir` (its socket, data and state there; no network,
+ * --live-restore so containers outlive a restart), started and stopped at will; `remove`
+ * unmounts what it mounted and deletes the folder.
+ */
+function daemonIn(dir: string) {
+  const socket = `${dir}/docker.sock`;
+  let log = "";
+  let child: ReturnType<typeof spawn> | undefined;
+  const ping = async () => (await engine(socket, "GET", "/_ping")).status === 200;
+  return {
+    socket,
+    async start() {
+      child = spawn(DOCKERD as string, [
+        "-H",
+        `unix://${socket}`,
+        "--data-root",
+        `${dir}/data`,
+        "--exec-root",
+        `${dir}/exec`,
+        "--pidfile",
+        `${dir}/docker.pid`,
+        "--iptables=false",
+        "--bridge=none",
+        "--storage-driver=vfs",
+        "--live-restore",
+      ], { stdio: ["ignore", "ignore", "pipe"] });
+      child.stderr!.on("data", (c) => log = (log + c).slice(-4000));
+      await eventually(ping, 60_000, "dockerd").catch((e) => {
+        throw new Error(`${e.message}; dockerd said: ${log}`);
+      });
+    },
+    async stop() {
+      const d = child;
+      if (!d || d.exitCode !== null) return;
+      d.kill("SIGTERM");
+      await new Promise((r) => d.exitCode !== null ? r(null) : d.once("exit", r));
+    },
+    /** The busybox image, imported (no registry is reachable): `l4pbox:t`. */
+    async importBusybox() {
+      const root = `${dir}/image`;
+      mkdirSync(`${root}/bin`, { recursive: true });
+      execFileSync("cp", [BUSYBOX as string, `${root}/bin/busybox`]);
+      const tar = execFileSync("tar", ["-C", root, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
+      const r = await engine(
+        socket,
+        "POST",
+        "/v1.41/images/create?fromSrc=-&repo=l4pbox&tag=t",
+        tar,
+      );
+      assert.equal(r.status, 200, r.text);
+    },
+    async remove() {
+      // Containers first (they outlive the daemon), then what it mounted, deepest first.
+      const list = await engine(socket, "GET", "/v1.41/containers/json?all=true").catch(() =>
+        undefined
+      );
+      for (const c of list?.status === 200 ? JSON.parse(list.text) as { Id: string }[] : []) {
+        await engine(socket, "DELETE", `/v1.41/containers/${c.Id}?force=true`).catch(() => {});
+      }
+      await this.stop();
+      const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1])
+        .filter((m) => m?.startsWith(`${dir}/`)).sort().reverse();
+      for (const m of mounts) {
+        try {
+          execFileSync("umount", [m], { stdio: "ignore" });
+        } catch { /* already gone */ }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** A request to the Engine API on `socket`; the answer's status and body. */
 function engine(
   socket: string,
@@ -237,54 +312,12 @@ test(
   },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/l4p-docker-`);
-    const socket = `${dir}/docker.sock`;
-    // --live-restore: containers outlive a daemon that stops, as on a box where dockerd restarts.
-    let daemonLog = "";
-    const startDaemon = () => {
-      const d = spawn(DOCKERD as string, [
-        "-H",
-        `unix://${socket}`,
-        "--data-root",
-        `${dir}/data`,
-        "--exec-root",
-        `${dir}/exec`,
-        "--pidfile",
-        `${dir}/docker.pid`,
-        "--iptables=false",
-        "--bridge=none",
-        "--storage-driver=vfs",
-        "--live-restore",
-      ], { stdio: ["ignore", "ignore", "pipe"] });
-      d.stderr.on("data", (c) => daemonLog = (daemonLog + c).slice(-4000));
-      return d;
-    };
-    const stopDaemon = async (d: ReturnType<typeof spawn>) => {
-      d.kill("SIGTERM");
-      await new Promise((r) => d.exitCode !== null ? r(null) : d.once("exit", r));
-    };
-    let daemon = startDaemon();
-    const started: string[] = [];
+    const docker = daemonIn(dir);
+    const socket = docker.socket;
     let l4p: ReturnType<typeof runL4p> | undefined;
     try {
-      await eventually(
-        async () => (await engine(socket, "GET", "/_ping")).status === 200,
-        60_000,
-        "dockerd",
-      ).catch((e) => {
-        throw new Error(`${e.message}; dockerd said: ${daemonLog}`);
-      });
-      // An image of busybox alone, with a page per container written at start.
-      const root = `${dir}/image`;
-      mkdirSync(`${root}/bin`, { recursive: true });
-      execFileSync("cp", [BUSYBOX as string, `${root}/bin/busybox`]);
-      const tar = execFileSync("tar", ["-C", root, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
-      const imported = await engine(
-        socket,
-        "POST",
-        "/v1.41/images/create?fromSrc=-&repo=l4pbox&tag=t",
-        tar,
-      );
-      assert.equal(imported.status, 200, imported.text);
+      await docker.start();
+      await docker.importBusybox();
       const run = async (
         name: string,
         port: number,
@@ -305,7 +338,6 @@ test(
         });
         assert.equal(created.status, 201, created.text);
         const id = JSON.parse(created.text).Id as string;
-        started.push(id);
         const start = await engine(socket, "POST", `/v1.41/containers/${id}/start`);
         assert.equal(start.status, 204, start.text);
         return id;
@@ -402,7 +434,11 @@ providers:
         30_000,
         "the container found unhealthy",
       );
-      await eventually(async () => /store read .*keys=/.test(l4p!.stderr()), 5000, "a read");
+      await eventually(
+        () => Promise.resolve(/store read .*keys=/.test(l4p!.stderr())),
+        5000,
+        "a read",
+      );
       assert.equal(await get(c), undefined, "an unhealthy container gets no traffic");
       const exec = await engine(socket, "POST", `/v1.41/containers/${sick}/exec`, {
         Cmd: ["/bin/busybox", "touch", "/ok"],
@@ -422,15 +458,10 @@ providers:
           );
         });
       // The daemon stops: l4p keeps serving what it had; back, it catches up.
-      await stopDaemon(daemon);
+      await docker.stop();
       await l4p.waitForLine(/store unreachable; the last good configuration stays/, 30_000);
       assert.equal(await get(c), "sick", "served while the daemon is away");
-      daemon = startDaemon();
-      await eventually(
-        async () => (await engine(socket, "GET", "/_ping")).status === 200,
-        60_000,
-        "dockerd again",
-      );
+      await docker.start();
       await run(`late`, await freePort().then((p) => portLate = p), {
         "traefik.enable": "true",
         "traefik.tcp.routers.late.rule": "HostSNI(`*`)",
@@ -445,19 +476,128 @@ providers:
     } finally {
       l4p?.kill("SIGTERM");
       if (l4p) await deadline(l4p.exited, 20_000, "l4p exits").catch(() => l4p?.kill("SIGKILL"));
-      for (const id of started) {
-        await engine(socket, "DELETE", `/v1.41/containers/${id}?force=true`).catch(() => {});
-      }
-      await stopDaemon(daemon);
-      // What dockerd mounted under its folders (its network namespace), deepest first.
-      const mounts = readFileSync("/proc/mounts", "utf8").split("\n").map((l) => l.split(" ")[1])
-        .filter((m) => m?.startsWith(`${dir}/`)).sort().reverse();
-      for (const m of mounts) {
-        try {
-          execFileSync("umount", [m], { stdio: "ignore" });
-        } catch { /* already gone */ }
-      }
+      await docker.remove();
+    }
+  },
+);
+
+test(
+  "the container image: built offline from the binary, it runs as l4p, is healthy, and routes a sibling container by its labels",
+  {
+    skip: (!DOCKERD || !BUSYBOX) ? "needs dockerd and busybox" : !ROOT && "dockerd needs root",
+  },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/l4p-image-`);
+    const docker = daemonIn(`${dir}/docker`);
+    mkdirSync(`${dir}/docker`);
+    const socket = docker.socket;
+    try {
+      await docker.start();
+      await docker.importBusybox();
+      // The build context scripts/image.ts assembles, built by the daemon (no base image).
+      assemble(`${dir}/context`);
+      const context = execFileSync("tar", ["-C", `${dir}/context`, "-c", "."], {
+        maxBuffer: 512 * 1024 * 1024,
+      });
+      const built = await engine(socket, "POST", "/v1.41/build?t=l4p:test&rm=1", context);
+      assert.equal(built.status, 200, built.text);
+      assert.doesNotMatch(built.text, /"error"/, built.text);
+      const [web, admin, backendPort] = [await freePort(), await freePort(), await freePort()];
+      writeFileSync(
+        `${dir}/l4p.yaml`,
+        `entryPoints:
+  web: { address: "127.0.0.1:${web}" }
+metrics: { address: "127.0.0.1:${admin}" }
+providers:
+  providersThrottleDuration: 100ms
+  docker: { exposedByDefault: false }
+`,
+      );
+      const create = async (name: string, body: object) => {
+        const r = await engine(socket, "POST", `/v1.41/containers/create?name=${name}`, body);
+        assert.equal(r.status, 201, r.text);
+        const id = JSON.parse(r.text).Id as string;
+        const started = await engine(socket, "POST", `/v1.41/containers/${id}/start`);
+        assert.equal(started.status, 204, started.text);
+        return id;
+      };
+      const proxy = await create("l4p", {
+        Image: "l4p:test",
+        // The image's own HEALTHCHECK, on this test's admin port.
+        Healthcheck: {
+          Test: ["CMD", "/usr/local/bin/l4p", "healthcheck", "--admin", `127.0.0.1:${admin}`],
+          Interval: 500_000_000,
+          Timeout: 5_000_000_000,
+        },
+        HostConfig: {
+          NetworkMode: "host",
+          // The l4p user reads the socket through its group, as --group-add does.
+          GroupAdd: [String(statSync(socket).gid)],
+          Binds: [
+            `${socket}:/var/run/docker.sock:ro`,
+            `${dir}/l4p.yaml:/etc/l4p/l4p.yaml:ro`,
+          ],
+        },
+      });
+      await create("backend", {
+        Image: "l4pbox:t",
+        Cmd: [
+          "/bin/busybox",
+          "sh",
+          "-c",
+          `mkdir -p /www && echo backend > /www/index.html && exec /bin/busybox httpd -f -p 127.0.0.1:${backendPort} -h /www`,
+        ],
+        Labels: {
+          "traefik.enable": "true",
+          "traefik.tcp.routers.site.rule": "HostSNI(`*`)",
+          "traefik.tcp.services.site.loadbalancer.server.port": String(backendPort),
+        },
+        HostConfig: { NetworkMode: "host" },
+      });
+      const inspect = async () =>
+        JSON.parse((await engine(socket, "GET", `/v1.41/containers/${proxy}/json`)).text);
+      await eventually(async () => (await get(web)) === "backend", 60_000, "the backend via l4p")
+        .catch(async (e) => {
+          const logs = await engine(
+            socket,
+            "GET",
+            `/v1.41/containers/${proxy}/logs?stderr=1&stdout=1`,
+          );
+          throw new Error(`${e.message}: ${logs.text.slice(0, 3000)}`);
+        });
+      await eventually(
+        async () => (await inspect()).State?.Health?.Status === "healthy",
+        60_000,
+        "the HEALTHCHECK passing",
+      );
+      const state = await inspect();
+      assert.equal(state.Config.User, "65532:65532", "not root");
+      const image = JSON.parse((await engine(socket, "GET", "/v1.41/images/l4p:test/json")).text);
+      // The binary (about 120 MB) and the C library: nothing else.
+      assert.ok(image.Size < 140 * 1024 * 1024, `image size ${image.Size}`);
+    } finally {
+      await docker.remove();
       rmSync(dir, { recursive: true, force: true });
     }
   },
 );
+
+test("contrib/docker: the compose example's labels and l4p.yaml make a configuration that checks", () => {
+  const compose = parseYaml(readFileSync(`${REPO}contrib/docker/compose.yaml`, "utf8")) as {
+    services: Record<string, { labels?: Record<string, string> }>;
+  };
+  const containers: DockerContainer[] = Object.entries(compose.services).map(([name, s], i) => ({
+    Id: `${i}`.padStart(12, "0"),
+    Names: [`/contrib-${name}-1`],
+    State: "running",
+    Labels: { ...s.labels, "com.docker.compose.service": name },
+    NetworkSettings: { Networks: { contrib_default: { IPAddress: `172.18.0.${i + 2}` } } },
+  }));
+  const { tree, problems } = containersToTree(containers, { exposedByDefault: false });
+  assert.deepEqual(problems, []);
+  const file = `${REPO}contrib/docker/l4p.yaml`;
+  const base = parseYaml(readFileSync(file, "utf8")) as Record<string, unknown>;
+  const { config } = parseConfig(stringifyYaml({ ...base, ...tree }), file);
+  assert.deepEqual(Object.keys(config.tcp.routers).sort(), ["cache", "db"]);
+  assert.equal(config.tcp.services.db.loadBalancer?.servers[0].address.text, "172.18.0.3:5432");
+});

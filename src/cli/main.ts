@@ -60,6 +60,7 @@ Usage:
   l4p udp LISTEN TARGET [TARGET...] [flags]   forward UDP from LISTEN to the TARGETs
   l4p demo [--listen ADDR] [--print-config]   run demo backends with l4p in front of them
   l4p top [--admin ADDR] [--token T] [--json]  watch a running l4p (its admin listener)
+  l4p healthcheck [--admin ADDR]              exit 0 if l4p answers /ping
   l4p kv put FILE|get --etcd URL|--redis URL  write a file's tcp/udp/tls to a store, or read it
   l4p check FILE --etcd URL|--redis URL       validate FILE merged with what the store holds
   l4p completion bash|zsh|fish                print a shell completion script
@@ -164,6 +165,11 @@ tls sections, as traefik's key layout (K/tcp/routers/NAME/rule, …), atomically
 transaction, a Redis MULTI; a tree over etcd's --max-txn-ops, 128 by default, goes in steps). get prints the store's tree as YAML. TLS to the store:
 --store-ca FILE (PEM CAs), --store-cert FILE and --store-key FILE (a client certificate);
 for Redis over TLS write rediss://host:port.`,
+  healthcheck: `Usage: l4p healthcheck [--admin ADDR]
+
+Asks a running l4p's admin listener (default 127.0.0.1:9100) for /ping and exits 0 when it
+answers 200, else 1 with one line saying why: a container's HEALTHCHECK, as traefik's own
+healthcheck command is used.`,
   completion: `Usage: l4p completion bash|zsh|fish
 
 Prints a completion script: l4p completion bash > /etc/bash_completion.d/l4p, or
@@ -171,7 +177,17 @@ l4p completion fish > ~/.config/fish/completions/l4p.fish, or for zsh
 l4p completion zsh > "\${fpath[1]}/_l4p".`,
 };
 
-const COMMANDS = ["run", "check", "tcp", "udp", "top", "kv", "demo", "completion"];
+const COMMANDS = [
+  "run",
+  "check",
+  "tcp",
+  "udp",
+  "top",
+  "healthcheck",
+  "kv",
+  "demo",
+  "completion",
+];
 
 /** A completion script for `shell`, from the command's own list of commands and flags. */
 function completion(shell: string): string | undefined {
@@ -481,6 +497,23 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           out: io.out,
           err: io.err,
         });
+      }
+      case "healthcheck": {
+        noExtra(command, rest);
+        const address = parseHostPort(values.admin ?? "127.0.0.1:9100", true);
+        if (typeof address === "string") throw new UsageError(`--admin ${address}`);
+        const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+        const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}/ping`;
+        try {
+          const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
+          await response.body?.cancel();
+          if (response.ok) return 0;
+          io.err(`l4p healthcheck: ${url} answered ${response.status}\n`);
+        } catch (error) {
+          const cause = (error as { cause?: { code?: string } }).cause?.code;
+          io.err(`l4p healthcheck: ${url}: ${cause ?? (error as Error).message}\n`);
+        }
+        return 1;
       }
       case "demo": {
         noExtra(command, rest);

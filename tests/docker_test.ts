@@ -342,7 +342,8 @@ test(
         assert.equal(start.status, 204, start.text);
         return id;
       };
-      const [a, b, c, portOne, portTwo] = [
+      const [a, b, c, admin, portOne, portTwo] = [
+        await freePort(),
         await freePort(),
         await freePort(),
         await freePort(),
@@ -370,6 +371,7 @@ test(
   a: { address: "127.0.0.1:${a}" }
   b: { address: "127.0.0.1:${b}" }
   c: { address: "127.0.0.1:${c}" }
+metrics: { address: "127.0.0.1:${admin}" }
 providers:
   providersThrottleDuration: 100ms
   docker:
@@ -384,6 +386,13 @@ providers:
         l4p.stderr(),
         /provider items left out .*container noport: service noport: no port/,
       );
+      // …and /api/status lists it with the provider.
+      const status = await (await fetch(`http://127.0.0.1:${admin}/api/status`)).json();
+      const fromDocker = status.providers.find((p: { provider: string }) =>
+        p.provider === "docker"
+      );
+      assert.equal(fromDocker.connected, true);
+      assert.match(fromDocker.leftOut.join("\n"), /container noport: service noport: no port/);
       // A container started now is served once the daemon says so.
       await run(`two`, portTwo, {
         "traefik.enable": "true",

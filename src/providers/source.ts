@@ -31,6 +31,8 @@ export interface ProviderStatus {
   /** When the last read succeeded (ms since the epoch). */
   lastReadAt: number;
   lastError: string | null;
+  /** What the provider itself left out at its last read, and why (a container's labels). */
+  leftOut?: string[];
 }
 
 /** The stores' parts and how the stores are doing. */
@@ -108,6 +110,7 @@ export class StoreSource {
     const started = Date.now();
     try {
       const { pairs, revision } = await withTimeout(store.list(), READ_TIMEOUT);
+      if (store.problems) st.leftOut = [...store.problems];
       for (const problem of store.takeProblems?.() ?? []) {
         this.logger.warn("provider items left out", { provider: store.name, problem });
       }

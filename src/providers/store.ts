@@ -26,7 +26,9 @@ export interface KvStore {
    */
   replace(pairs: [string, string][]): Promise<"atomic" | "steps">;
   close(): Promise<void>;
-  /** What the last reading left out and why, not reported before (the Docker provider's). */
+  /** What the last reading left out and why (the Docker provider's: containers' labels). */
+  readonly problems?: readonly string[];
+  /** Those of {@link problems} not reported before. */
   takeProblems?(): string[];
 }
 

@@ -1,10 +1,12 @@
 /**
  * traefik's provider constraints: which containers a provider keeps, by their labels, in a small
  * expression language: `Label(`name`, `value`)`, `LabelRegex(`name`, `regexp`)`, `&&`, `||`,
- * `!` and parentheses (`!` binds tightest, then `&&`, then `||`). A regexp matches anywhere in
- * the value unless anchored, as Go's `regexp.MatchString` does. The expression is the operator's,
+ * `!` and parentheses (`!` binds tightest, then `&&`, then `||`). A regexp is RE2's (linear
+ * time) and matches anywhere in the value unless anchored, as Go's `regexp.MatchString` does. The expression is the operator's,
  * parsed once when the configuration loads.
  */
+
+import { compilePattern, type Pattern } from "../net/pattern.ts";
 
 /** Whether a container's labels satisfy the expression. */
 export type Constraint = (labels: Record<string, string>) => boolean;
@@ -125,9 +127,9 @@ export function parseConstraint(expr: string): Constraint {
     expect(")");
     // A label a container lacks reads as empty, as in traefik.
     if (t.text === "Label") return (l) => (l[name] ?? "") === value;
-    let re: RegExp;
+    let re: Pattern;
     try {
-      re = new RegExp(value);
+      re = compilePattern(value);
     } catch (error) {
       throw new ConstraintError(valueAt, `not a regexp: ${(error as Error).message}`);
     }

@@ -5,8 +5,8 @@
  * @example
  * const rule = parseRule("HostSNI(`a.example.com`) || (ALPN(`h2`) && !ClientIP(`10.0.0.0/8`))");
  */
-import { RE2JS } from "re2js";
 import { type Cidr, cidrContains, type IpBytes, parseCidr, parseIp } from "../net/ip.ts";
+import { compilePattern, type Pattern } from "../net/pattern.ts";
 import { PROTOCOLS } from "./protocols.ts";
 
 /** What a rule is matched against. */
@@ -23,23 +23,6 @@ export interface MatchInfo {
   protocols?: ReadonlySet<string>;
   /** The Host of an HTTP/1.x request, lower case without a port, when read. */
   httpHost?: string;
-}
-
-/**
- * A regular expression in RE2's syntax (Go's, which traefik uses), matched in linear time: a
- * pattern is the operator's, the text it meets is a client's, and a backtracking engine lets one
- * ClientHello hold the event loop for seconds.
- */
-export interface Pattern {
-  readonly source: string;
-  /** Whether the pattern matches anywhere in `text` (Go's MatchString). */
-  test(text: string): boolean;
-}
-
-/** Compiles `source` as RE2 does; throws with RE2's reason when it refuses it. */
-export function compilePattern(source: string): Pattern {
-  const re = RE2JS.compile(source);
-  return { source, test: (text) => re.matcher(text).find() };
 }
 
 /**

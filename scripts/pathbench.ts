@@ -32,6 +32,8 @@ import type {
 } from "../src/runtime/types.ts";
 import { SocketError } from "../src/runtime/types.ts";
 import { L4pServer } from "../src/server/server.ts";
+// The ClientHello the tests build by hand: one record, an SNI extension.
+import { buildHello } from "../tests/_hello.ts";
 
 const args = process.argv.slice(2);
 const RESET = args.includes("--reset");
@@ -119,30 +121,8 @@ ${routers}
   "pathbench.yaml",
 );
 /** What each client sends first: a ClientHello for the last router's name, or PING. */
-const FIRST = ROUTERS ? clientHello(`customer${ROUTERS - 1}.example`) : PING;
+const FIRST = ROUTERS ? buildHello(`customer${ROUTERS - 1}.example`) : PING;
 
-/** A minimal TLS ClientHello (one record) with an SNI extension. */
-function clientHello(sni: string): Uint8Array {
-  const name = [...new TextEncoder().encode(sni)];
-  const u16 = (n: number) => [n >> 8, n & 0xff];
-  const entry = [0, ...u16(name.length), ...name];
-  const ext = [...u16(0), ...u16(entry.length + 2), ...u16(entry.length), ...entry];
-  const body = [
-    3,
-    3,
-    ...new Array(32).fill(7),
-    0,
-    ...u16(2),
-    0x13,
-    0x01,
-    1,
-    0,
-    ...u16(ext.length),
-    ...ext,
-  ];
-  const hs = [1, 0, ...u16(body.length), ...body];
-  return new Uint8Array([0x16, 3, 1, ...u16(hs.length), ...hs]);
-}
 const server = new L4pServer({ runtime, logger: new Logger({ level: "error" }) });
 await server.start(config.config);
 

@@ -487,11 +487,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       }
       case "top": {
         noExtra(command, rest);
-        const admin = values.admin ?? "127.0.0.1:9100";
-        const address = parseHostPort(admin, true);
-        if (typeof address === "string") throw new UsageError(`--admin ${address}`);
-        const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-        return await top(`http://${host}:${address.port}`, {
+        return await top(adminUrl(values.admin), {
           token: values.token,
           json: values.json,
           out: io.out,
@@ -500,10 +496,7 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       }
       case "healthcheck": {
         noExtra(command, rest);
-        const address = parseHostPort(values.admin ?? "127.0.0.1:9100", true);
-        if (typeof address === "string") throw new UsageError(`--admin ${address}`);
-        const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
-        const url = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${address.port}/ping`;
+        const url = `${adminUrl(values.admin)}/ping`;
         try {
           const response = await fetch(url, { signal: AbortSignal.timeout(5000) });
           await response.body?.cancel();
@@ -628,6 +621,20 @@ function common(runtime: Runtime, values: Values, logger: Logger, config: Config
     ),
     maxConnections: count("--max-connections", values["max-connections"]),
   };
+}
+
+/** The admin listener `--admin` names (default 127.0.0.1:9100) as a URL, for top and healthcheck. */
+function adminUrl(admin = "127.0.0.1:9100"): string {
+  const address = parseHostPort(admin, true);
+  if (typeof address === "string") throw new UsageError(`--admin ${address}`);
+  const { hostname, port } = address;
+  // A listener on every address is asked on loopback.
+  const host = hostname === "" || hostname === "0.0.0.0"
+    ? "127.0.0.1"
+    : hostname === "::"
+    ? "::1"
+    : hostname;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
 
 function duration(

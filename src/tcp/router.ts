@@ -44,6 +44,8 @@ export class TcpRouter implements TcpHandler {
   /** The protocols its rules ask about, and whether they read an HTTP request's Host. */
   readonly #protocols: string[];
   readonly #needsHttpHost: boolean;
+  /** A rule asks for `Protocol(\`silent\`)`: the peek gives up waiting after silenceTimeout. */
+  readonly #waitsForSilence: boolean;
   readonly #index: RouteIndex;
 
   constructor(
@@ -60,6 +62,7 @@ export class TcpRouter implements TcpHandler {
     this.#needsClientIp = routes.some((r) => needsClientIp(r.rule));
     this.#protocols = [...new Set(routes.flatMap((r) => protocolsOf(r.rule)))];
     this.#needsHttpHost = routes.some((r) => needsHttpHost(r.rule));
+    this.#waitsForSilence = this.#protocols.includes("silent");
     this.#index = new RouteIndex(routes.map((r) => r.rule));
   }
 
@@ -82,7 +85,7 @@ export class TcpRouter implements TcpHandler {
     }
     let found: { protocols: Set<string>; httpHost: string | undefined } | undefined;
     // A client that sends nothing for silenceTimeout is one a server speaks to first.
-    const silence = protocols.includes("silent")
+    const silence = this.#waitsForSilence
       ? {
         ms: this.silenceTimeout,
         silent: () => {

@@ -262,11 +262,8 @@ export class L4pServer {
     this.acme.stop();
     for (const c of this.#checkers) c.stop();
     this.#checkers = [];
-    const closing = [...this.#tcp.values()].map((ep) => ep.close());
-    this.#tcp.clear();
-    for (const ep of this.#udp.values()) ep.close();
-    this.#udp.clear();
-    return Promise.all(closing).then(() => {});
+    const names = new Set([...this.#tcp.keys(), ...this.#udp.keys()]);
+    return Promise.all([...names].map((name) => this.stopAccepting(name))).then(() => {});
   }
 
   /**

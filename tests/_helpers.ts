@@ -22,12 +22,29 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 export const RUNTIME = process.versions.bun ? "bun" : "deno";
 
 /** Fails with `what` if `promise` has not settled within `ms`. */
-export function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+export function deadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string | (() => string),
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout>;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    timer = setTimeout(() => {
+      const said = typeof what === "function" ? what() : what;
+      reject(new Error(`timed out after ${ms} ms: ${said}`));
+    }, ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * This process's environment without HTTP proxy settings: a peer on loopback is reached
+ * directly, whatever proxy the machine running the tests sets for the outside world.
+ */
+export function envWithoutProxy(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !/^(https?|all|no)_proxy$/i.test(k)),
+  );
 }
 
 /** Polls `check` (every 10 ms) until it returns true; fails after `ms`. */
@@ -231,11 +248,16 @@ export function cliCommand(args: string[]): [string, string[]] {
 
 /**
  * Starts an l4p process; `command` defaults to the CLI from source on this runtime, `cwd` to
- * the repository.
+ * the repository, `env` to this process's.
  */
-export function runL4p(args: string[], command?: string, cwd = ROOT): L4pProcess {
+export function runL4p(
+  args: string[],
+  command?: string,
+  cwd = ROOT,
+  env: NodeJS.ProcessEnv = process.env,
+): L4pProcess {
   const [file, argv] = command ? [command, args] : cliCommand(args);
-  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], cwd });
+  const child = spawn(file, argv, { stdio: ["ignore", "pipe", "pipe"], cwd, env });
   let out = "";
   let err = "";
   const waiters: (() => void)[] = [];
@@ -272,7 +294,8 @@ export function runL4p(args: string[], command?: string, cwd = ROOT): L4pProcess
           check();
         }),
         ms,
-        `l4p output matching ${re}; got:\n${err}${out}`,
+        // Read when the time is up: what l4p said while it was waited for.
+        () => `l4p output matching ${re}; got:\n${err}${out}`,
       );
     },
     // process.kill rather than child.kill: Deno's child.kill reports the exit as killed by that

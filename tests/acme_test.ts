@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { loadRuntime } from "../src/runtime/mod.ts";
-import { echoServer, freePort, peerOrSkip, runL4p, waitFor } from "./_helpers.ts";
+import { connect } from "node:net";
+import { echoServer, envWithoutProxy, freePort, peerOrSkip, runL4p, waitFor } from "./_helpers.ts";
 
 const PEBBLE = peerOrSkip("pebble");
 const CHALLTESTSRV = peerOrSkip("pebble-challtestsrv");
@@ -64,6 +65,13 @@ async function startPebble(dir: string, httpPort: number, tlsPort: number) {
       },
     }),
   );
+  let listening = false;
+  const poll = setInterval(() => {
+    const c = connect(ctsPort, "127.0.0.1", () => {
+      listening = true;
+      c.destroy();
+    }).on("error", () => {});
+  }, 50);
   const children: ChildProcess[] = [
     spawn(CHALLTESTSRV as string, [
       "-defaultIPv4",
@@ -80,23 +88,28 @@ async function startPebble(dir: string, httpPort: number, tlsPort: number) {
       "",
       "-management",
       `127.0.0.1:${ctsPort}`,
-    ], { stdio: "ignore" }),
-    spawn(
-      PEBBLE as string,
-      ["-config", `${dir}/pebble.json`, "-dnsserver", `127.0.0.1:${dnsPort}`],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, PEBBLE_VA_NOSLEEP: "1" },
-      },
-    ),
+    ], { stdio: "ignore", env: envWithoutProxy() }),
   ];
+  // pebble looks names up in challtestsrv: it starts once challtestsrv answers.
+  await waitFor(() => listening, 30_000, "pebble-challtestsrv listening")
+    .finally(() => clearInterval(poll));
+  children.push(spawn(
+    PEBBLE as string,
+    ["-config", `${dir}/pebble.json`, "-dnsserver", `127.0.0.1:${dnsPort}`],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      // No sleep before validating, and no nonce refused at random: the test is about l4p.
+      env: { ...envWithoutProxy(), PEBBLE_VA_NOSLEEP: "1", PEBBLE_WFE_NONCEREJECT: "0" },
+    },
+  ));
   let log = "";
   children[1].stdout!.on("data", (d: Buffer) => log += d);
   children[1].stderr!.on("data", (d: Buffer) => log += d);
-  await waitFor(() => log.includes("Listening on"), 10_000, "pebble listening");
+  await waitFor(() => log.includes("Listening on"), 30_000, "pebble listening");
   return {
     directory: `https://127.0.0.1:${acmePort}/dir`,
     ca: `${dir}/pebble.pem`,
+    log: () => log,
     orders: () => (log.match(/Added order/g) ?? []).length,
     close: () => children.forEach((c) => c.kill()),
   };
@@ -160,9 +173,13 @@ certificatesResolvers:
 `,
       );
       const args = ["run", "-c", `${dir}/l4p.yaml`, "--drain-timeout", "5s"];
-      let l4p = runL4p(args);
+      const env = envWithoutProxy();
+      let l4p = runL4p(args, undefined, undefined, env);
       try {
-        await l4p.waitForLine(/ACME: certificate obtained/, 60_000);
+        // Long enough for l4p's own retry, a minute after a first order that failed.
+        await l4p.waitForLine(/ACME: certificate obtained/, 100_000).catch((e) => {
+          throw new Error(`${e.message}\npebble said:\n${pebble.log()}`);
+        });
         assert.match(await issuerOf(tlsPort, "acme.example"), /Pebble Intermediate CA/);
         assert.match(
           l4p.stderr(),
@@ -181,7 +198,7 @@ certificatesResolvers:
         assert.equal(await l4p.exited, 0);
         // Every connection had ended (openssl's among them): nothing was left to time out.
         assert.match(l4p.stderr(), /INFO {2}drained/);
-        l4p = runL4p(args);
+        l4p = runL4p(args, undefined, undefined, env);
         await l4p.waitForLine(/ACME: certificate served from storage/);
         assert.match(await issuerOf(tlsPort, "acme.example"), /Pebble Intermediate CA/);
         assert.equal(pebble.orders(), orders, "pebble was not asked again");

@@ -4,7 +4,8 @@
  * ratios to direct.
  *
  *   deno run -A scripts/bench.ts [--install] [--json] [--only NAMES] [--workloads WORDS]
- *                                [--workers N | --cores N] [--rounds N] [--quick] [--help]
+ *                                [--workers N | --cores N] [--rounds N] [--quick] [--limits]
+ *                                [--help]
  *
  * --only l4p-bun,nginx runs those subjects (and direct; bare-bun and bare-deno, bare proxies that
  * show each runtime's floor, run only when named); --workloads memory,udp runs the
@@ -21,6 +22,8 @@
  * everywhere): new handshakes per second (two `openssl s_time -new` clients) and bulk
  * throughput (socat's OpenSSL client sending 1 GiB). TLS has no direct run: those rows give the
  * ratio to the best peer. Every peer runs single process, single thread, defaults otherwise.
+ * --limits gives l4p's plain TCP subjects maxConnections, inFlightConn and connRateLimit, set
+ * too high to refuse anything: what the limits cost a connection (with --workers N, the group's).
  * Loopback only.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
@@ -44,6 +47,7 @@ const { values: opts } = parseArgs({
     cores: { type: "string" },
     quick: { type: "boolean" },
     rounds: { type: "string", default: "1" },
+    limits: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -233,6 +237,30 @@ function l4p(runtime: "deno" | "bun"): Subject {
             // their one certificate to every name.
             `tls:\n  stores:\n    default:\n      defaultCertificate: ` +
             `{ certFile: ${CERT.cert}, keyFile: ${CERT.key} }\n`,
+        );
+        args.push("run", "-c", cfg, "--log-level", "warn");
+      } else if (kind === "tcp" && opts.limits) {
+        // --limits: every connection passes maxConnections, inFlightConn and connRateLimit,
+        // set too high to refuse any (with --workers, the group's, held by the first process).
+        const cfg = `${dir}/l4p-limits-${p}.yaml`;
+        writeFileSync(
+          cfg,
+          `entryPoints:
+  tcp: { address: "127.0.0.1:${p}", maxConnections: 100000 }
+` +
+            `tcp:
+  routers:
+` +
+            `    r: { rule: "HostSNI(\\`*\\`)", service: s, middlewares: [n, rate] }
+` +
+            `  middlewares:
+    n: { inFlightConn: { amount: 100000 } }
+` +
+            `    rate: { connRateLimit: { average: 1000000, burst: 1000000 } }
+  services:
+` +
+            `    s: { loadBalancer: { servers: [{ address: "127.0.0.1:${target}" }] } }
+`,
         );
         args.push("run", "-c", cfg, "--log-level", "warn");
       } else args.push(kind, `127.0.0.1:${p}`, `127.0.0.1:${target}`, "--log-level", "warn");

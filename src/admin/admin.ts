@@ -15,7 +15,8 @@ import type {
 import type { ServerState } from "../health/server_state.ts";
 import { parseIp } from "../net/ip.ts";
 import { renderMetrics } from "../metrics/prometheus.ts";
-import type { Totals, UdpTotals } from "../metrics/tracker.ts";
+import type { Totals, TrafficTracker, UdpTotals } from "../metrics/tracker.ts";
+import type { WorkerStatus } from "../server/cluster.ts";
 import type { HttpServer } from "../runtime/types.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import UPLOT_CSS from "uplot/dist/uPlot.min.css" with { type: "text" };
@@ -47,6 +48,13 @@ export interface AdminInfo {
   history?: LiveHistory;
   /** How the configuration stores are doing (etcd, Redis), when there are any. */
   providers?: () => ProviderStatus[];
+  /**
+   * With workers: the whole group's counts, asked of every worker when a reader asks
+   * (`fresh`), or as last asked (`current`, refreshed every second: the dashboard's stream).
+   */
+  view?: { fresh(): Promise<TrafficTracker>; current(): TrafficTracker };
+  /** With workers: each one, as last heard. */
+  workers?: () => WorkerStatus[];
 }
 
 /** The admin listener: an HTTP server, and its history and streams to end with it. */
@@ -61,11 +69,13 @@ export function startAdmin(
   info: AdminInfo,
 ): AdminListener {
   const runtime = `${server.env.runtime.name} ${server.env.runtime.version}`;
-  const history = info.history ?? new LiveHistory(server.tracker);
+  const view = info.view;
+  const history = info.history ?? new LiveHistory(server.tracker, view?.current);
   history.start();
   const streams = new EventStreams();
-  const snapshot = () => ({
-    ...status(server, info.version, runtime),
+  const snapshot = (tracker = view?.current() ?? server.tracker) => ({
+    ...status(server, info.version, runtime, tracker),
+    ...(info.workers ? { workers: info.workers() } : {}),
     providers: info.providers?.() ?? [],
     sample: history.latest(),
     recent: history.recent(),
@@ -97,11 +107,16 @@ export function startAdmin(
     }
     // What the kernel dropped is read when asked, not on a timer.
     if (path === "/metrics" || path === "/api/status") await server.countKernelDrops();
+    // With workers, the group's counts, asked of each now.
+    const tracker = view && /^\/(metrics|api\/(status|connections))$/.test(path)
+      ? await view.fresh()
+      : server.tracker;
     switch (path) {
       case "/metrics":
         return new Response(
           renderMetrics({
-            tracker: server.tracker,
+            tracker,
+            workers: info.workers?.(),
             version: info.version,
             runtime,
             startedAt: server.startedAt,
@@ -117,9 +132,9 @@ export function startAdmin(
           { headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
         );
       case "/api/status":
-        return Response.json(snapshot());
+        return Response.json(snapshot(tracker));
       case "/api/connections":
-        return Response.json(connections(server));
+        return Response.json(connections(tracker));
       case "/api/events":
         return streams.respond(history, snapshot);
       case "/dashboard/":
@@ -232,9 +247,9 @@ export function status(
   server: L4pServer,
   version: string,
   runtime: string,
+  tracker: TrafficTracker = server.tracker,
 ): Record<string, unknown> {
   const config: Config | undefined = server.config;
-  const tracker = server.tracker;
   const tcp = {
     entryPoint: tracker.tcpTotals("entryPoint"),
     router: tracker.tcpTotals("router"),
@@ -397,14 +412,15 @@ type ServiceShape = {
   weighted?: WeightedConfig;
 };
 
-/** Every live TCP connection and UDP session. */
-export function connections(server: L4pServer): Record<string, unknown> {
+/** Every live TCP connection and UDP session (with workers, the worker that holds it). */
+export function connections(tracker: TrafficTracker): Record<string, unknown> {
   const now = Date.now();
   const addr = (a: { hostname: string; port: number }) => formatAddr(a);
   return {
     // Oldest first: the tracker keeps its live records in no particular order.
-    tcp: [...server.tracker.live].sort((a, b) => a.id - b.id).map((r) => ({
+    tcp: [...tracker.live].sort((a, b) => a.startedAt - b.startedAt || a.id - b.id).map((r) => ({
       id: r.id,
+      ...("worker" in r ? { worker: r.worker } : {}),
       entryPoint: r.entryPoint,
       router: r.router || null,
       service: r.service || null,
@@ -414,7 +430,7 @@ export function connections(server: L4pServer): Record<string, unknown> {
       bytesIn: r.bytesIn,
       bytesOut: r.bytesOut,
     })),
-    udp: [...server.tracker.udpLive].sort((a, b) => a.id - b.id).map((r) => ({
+    udp: [...tracker.udpLive].sort((a, b) => a.startedAt - b.startedAt || a.id - b.id).map((r) => ({
       id: r.id,
       entryPoint: r.entryPoint,
       router: r.router,

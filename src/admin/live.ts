@@ -37,7 +37,11 @@ export class LiveHistory {
   #nextRecent = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(readonly tracker: TrafficTracker) {
+  /**
+   * Samples `sample()` (with workers, the group's counts as last asked), else `tracker`, whose
+   * closes it remembers.
+   */
+  constructor(readonly tracker: TrafficTracker, readonly sample?: () => TrafficTracker) {
     tracker.onClosed((c) => this.#closed(c));
   }
 
@@ -75,7 +79,7 @@ export class LiveHistory {
   }
 
   #sample(): void {
-    const t = this.tracker;
+    const t = this.sample?.() ?? this.tracker;
     const point = (open: number, total: number, bytesIn: number, bytesOut: number): Point => ({
       open,
       total,

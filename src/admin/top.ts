@@ -32,6 +32,8 @@ interface Status {
   >;
   tcp: { services: Record<string, Service> };
   udp: { services: Record<string, Service> };
+  /** With `--workers`: the workers besides the first process. */
+  workers?: { worker: number; answering: boolean }[];
 }
 
 interface Service extends Counters {
@@ -43,6 +45,8 @@ interface Service extends Counters {
 
 interface Conn {
   client: string;
+  /** With `--workers`: the worker holding it (absent: the first process). */
+  worker?: number;
   bytesIn: number;
   bytesOut: number;
 }
@@ -99,7 +103,12 @@ export function renderSnapshot(
         ? y.bytesIn + y.bytesOut - (x.bytesIn + x.bytesOut)
         : live(y) - live(x) || a.localeCompare(b)
     );
-  let out = `l4p ${st.version} on ${st.runtime}, up ${st.uptimeSeconds}s, ` +
+  const workers = st.workers;
+  const silent = (workers ?? []).filter((w) => !w.answering).map((w) => w.worker);
+  const group = workers
+    ? `, ${workers.length + 1} processes${silent.length ? ` (not answering: ${silent})` : ""}`
+    : "";
+  let out = `l4p ${st.version} on ${st.runtime}${group}, up ${st.uptimeSeconds}s, ` +
     `${st.config.reloadsSucceeded} reloads; sorted by ${sort}\n\n`;
   const perSecond = (name: string) => {
     const r = rate(name);
@@ -156,20 +165,24 @@ export function renderSnapshot(
     }
   }
   out += `\n\n${columns(services)}`;
-  const clients = new Map<string, { conns: number; bytes: number }>();
+  const clients = new Map<string, { conns: number; bytes: number; workers: Set<number> }>();
   for (const c of [...s.connections.tcp, ...s.connections.udp]) {
     const ip = c.client.replace(/:\d+$/, "");
-    const e = clients.get(ip) ?? { conns: 0, bytes: 0 };
+    const e = clients.get(ip) ?? { conns: 0, bytes: 0, workers: new Set() };
     e.conns++;
     e.bytes += c.bytesIn + c.bytesOut;
+    e.workers.add(c.worker ?? 0);
     clients.set(ip, e);
   }
   const top = [...clients].sort(([, a], [, b]) => b.bytes - a.bytes).slice(0, 10);
+  // With workers, which processes hold each client's connections (0: the first).
+  const held = (e: { workers: Set<number> }) =>
+    workers ? [[...e.workers].sort((a, b) => a - b).join(",")] : [];
   out += `\n\n${
     columns([
-      ["TOP CLIENTS", "OPEN", "BYTES"],
+      ["TOP CLIENTS", "OPEN", "BYTES", ...(workers ? ["WORKERS"] : [])],
       ...(top.length
-        ? top.map(([ip, e]) => [ip, String(e.conns), bytes(e.bytes)])
+        ? top.map(([ip, e]) => [ip, String(e.conns), bytes(e.bytes), ...held(e)])
         : [["(none)", "", ""]]),
     ])
   }\n`;

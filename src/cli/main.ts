@@ -38,12 +38,12 @@ import { loadRuntime, type Runtime } from "../runtime/mod.ts";
 import { run, type RunOptions, StartError } from "../server/run.ts";
 import {
   configForWorker,
-  spawnWorkers,
   stopWithParent,
   withoutWorkersFlag,
+  WorkerGroup,
   workerNumber,
-  workersExited,
 } from "../server/workers.ts";
+import { ClusterLead, ClusterMember, CONTROL_ENV } from "../server/cluster.ts";
 import { describeConfig } from "../graph/describe.ts";
 import { ListenError } from "../server/server.ts";
 import { top } from "../admin/top.ts";
@@ -318,19 +318,31 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
     const [command, ...rest] = positionals;
     /** Runs the server, with `--workers` more processes beside it when asked. */
     const serveAll = async (options: RunOptions): Promise<number> => {
-      if (workerNumber() > 0) stopWithParent();
+      const worker = workerNumber();
+      if (worker > 0) stopWithParent();
       const n = count("--workers", values.workers) ?? 1;
-      const children = n > 1 && workerNumber() === 0
-        ? spawnWorkers(runtime, withoutWorkersFlag(args), n - 1, options.logger)
-        : [];
+      // A group is one proxy: the first process keeps what its workers share.
+      const control = process.env[CONTROL_ENV];
+      const cluster = n > 1 && worker === 0
+        ? await ClusterLead.listen(options.logger)
+        : worker > 0 && control
+        ? await ClusterMember.connect(control, worker, options.logger)
+        : undefined;
+      const group = cluster instanceof ClusterLead
+        ? new WorkerGroup(runtime, withoutWorkersFlag(args), n - 1, options.logger, {
+          [CONTROL_ENV]: cluster.path,
+        })
+        : undefined;
       let code: number;
       try {
-        code = await run(options);
+        code = await run({ ...options, cluster });
       } catch (error) {
-        for (const c of children) c.kill("SIGKILL");
+        group?.kill();
+        cluster?.close();
         throw error;
       }
-      code = Math.max(code, await workersExited(children));
+      if (group) code = Math.max(code, await group.exited());
+      cluster?.close();
       // The log is written asynchronously: what the last lines said must reach stderr first.
       await options.logger.flush();
       return code;

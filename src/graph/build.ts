@@ -39,6 +39,7 @@ import { TcpWeighted } from "../tcp/weighted.ts";
 import type { UdpRoute } from "../udp/entrypoint.ts";
 import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
 import { routerOrder } from "../tcp/router_order.ts";
+import type { SharedState } from "./shared.ts";
 
 /** The handlers a configuration runs: a router per TCP entrypoint, a route per UDP one. */
 export interface Graph {
@@ -70,6 +71,11 @@ export class KeptState {
     return value;
   }
 
+  /** What the graph in force keeps under `key`. */
+  get(key: string): unknown {
+    return this.#current.get(key);
+  }
+
   /** The graph built since the last commit is in force: forget what it did not use. */
   commit(): void {
     this.#current = this.#next;
@@ -91,6 +97,8 @@ export interface BuildOptions {
   logger: Logger;
   /** Certificates obtained by ACME, by name (live: the manager adds to it). */
   obtained?: ReadonlyMap<string, Certificate>;
+  /** In a group of workers: limits and health held as one (src/server/cluster.ts). */
+  shared?: SharedState;
 }
 
 /** What building one graph collects on the way. */
@@ -136,14 +144,22 @@ function healthOf(
     const label = formatAddr(s.address);
     const n = (seen.get(label) ?? 0) + 1;
     seen.set(label, n);
+    const key = `${protocol} ${name} ${label}${s.tls ? " tls" : ""} ${n}`;
     const state = b.kept.keep(
-      `${protocol} ${name} ${label}${s.tls ? " tls" : ""} ${n}`,
-      () => new ServerState(protocol, name, s.address, label, s.weight, s.tls ?? false),
+      key,
+      () => new ServerState(protocol, name, s.address, label, s.weight, s.tls ?? false, key),
     );
     if (state.weight !== s.weight) b.onCommit.push(() => state.weight = s.weight);
     return state;
   });
-  const health = new ServiceHealth(name, states, b.logger, passive, lb.healthCheck !== undefined);
+  const health = new ServiceHealth(
+    name,
+    states,
+    b.logger,
+    passive,
+    lb.healthCheck !== undefined,
+    b.shared,
+  );
   b.onCommit.push(() => health.attach());
   if (lb.healthCheck) {
     b.checkers.push(
@@ -224,7 +240,7 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
         const options = config.tls.options[rc.tls!.options] ?? config.tls.options.default;
         inner = new TlsTermination(router, store, options, inner, helloTimeout);
       }
-      h = middlewareChain(config, router, rc.middlewares, inner, b.kept);
+      h = middlewareChain(config, router, rc.middlewares, inner, b);
       chains.set(router, h);
     }
     return h;
@@ -256,7 +272,7 @@ function middlewareChain(
   router: string,
   names: readonly string[],
   next: TcpHandler,
-  kept: KeptState,
+  { kept, shared }: Building,
 ): TcpHandler {
   let handler = next;
   for (const name of [...names].reverse()) {
@@ -265,11 +281,12 @@ function middlewareChain(
     if ("ipAllowList" in mc) {
       handler = new IpAllowList(router, name, cidrSet(mc.ipAllowList.sourceRange), handler);
     } else if ("inFlightConn" in mc) {
-      const counts = kept.keep(key, () => new InFlightCounts());
+      const counts = shared?.inFlight?.(key) ?? kept.keep(key, () => new InFlightCounts());
       handler = new InFlightConn(router, name, mc.inFlightConn.amount, counts, handler);
     } else {
       const { average, period, burst } = mc.connRateLimit;
-      const buckets = kept.keep(key, () => new RateBuckets(average, period, burst));
+      const buckets = shared?.rate?.(key, average, period, burst) ??
+        kept.keep(key, () => new RateBuckets(average, period, burst));
       handler = new ConnRateLimit(router, name, buckets, handler);
     }
   }

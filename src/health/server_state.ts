@@ -53,6 +53,8 @@ export class ServerState implements Candidate {
   ejectedPassively = false;
   /** Told of every change: the service this server belongs to (the newest one, after reloads). */
   onChange: (server: ServerState, reason: string) => void = () => {};
+  /** Counts a failed dial of it with its service's passive policy (set by that service). */
+  passiveFailure: (code: string) => void = () => {};
   #passes = 0;
   #fails = 0;
   /** When recent dial failures happened (at most `maxFailedAttempts` kept). */
@@ -67,6 +69,8 @@ export class ServerState implements Candidate {
     public weight: number,
     /** Dialled over TLS. */
     readonly tls = false,
+    /** What it is kept under across reloads: the same in every process of a group. */
+    readonly key: string = label,
   ) {
     this.id = label;
   }

@@ -5,6 +5,7 @@
  */
 import { setTimeout as timeout } from "node:timers";
 import type { Logger } from "../log/logger.ts";
+import type { SharedState } from "../graph/shared.ts";
 import type { PassivePolicy, ServerState } from "./server_state.ts";
 
 /** Something whose health its parents follow: a service. */
@@ -27,6 +28,8 @@ export class ServiceHealth implements HealthSource {
     readonly passive: PassivePolicy | undefined,
     /** Whether active checks bring servers back (else passive ejection ends with its window). */
     readonly activeChecks: boolean,
+    /** In a group of workers: where changes are told, and where dial failures count. */
+    readonly shared?: SharedState,
   ) {
     this.#upCount = servers.filter((s) => s.up).length;
   }
@@ -37,7 +40,10 @@ export class ServiceHealth implements HealthSource {
    * to apply must leave the running one hearing its servers.
    */
   attach(): void {
-    for (const s of this.servers) s.onChange = (server, reason) => this.#changed(server, reason);
+    for (const s of this.servers) {
+      s.onChange = (server, reason) => this.#changed(server, reason);
+      s.passiveFailure = (code) => this.#passiveFailure(s, code);
+    }
     const wasUp = this.up;
     this.#upCount = this.servers.filter((s) => s.up).length;
     // The servers may have changed since this was built: parents hear of it now.
@@ -59,6 +65,11 @@ export class ServiceHealth implements HealthSource {
 
   /** A dial to `server` failed with `code`: passive ejection may put it down. */
   dialFailed(server: ServerState, code: string): void {
+    if (this.shared?.dialFailed) return this.shared.dialFailed(server, code);
+    this.#passiveFailure(server, code);
+  }
+
+  #passiveFailure(server: ServerState, code: string): void {
     const passive = this.passive;
     if (!passive || !server.dialFailed(Date.now(), code, passive) || this.activeChecks) return;
     // No active check will bring it back: the window does.
@@ -69,6 +80,7 @@ export class ServiceHealth implements HealthSource {
   }
 
   #changed(server: ServerState, reason: string): void {
+    this.shared?.serverChanged?.(server);
     const wasUp = this.up;
     this.#upCount = this.servers.filter((s) => s.up).length;
     const fields = { protocol: server.protocol, service: this.name, server: server.label, reason };

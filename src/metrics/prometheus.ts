@@ -21,6 +21,8 @@ export interface MetricsSource {
   logDropped?: { log: number; access: number };
   /** Dynamic items of the configuration in force left out for their problems. */
   leftOut?: number;
+  /** With `--workers`: the workers besides the first process, and whether each answered. */
+  workers?: readonly { worker: number; answering: boolean }[];
 }
 
 type Labels = Record<string, string>;
@@ -186,6 +188,14 @@ export function renderMetrics(src: MetricsSource): string {
     emitScope(e, `l4p_udp_${scope}`, scope, labels, t.udpTotals(key), families);
   }
 
+  if (src.workers) {
+    e.family(
+      "l4p_worker_up",
+      "gauge",
+      "Each worker besides the first process: 1 if its counts are in these metrics, 0 if it did not answer in time.",
+      src.workers.map((w) => [{ worker: String(w.worker) }, w.answering ? 1 : 0]),
+    );
+  }
   const r = src.reloads;
   e.family(
     "l4p_config_left_out_items",

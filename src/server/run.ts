@@ -10,6 +10,8 @@ import { AccessLog } from "../log/access_log.ts";
 import type { Logger } from "../log/logger.ts";
 import type { HttpServer, Runtime } from "../runtime/types.ts";
 import { connectionsWithin, fdLimit } from "./limits.ts";
+import type { TrafficTracker } from "../metrics/tracker.ts";
+import { ClusterLead, ClusterMember } from "./cluster.ts";
 import { ConfigReloader } from "./reloader.ts";
 import type { StoreSource } from "../providers/source.ts";
 import { L4pServer, ListenError } from "./server.ts";
@@ -49,6 +51,8 @@ export interface RunOptions {
   out?: (text: string) => void;
   /** Called when l4p stops (the demo's backends). */
   onStop?: () => void;
+  /** With `--workers`: the first process's shared state, or a worker's link to it. */
+  cluster?: ClusterLead | ClusterMember;
 }
 
 /** How long established connections may take to finish after a stop signal, by default. */
@@ -59,12 +63,25 @@ export const DEFAULT_DRAIN_TIMEOUT = 30_000;
  * Throws {@link ListenError} when a listener cannot be opened at start.
  */
 export async function run(options: RunOptions): Promise<number> {
-  const { logger, config } = options;
+  const { logger, config, cluster } = options;
   const server = new L4pServer({
     runtime: options.runtime,
     logger,
     maxConnections: options.maxConnections,
+    shared: cluster?.shared,
+    slots: cluster?.slots,
+    followHealth: cluster instanceof ClusterMember,
   });
+  const lead = cluster instanceof ClusterLead ? cluster : undefined;
+  const member = cluster instanceof ClusterMember ? cluster : undefined;
+  // The first process answers its workers from the start; a worker says hello once it serves.
+  lead?.attach(server);
+  // The group's counts as last asked, for the dashboard's stream (readers of /metrics and the
+  // status API ask afresh).
+  let groupView: TrafficTracker | undefined;
+  const refreshView = lead &&
+    setInterval(() => void lead.view().then((v) => groupView = v), 1000);
+  (refreshView as { unref?: () => void } | undefined)?.unref?.();
   // Signal handlers go in before the first "listening" line, so that whoever waits for that
   // line can stop l4p cleanly at once.
   let signalled = 0;
@@ -163,6 +180,9 @@ export async function run(options: RunOptions): Promise<number> {
     process.off("uncaughtException", onUnexpected);
     reloader?.close();
     admin?.close();
+    if (refreshView) clearInterval(refreshView);
+    // The first process's socket stays until its workers have drained (the caller closes it).
+    member?.close();
     options.onStop?.();
     await accessLog?.close();
     await options.stores?.close();
@@ -183,6 +203,7 @@ export async function run(options: RunOptions): Promise<number> {
       });
     }
     await server.start(config);
+    member?.attach(server);
     const adminAddress = options.metrics ?? config.metrics?.address;
     if (adminAddress) {
       try {
@@ -193,6 +214,11 @@ export async function run(options: RunOptions): Promise<number> {
           publicMetrics: config.metrics?.publicMetrics,
           allowedHosts: config.metrics?.allowedHosts,
           providers: options.stores ? () => options.stores!.status() : undefined,
+          view: lead && {
+            fresh: async () => groupView = await lead.view(),
+            current: () => groupView ?? server.tracker,
+          },
+          workers: lead && (() => lead.workers()),
         });
       } catch (error) {
         const code = (error as { code?: string }).code ?? "EIO";
@@ -220,6 +246,7 @@ export async function run(options: RunOptions): Promise<number> {
     reloader = new ConfigReloader(server, options.file, logger, {
       onApplied: (c) => {
         stores?.applied();
+        member?.applied();
         options.onReload?.(c);
       },
       prepare: options.prepare,

@@ -3,6 +3,7 @@ import { formatAddr } from "../config/address.ts";
 import type { Config, EntryPointConfig } from "../config/model.ts";
 import { acceptOptions, buildGraph, KeptState } from "../graph/build.ts";
 import { describeRoutes } from "../graph/describe.ts";
+import type { EntryPointSlots, SharedState } from "../graph/shared.ts";
 import type { HealthChecker } from "../health/checker.ts";
 import type { ServerState } from "../health/server_state.ts";
 import { AcmeManager } from "../tls/acme.ts";
@@ -42,6 +43,12 @@ export interface ServerOptions {
   random?: (() => number) | null;
   /** `maxConnections` of every TCP entrypoint that sets none (`--max-connections`). */
   maxConnections?: number;
+  /** In a group of workers: limits and health held as one (src/server/cluster.ts). */
+  shared?: SharedState;
+  /** In a group of workers: entrypoints' `maxConnections` places held by the others. */
+  slots?: EntryPointSlots;
+  /** A worker's: no health checks of its own; the first process tells it servers' states. */
+  followHealth?: boolean;
 }
 
 /** How configuration reloads went, for metrics and the status API. */
@@ -67,6 +74,8 @@ export class L4pServer {
   readonly #random: (() => number) | null;
   readonly #maxConnections: number | undefined;
   readonly #kept = new KeptState();
+  readonly #shared: SharedState | undefined;
+  readonly #followHealth: boolean;
   #checkers: HealthChecker[] = [];
   #servers: ServerState[] = [];
   #config: Config | undefined;
@@ -78,7 +87,10 @@ export class L4pServer {
       logger: options.logger,
       tracker: this.tracker,
       acme: this.acme,
+      slots: options.slots,
     };
+    this.#shared = options.shared;
+    this.#followHealth = options.followHealth ?? false;
     this.#random = options.random === undefined ? Math.random : options.random;
     this.#maxConnections = options.maxConnections;
   }
@@ -86,6 +98,11 @@ export class L4pServer {
   /** Every server of every load balancer in force, with its health. */
   get servers(): readonly ServerState[] {
     return this.#servers;
+  }
+
+  /** State kept across reloads under `key` (a limit's table), if the graph in force has it. */
+  kept(key: string): unknown {
+    return this.#kept.get(key);
   }
 
   /** The configuration in force. */
@@ -112,6 +129,7 @@ export class L4pServer {
       kept: this.#kept,
       logger: this.env.logger,
       obtained: this.acme.certificates,
+      shared: this.#shared,
     });
     const routers = graph.tcp;
     const udpRoutes = graph.udp;
@@ -145,7 +163,7 @@ export class L4pServer {
     // Checks move to the new graph; servers kept from the old one keep their state.
     for (const c of this.#checkers) c.stop();
     this.#checkers = graph.checkers;
-    for (const c of this.#checkers) c.start(this.env.runtime);
+    if (!this.#followHealth) { for (const c of this.#checkers) c.start(this.env.runtime); }
     this.#servers = graph.servers;
     this.acme.configure(config);
     // Everything listens: switch over, then close what is no longer configured (and wait until

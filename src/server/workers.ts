@@ -42,38 +42,90 @@ export function configForWorker(config: Config, worker: number, udpShared: boole
   };
 }
 
+/** A worker that died this soon after it started counts as failing to start (ms). */
+const QUICK_DEATH = 10_000;
+/** The longest wait before a worker that keeps dying is started again (ms). */
+const RESTART_MAX_DELAY = 30_000;
+
 /**
- * Starts workers 1..count with the same command-line `args` (less `--workers`). Stop signals
- * and SIGHUP given to this process are passed on to them.
+ * Workers 1..count, started with the same command-line `args` (less `--workers`). Stop signals
+ * and SIGHUP given to this process are passed on to them. A worker that dies otherwise (killed,
+ * crashed) is started again, at once the first time and with a doubling delay while it keeps
+ * dying within {@link QUICK_DEATH} of its start: the port goes on being served by the others.
  */
-export function spawnWorkers(
-  runtime: Runtime,
-  args: string[],
-  count: number,
-  logger: Logger,
-): ChildProcess[] {
-  const self = runtime.selfCommand();
-  const children: ChildProcess[] = [];
-  for (let i = 1; i <= count; i++) {
-    const child = spawn(self.command, [...self.args, ...args], {
-      stdio: ["ignore", "inherit", "inherit"],
-      env: { ...process.env, [WORKER_ENV]: String(i) },
-    });
-    child.on("exit", (code, signal) => {
-      logger.info("worker exited", {
-        worker: i,
-        code: code ?? undefined,
-        signal: signal ?? undefined,
+export class WorkerGroup {
+  readonly #children = new Map<number, ChildProcess>();
+  readonly #waiters: (() => void)[] = [];
+  #stopping = false;
+  #highest = 0;
+  /** Workers started again after they died. */
+  restarts = 0;
+
+  constructor(
+    readonly runtime: Runtime,
+    readonly args: string[],
+    readonly count: number,
+    readonly logger: Logger,
+    /** More environment for the workers (the first process's control socket). */
+    readonly env: Record<string, string> = {},
+  ) {
+    for (let i = 1; i <= count; i++) this.#start(i, 0);
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+      process.on(signal, () => {
+        if (signal !== "SIGHUP") this.#stopping = true;
+        for (const c of this.#children.values()) {
+          if (c.exitCode === null && c.pid) process.kill(c.pid, signal);
+        }
       });
-    });
-    children.push(child);
+    }
   }
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
-    process.on(signal, () => {
-      for (const c of children) if (c.exitCode === null && c.pid) process.kill(c.pid, signal);
+
+  #start(i: number, quickDeaths: number): void {
+    const self = this.runtime.selfCommand();
+    const startedAt = Date.now();
+    const child = spawn(self.command, [...self.args, ...this.args], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: { ...process.env, ...this.env, [WORKER_ENV]: String(i) },
+    });
+    this.#children.set(i, child);
+    child.on("exit", (code, signal) => {
+      const fields = { worker: i, code: code ?? undefined, signal: signal ?? undefined };
+      if (this.#stopping) {
+        this.logger.info("worker exited", fields);
+        this.#highest = Math.max(this.#highest, code ?? 1);
+        this.#children.delete(i);
+        if (this.#children.size === 0) { for (const w of this.#waiters.splice(0)) w(); }
+        return;
+      }
+      const quick = Date.now() - startedAt < QUICK_DEATH ? quickDeaths + 1 : 0;
+      const delay = quick <= 1 ? 0 : Math.min(RESTART_MAX_DELAY, 500 * 2 ** quick);
+      this.restarts++;
+      this.logger.warn("worker died; its connections were lost; starting it again", {
+        ...fields,
+        inMs: delay,
+      });
+      setTimeout(() => {
+        if (!this.#stopping) this.#start(i, quick);
+        else {
+          this.#children.delete(i);
+          if (this.#children.size === 0) { for (const w of this.#waiters.splice(0)) w(); }
+        }
+      }, delay);
     });
   }
-  return children;
+
+  /** Resolves once stopping and every worker has exited, to the highest exit code. */
+  exited(): Promise<number> {
+    this.#stopping = true;
+    if (this.#children.size === 0) return Promise.resolve(this.#highest);
+    return new Promise((resolve) => this.#waiters.push(() => resolve(this.#highest)));
+  }
+
+  /** Stops every worker at once (the first process could not start). */
+  kill(): void {
+    this.#stopping = true;
+    for (const c of this.#children.values()) c.kill("SIGKILL");
+  }
 }
 
 /**
@@ -89,17 +141,6 @@ export function stopWithParent(): void {
   }, 500);
   // Watching must not keep a worker alive that is otherwise done.
   (timer as { unref?: () => void }).unref?.();
-}
-
-/** Resolves once every worker has exited, to the highest exit code. */
-export function workersExited(children: ChildProcess[]): Promise<number> {
-  return Promise.all(
-    children.map((c) =>
-      c.exitCode !== null
-        ? c.exitCode
-        : new Promise<number>((r) => c.once("exit", (code) => r(code ?? 1)))
-    ),
-  ).then((codes) => Math.max(0, ...codes));
 }
 
 /** `args` without `--workers N` / `--workers=N`. */

@@ -66,17 +66,35 @@ export class TcpEntryPoint {
         });
       },
     }, (conn) => {
-      const { maxConnections: max, keepAlive } = this.options;
-      if (max !== undefined && env.tracker.openOn(this.name) >= max) return this.#overLimit(conn);
-      // Read per connection: a reload changes the options in place, keeping the socket.
-      if (keepAlive !== undefined && keepAlive > 0) conn.keepAlive?.(keepAlive);
-      const ctx = new TcpContext(conn, this.name, env);
-      // Guarded: the fields would be built for every connection even with debug off.
-      if (env.logger.enabled("debug")) {
-        env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(ctx.client) });
-      }
-      this.#accepted(ctx);
+      const max = this.options.maxConnections;
+      if (max === undefined) return void this.#admit(conn);
+      const here = env.tracker.openOn(this.name);
+      if (here >= max) return this.#overLimit(conn);
+      const taken = env.slots ? env.slots.take(this.name, max, here) : true;
+      if (taken === true) return void this.#admit(conn);
+      if (taken === false) return this.#overLimit(conn);
+      // A worker's place, held in the first process: given back when the connection ends.
+      const name = this.name;
+      taken.then((ok) => {
+        if (!ok) return this.#overLimit(conn);
+        this.#admit(conn).onEnd({ contextEnded: () => env.slots!.give(name) });
+      });
     });
+  }
+
+  /** Takes `conn` in: its context, handed to the handler (past a PROXY header, if any). */
+  #admit(conn: TcpConn): TcpContext {
+    const env = this.env;
+    // Read per connection: a reload changes the options in place, keeping the socket.
+    const keepAlive = this.options.keepAlive;
+    if (keepAlive !== undefined && keepAlive > 0) conn.keepAlive?.(keepAlive);
+    const ctx = new TcpContext(conn, this.name, env);
+    // Guarded: the fields would be built for every connection even with debug off.
+    if (env.logger.enabled("debug")) {
+      env.logger.debug("accepted", { entryPoint: this.name, client: formatAddr(ctx.client) });
+    }
+    this.#accepted(ctx);
+    return ctx;
   }
 
   #overLimit(conn: TcpConn): void {

@@ -1,4 +1,5 @@
 /** The one shape of everything on the TCP data path: something that takes a connection. */
+import type { EntryPointSlots } from "../graph/shared.ts";
 import type { Logger } from "../log/logger.ts";
 import type { AcmeChallenges } from "../tls/acme.ts";
 import type { ConnRecord, TrafficTracker } from "../metrics/tracker.ts";
@@ -12,6 +13,8 @@ export interface ProxyEnv {
   logger: Logger;
   /** Challenges of ACME orders under way, answered by the routers. */
   acme?: AcmeChallenges;
+  /** In a group of workers: `maxConnections` places held by the others. */
+  slots?: EntryPointSlots;
 }
 
 /** Something to tell when a connection ends. */

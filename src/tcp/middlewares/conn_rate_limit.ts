@@ -2,6 +2,7 @@
  * `connRateLimit`: new connections per client IP, by token bucket (traefik's `rateLimit` names:
  * `average` per `period`, bursts of up to `burst`).
  */
+import type { RatePlaces } from "../../graph/shared.ts";
 import { canonicalIp } from "../../net/ip.ts";
 import type { TcpContext, TcpHandler } from "../handler.ts";
 import { type MiddlewareInfo, refuse } from "./refuse.ts";
@@ -20,7 +21,7 @@ interface Bucket {
  * `period`, and a connection takes one. The table is bounded: an IP not seen for a while may be
  * forgotten, which only gives it a full bucket again.
  */
-export class RateBuckets {
+export class RateBuckets implements RatePlaces {
   readonly #buckets = new Map<string, Bucket>();
 
   constructor(
@@ -63,15 +64,20 @@ export class ConnRateLimit implements TcpHandler, MiddlewareInfo {
   constructor(
     readonly router: string,
     readonly name: string,
-    readonly buckets: RateBuckets,
+    /** In a group of workers, the first process's. */
+    readonly buckets: RatePlaces,
     readonly next: TcpHandler,
     readonly now: () => number = Date.now,
   ) {}
 
   serve(ctx: TcpContext): void {
-    if (this.buckets.take(canonicalIp(ctx.client.hostname), this.now())) {
-      return this.next.serve(ctx);
-    }
-    refuse(ctx, this, "connection rate above the limit for this IP");
+    const taken = this.buckets.take(canonicalIp(ctx.client.hostname), this.now());
+    if (taken === true || taken === false) return this.#taken(ctx, taken);
+    taken.then((ok) => this.#taken(ctx, ok));
+  }
+
+  #taken(ctx: TcpContext, ok: boolean): void {
+    if (!ok) return refuse(ctx, this, "connection rate above the limit for this IP");
+    if (!ctx.ended) this.next.serve(ctx);
   }
 }

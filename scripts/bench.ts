@@ -251,7 +251,7 @@ function l4p(runtime: "deno" | "bun"): Subject {
             `tcp:
   routers:
 ` +
-            `    r: { rule: "HostSNI(\\`*\\`)", service: s, middlewares: [n, rate] }
+            `    r: { rule: "HostSNI(\`*\`)", service: s, middlewares: [n, rate] }
 ` +
             `  middlewares:
     n: { inFlightConn: { amount: 100000 } }

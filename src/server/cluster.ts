@@ -80,9 +80,22 @@ class Channel {
     return !this.socket.destroyed;
   }
 
+  /**
+   * Queues `m`; what is queued in one turn of the event loop goes in one write (under load, the
+   * places many connections ask for cost one system call, not one each).
+   */
   send(m: Message): void {
-    if (this.open) this.socket.write(JSON.stringify(m) + "\n");
+    if (!this.open) return;
+    this.#queued.push(JSON.stringify(m));
+    if (this.#queued.length === 1) setImmediate(this.#flush);
   }
+
+  #queued: string[] = [];
+  #flush = () => {
+    const lines = this.#queued;
+    this.#queued = [];
+    if (this.open) this.socket.write(lines.join("\n") + "\n");
+  };
 
   /** Sends `m` and resolves to the answer; to `undefined` if none comes in time. */
   ask(m: Message): Promise<Message | undefined> {

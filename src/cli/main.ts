@@ -100,9 +100,9 @@ Flags:
                                 lifeCycle.graceTimeOut, else 30s)
   --max-connections N           most connections each TCP entrypoint holds at once (for those
                                 without maxConnections); beyond it new ones are closed at once
-  --workers N                   N processes share the listeners (SO_REUSEPORT; UDP on Bun
-                                only); the admin listener and the access log file stay with
-                                the first
+  --workers N                   N processes as one proxy: they share the listeners
+                                (SO_REUSEPORT; UDP on Bun only), the first keeps the view,
+                                the limits and the health checks
   --log-level LEVEL             debug, info, warn or error (default info)
   --log-format FORMAT           text or json (default text)
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
@@ -339,8 +340,12 @@ tcp:
       "both processes reloaded",
     );
     assert.deepEqual(await answers(20), ["b"], "every process serves the new configuration");
+    // The worker put in force what the first process read: the same revision, not lagging.
+    assert.match(g.l4p.stderr(), /configuration reloaded .*why="the first process reloaded"/);
     const { workers } = await getJson(admin, "/api/status");
     assert.equal(workers.length, 1);
+    assert.equal(workers[0].configRevision, 2);
+    assert.equal(workers[0].lagging, false);
     const pid = workers[0].pid;
     process.kill(pid, "SIGKILL");
     await g.l4p.waitForLine(/worker died; its connections were lost; starting it again worker=1/);
@@ -355,6 +360,65 @@ tcp:
     assert.equal(await deadline(g.l4p.exited, 30_000, "the group stops"), 0);
   } finally {
     await g.stop();
+    await a.close();
+    await b.close();
+  }
+});
+
+test("--workers 2: a provider is read by the first process alone, and its changes reach both", async () => {
+  const a = await netServer((s) => s.end("a"));
+  const b = await netServer((s) => s.end("b"));
+  const body = (port: number) =>
+    JSON.stringify({
+      tcp: {
+        routers: { r: { rule: "HostSNI(`*`)", service: "app" } },
+        services: { app: { loadBalancer: { servers: [{ address: `127.0.0.1:${port}` }] } } },
+      },
+    });
+  let current = body(a.port);
+  let polls = 0;
+  const control = await new Promise<Server>((resolve) => {
+    const s = createServer((_req, res) => {
+      polls++;
+      res.writeHead(200, { "content-type": "application/json" }).end(current);
+    });
+    s.listen(0, "127.0.0.1", () => resolve(s));
+  });
+  const controlPort = (control.address() as { port: number }).port;
+  const [web, admin] = [await freePort(), await freePort()];
+  const g = await group(`entryPoints:
+  web: { address: "127.0.0.1:${web}" }
+metrics: { address: "127.0.0.1:${admin}" }
+providers:
+  http: { endpoint: "http://127.0.0.1:${controlPort}/config", pollInterval: 250ms }
+`);
+  const answers = async (n: number) => {
+    const seen = new Set<string>();
+    for (let i = 0; i < n; i++) {
+      const c = await connect(web);
+      seen.add((await deadline(readToEnd(c), 10_000, "an answer")).toString());
+      c.destroy();
+    }
+    return [...seen];
+  };
+  try {
+    await waitFor(() => polls > 0, 15_000, "a first poll");
+    const [from, since] = [polls, Date.now()];
+    await new Promise((r) => setTimeout(r, 2500));
+    const intervals = (Date.now() - since) / 250;
+    // One poller for the group: two would ask twice an interval.
+    assert.ok(polls - from <= intervals + 2, `${polls - from} polls in ${intervals} intervals`);
+    assert.deepEqual(await answers(20), ["a"]);
+    current = body(b.port);
+    await waitFor(
+      () => (g.l4p.stderr().match(/configuration reloaded/g) ?? []).length >= 2,
+      30_000,
+      "both processes reloaded",
+    );
+    assert.deepEqual(await answers(20), ["b"], "every process serves the change");
+  } finally {
+    await g.stop();
+    control.close();
     await a.close();
     await b.close();
   }

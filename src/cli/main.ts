@@ -22,6 +22,7 @@ import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { stringify as stringifyYaml } from "yaml";
+import type { ConfigPart } from "../config/parts.ts";
 import { readDocument } from "../config/readers.ts";
 import { type Config, DEFAULTS, type HealthCheckConfig } from "../config/model.ts";
 import { STRATEGIES, UDP_STRATEGIES } from "../balancer/candidate.ts";
@@ -323,11 +324,12 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
       const n = count("--workers", values.workers) ?? 1;
       // A group is one proxy: the first process keeps what its workers share.
       const control = process.env[CONTROL_ENV];
-      const cluster = n > 1 && worker === 0
-        ? await ClusterLead.listen(options.logger)
-        : worker > 0 && control
-        ? await ClusterMember.connect(control, worker, options.logger)
-        : undefined;
+      const cluster = options.cluster ??
+        (n > 1 && worker === 0
+          ? await ClusterLead.listen(options.logger)
+          : worker > 0 && control
+          ? await ClusterMember.connect(control, worker, options.logger)
+          : undefined);
       const group = cluster instanceof ClusterLead
         ? new WorkerGroup(runtime, withoutWorkersFlag(args), n - 1, options.logger, {
           [CONTROL_ENV]: cluster.path,
@@ -365,16 +367,24 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         // merged with them, as a reload checks it, and its static part says which stores.
         let loaded: LoadedConfig | undefined;
         let fileError: ConfigError | undefined;
-        const fileText = await readConfigText(values.config);
+        // A worker of a group reads nothing itself: it serves what its first process read.
+        const worker = workerNumber();
+        const control = process.env[CONTROL_ENV];
+        const member = worker > 0 && control
+          ? await ClusterMember.connect(control, worker, new Logger({ output: stderr }))
+          : undefined;
+        const given = await member?.configInForce();
+        const fileText = given?.inputs.text ?? await readConfigText(values.config);
+        let startParts: ConfigPart[] = given?.inputs.parts ?? [];
         try {
-          const parts = filePartsOf(fileText, values.config).parts;
-          loaded = parseConfig(fileText, values.config, serving, parts);
+          if (!given) startParts = filePartsOf(fileText, values.config).parts;
+          loaded = parseConfig(fileText, values.config, serving, startParts);
         } catch (error) {
           if (!(error instanceof ConfigError)) throw error;
           fileError = error;
         }
         const statics = loaded?.config ?? await staticPart(values.config, runtime);
-        const stores = statics ? storesOf(statics.providers) : [];
+        const stores = statics && !given ? storesOf(statics.providers) : [];
         if (!statics || (fileError && stores.length === 0)) throw fileError;
         let config = statics;
         const logger = new Logger({
@@ -382,16 +392,16 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           format: log.format ?? config.log.format,
           output: config.log.filePath ? await logFile(runtime, config.log.filePath) : stderr,
         });
+        if (member) member.logger = logger;
         const source = stores.length ? new StoreSource(stores, logger) : undefined;
         const text = fileText;
         if (source) {
           await source.start();
           if (source.parts().length || fileError) {
             try {
-              config = parseConfig(text, values.config, serving, [
-                ...filePartsOf(text, values.config).parts,
-                ...source.parts(),
-              ]).config;
+              const parts = [...filePartsOf(text, values.config).parts, ...source.parts()];
+              config = parseConfig(text, values.config, serving, parts).config;
+              startParts = parts;
               source.applied();
             } catch (error) {
               if (!(error instanceof ConfigError)) throw error;
@@ -406,7 +416,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
           ...common(runtime, values, logger, config),
           file: values.config,
           fileText: text,
+          fileParts: startParts,
           stores: source,
+          cluster: member,
           onReload(next) {
             logger.level = log.level ?? next.log.level ?? "info";
             logger.format = log.format ?? next.log.format ?? "text";

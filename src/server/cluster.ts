@@ -16,6 +16,7 @@ import { mergedTracker, snapshotOf, type TrackerSnapshot } from "../metrics/merg
 import type { TrafficTracker } from "../metrics/tracker.ts";
 import type { InFlightCounts } from "../tcp/middlewares/in_flight_conn.ts";
 import type { RateBuckets } from "../tcp/middlewares/conn_rate_limit.ts";
+import type { ConfigInputs } from "./reloader.ts";
 import type { L4pServer } from "./server.ts";
 
 /** The environment variable that gives a worker the first process's socket. */
@@ -97,15 +98,15 @@ class Channel {
     if (this.open) this.socket.write(lines.join("\n") + "\n");
   };
 
-  /** Sends `m` and resolves to the answer; to `undefined` if none comes in time. */
-  ask(m: Message): Promise<Message | undefined> {
+  /** Sends `m` and resolves to the answer; to `undefined` if none comes `within` ms. */
+  ask(m: Message, within = ANSWER_WITHIN): Promise<Message | undefined> {
     if (!this.open) return Promise.resolve(undefined);
     const req = ++this.#nextReq;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(req);
         resolve(undefined);
-      }, ANSWER_WITHIN);
+      }, within);
       this.#pending.set(req, (answer) => {
         clearTimeout(timer);
         resolve(answer);
@@ -134,6 +135,10 @@ interface Peer {
   open: Map<string, number>;
   /** What it last said of its configuration. */
   reloads: { successes: number; lastSuccessAt: number };
+  /** The first process's configuration it has in force (0: its own, read at its start). */
+  revision: number;
+  /** It has said it serves (its listeners are open). */
+  serving?: boolean;
 }
 
 /** A worker, for the status API and the metrics. */
@@ -144,6 +149,10 @@ export interface WorkerStatus {
   answering: boolean;
   /** When the configuration it serves was put in force (ms since the epoch). */
   configAppliedAt: number;
+  /** The first process's configuration it serves: the one in force there, unless it lags. */
+  configRevision: number;
+  /** It serves an older configuration than the first process. */
+  lagging: boolean;
 }
 
 /** The first process of a group: keeps the shared state and answers the workers. */
@@ -153,6 +162,10 @@ export class ClusterLead {
   readonly #dir: string;
   #server: L4pServer | undefined;
   #answering = new Map<number, boolean>();
+  #inputs: ConfigInputs | undefined;
+  #revision = 0;
+  /** Workers that asked for the configuration before there was one. */
+  #asking: [Peer, Message][] = [];
 
   /** What the first process's own graph shares: it tells the workers every server change. */
   readonly shared: SharedState = {
@@ -217,7 +230,28 @@ export class ClusterLead {
       pid: p.pid,
       answering: this.#answering.get(p.worker) ?? true,
       configAppliedAt: p.reloads.lastSuccessAt,
+      configRevision: p.revision,
+      lagging: this.#inputs !== undefined && p.revision < this.#revision,
     }));
+  }
+
+  /** The revision of the configuration in force here: one more at each reload. */
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /**
+   * A configuration was put in force here: every worker puts in force the same, made of the
+   * same inputs (the file's text and its providers' parts), read once, here.
+   */
+  published(inputs: ConfigInputs): void {
+    // A part's document locates problems for the log, which is this process's: not sent.
+    const parts = inputs.parts.map(({ document: _, ...part }) => part);
+    this.#inputs = { text: inputs.text, parts };
+    this.#revision++;
+    const m = { inputs: this.#inputs, revision: this.#revision };
+    for (const [peer, ask] of this.#asking.splice(0)) peer.channel.answer(ask, m);
+    this.#broadcast({ t: "config", ...m });
   }
 
   #openElsewhere(ep: string): number {
@@ -242,10 +276,10 @@ export class ClusterLead {
           inFlight: new Map(),
           open: new Map(),
           reloads: m.reloads,
+          revision: Number(m.revision ?? 0),
         };
         this.#peers.get(peer.worker)?.channel.socket.destroy();
         this.#peers.set(peer.worker, peer);
-        this.logger.info("worker joined", { worker: peer.worker, pid: peer.pid });
       }
       if (peer) this.#handle(peer, m);
     }, () => {
@@ -269,12 +303,28 @@ export class ClusterLead {
 
   #handle(peer: Peer, m: Message): void {
     const server = this.#server;
+    // Asked at a worker's start, maybe before this process has its server: answered once the
+    // configuration is in force here.
+    if (m.t === "config") {
+      if (!this.#inputs) return void this.#asking.push([peer, m]);
+      return peer.channel.answer(m, { inputs: this.#inputs, revision: this.#revision });
+    }
     if (!server) return;
     switch (m.t) {
       case "hello":
       case "sync":
+        // The first sync: it serves now.
+        if (m.t === "sync" && !peer.serving) {
+          peer.serving = true;
+          this.logger.info("worker joined", { worker: peer.worker, pid: peer.pid });
+        }
         // Everything it must follow: after it starts, and after each of its reloads.
         peer.reloads = m.reloads ?? peer.reloads;
+        peer.revision = Number(m.revision ?? peer.revision);
+        if (this.#inputs && peer.revision < this.#revision) {
+          // A reload here while it started: what it missed.
+          peer.channel.send({ t: "config", inputs: this.#inputs, revision: this.#revision });
+        }
         return peer.channel.send({ t: "health", states: server.servers.map(stateOf) });
       case "take":
         return peer.channel.answer(m, { ok: this.#take(peer, m) });
@@ -330,11 +380,20 @@ export class ClusterLead {
 export class ClusterMember {
   #server: L4pServer | undefined;
   #warned = false;
+  /** The first process's configuration last heard of, and the one in force here. */
+  #heard = 0;
+  #revision = 0;
+  /**
+   * Called with each configuration the first process puts in force, once set (one that comes
+   * before is sent again when this worker says hello).
+   */
+  onConfig: ((inputs: ConfigInputs, revision: number) => void) | undefined;
 
   private constructor(
     readonly channel: Channel,
     readonly worker: number,
-    readonly logger: Logger,
+    /** Where it says what went wrong: the process's log, once it has one. */
+    public logger: Logger,
   ) {}
 
   /** Connects to the first process at `path`. */
@@ -347,29 +406,46 @@ export class ClusterMember {
     const messages: { handle?: (m: Message) => void; closing?: boolean } = {};
     const channel = new Channel(socket, (m) => messages.handle?.(m), () => {
       if (!messages.closing) {
-        logger.warn("the first process is gone; limits and health are this worker's own now");
+        member.logger.warn(
+          "the first process is gone; limits and health are this worker's own now",
+        );
       }
     });
     const member = new ClusterMember(channel, worker, logger);
     messages.handle = (m) => member.#handle(m);
     member.#closing = () => messages.closing = true;
+    const reloads = { successes: 0, lastSuccessAt: 0 };
+    channel.send({ t: "hello", worker, pid: process.pid, reloads, revision: 0 });
     return member;
   }
 
-  /** The server that serves for this worker; says hello to the first process. */
+  /** The server that serves for this worker, now serving: it follows the first's checks. */
   attach(server: L4pServer): void {
     this.#server = server;
-    this.channel.send({
-      t: "hello",
-      worker: this.worker,
-      pid: process.pid,
-      reloads: this.#reloads(),
-    });
+    this.applied();
   }
 
-  /** A configuration was put in force: its servers follow the first process's checks. */
-  applied(): void {
-    this.channel.send({ t: "sync", reloads: this.#reloads() });
+  /**
+   * What the first process's configuration is made of, once it has one (it may still be
+   * starting); undefined if it does not say within `within` ms.
+   */
+  async configInForce(
+    within = 30_000,
+  ): Promise<{ inputs: ConfigInputs; revision: number } | undefined> {
+    const answer = await this.channel.ask({ t: "config" }, within);
+    if (!answer) return undefined;
+    this.#heard = Math.max(this.#heard, answer.revision);
+    this.#revision = answer.revision;
+    return { inputs: answer.inputs, revision: answer.revision };
+  }
+
+  /**
+   * A configuration was put in force (`revision` of the first process's, when it was one of
+   * them): its servers follow the first process's checks.
+   */
+  applied(revision = this.#revision): void {
+    this.#revision = revision;
+    this.channel.send({ t: "sync", reloads: this.#reloads(), revision });
   }
 
   close(): void {
@@ -424,6 +500,11 @@ export class ClusterMember {
         snapshot: snapshotOf(server.tracker),
         reloads: this.#reloads(),
       });
+    }
+    if (m.t === "config") {
+      if (!this.onConfig || m.revision <= this.#heard) return; // in force already
+      this.#heard = m.revision;
+      return this.onConfig(m.inputs, m.revision);
     }
     if (m.t === "health") {
       const byKey = new Map(server.servers.map((s) => [s.key, s]));

@@ -10,9 +10,16 @@ import { ConfigError, parseConfigInSteps } from "../config/load.ts";
 import type { Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
+import type { ConfigPart } from "../config/parts.ts";
 import type { StorePart } from "../providers/kv.ts";
 import { breather } from "../providers/source.ts";
 import { filePartsOf, FileProviderWatcher, fileSpecOf } from "../providers/file.ts";
+
+/** What a configuration is made of: the file's text, and the parts of its providers. */
+export interface ConfigInputs {
+  text: string;
+  parts: ConfigPart[];
+}
 
 /** traefik's default providersThrottleDuration. */
 const DEFAULT_THROTTLE = 2000;
@@ -37,8 +44,11 @@ export class ConfigReloader {
     readonly file: string,
     readonly logger: Logger,
     readonly hooks: {
-      /** Called with each configuration put in force (to apply log settings, say). */
-      onApplied?: (config: Config) => void;
+      /**
+       * Called with each configuration put in force (to apply log settings, say), and what it
+       * was made of (a group's first process hands that to its workers).
+       */
+      onApplied?: (config: Config, inputs: ConfigInputs) => void;
       /** Turns the file's configuration into the one to run (a worker's share). */
       prepare?: (config: Config) => Config;
       /** Parts from stores (etcd, Redis), merged with the file's on every reload. */
@@ -79,8 +89,16 @@ export class ConfigReloader {
     return this.#queue;
   }
 
+  /**
+   * Puts in force the configuration made of `inputs`, read elsewhere (a worker's, from its
+   * group's first process); queued like a reload.
+   */
+  put(inputs: ConfigInputs, why: string): Promise<boolean> {
+    this.#queue = this.#queue.then(() => this.#apply(inputs, why, Date.now()));
+    return this.#queue;
+  }
+
   async #reload(why: string): Promise<boolean> {
-    const stats = this.server.reloads;
     const started = Date.now();
     let text: string;
     try {
@@ -90,16 +108,25 @@ export class ConfigReloader {
     }
     if (text === this.#lastText && why === "file changed") return true;
     const files = filePartsOf(text, this.file);
+    const parts = [...files.parts, ...this.hooks.parts?.() ?? []];
+    if (!await this.#apply({ text, parts }, why, started)) return false;
+    // The file provider's files, as the configuration now in force names them.
+    const throttle = this.server.config?.providers.throttle ?? DEFAULT_THROTTLE;
+    this.#provider.follow(files.spec, throttle);
+    return true;
+  }
+
+  async #apply({ text, parts }: ConfigInputs, why: string, started: number): Promise<boolean> {
+    const stats = this.server.reloads;
     try {
       // In steps: a large configuration would hold the event loop for tens of ms in one piece.
       const { config } = await parseConfigInSteps(
         text,
         this.file,
         { ...this.server.env.runtime.capabilities, isolate: true },
-        [...files.parts, ...this.hooks.parts?.() ?? []],
+        parts,
         breather,
       );
-      this.#provider.follow(files.spec, config.providers.throttle ?? DEFAULT_THROTTLE);
       // Parsing and applying each hold the event loop; connections waiting get served between.
       await breather();
       await this.server.apply(this.hooks.prepare ? this.hooks.prepare(config) : config);
@@ -107,7 +134,7 @@ export class ConfigReloader {
       stats.successes++;
       stats.lastSuccessAt = Date.now();
       stats.lastError = "";
-      this.hooks.onApplied?.(config);
+      this.hooks.onApplied?.(config, { text, parts });
       this.logger.info("configuration reloaded", {
         file: this.file,
         why,

@@ -6,6 +6,7 @@ import process from "node:process";
 import { startAdmin } from "../admin/admin.ts";
 import { type HostPort, isLoopback } from "../config/address.ts";
 import type { Config } from "../config/model.ts";
+import type { ConfigPart } from "../config/parts.ts";
 import { AccessLog } from "../log/access_log.ts";
 import type { Logger } from "../log/logger.ts";
 import type { HttpServer, Runtime } from "../runtime/types.ts";
@@ -26,6 +27,8 @@ export interface RunOptions {
   file?: string;
   /** The text of `file` as loaded, so an unchanged save reloads nothing. */
   fileText?: string;
+  /** The parts of the file's providers (and stores) the configuration was made with. */
+  fileParts?: ConfigPart[];
   /** The admin listener, overriding the configuration's `metrics.address`. */
   metrics?: HostPort;
   /** The admin listener's bearer token, overriding the configuration's. */
@@ -243,23 +246,36 @@ export async function run(options: RunOptions): Promise<number> {
   }
   if (options.file) {
     const stores = options.stores;
-    reloader = new ConfigReloader(server, options.file, logger, {
-      onApplied: (c) => {
+    const r = reloader = new ConfigReloader(server, options.file, logger, {
+      onApplied: (c, inputs) => {
         stores?.applied();
-        member?.applied();
+        lead?.published(inputs);
         options.onReload?.(c);
       },
       prepare: options.prepare,
       parts: stores ? () => stores.parts() : undefined,
     });
-    if (stores) stores.onChange = () => void reloader!.reload("store changed");
-    if (options.fileText !== undefined) reloader.started(options.fileText);
-    reloader.watch();
-    // A change made between loading the file and watching it would otherwise go unseen.
-    reloader.reload("file changed");
-    const onHup = () => reloader!.reload("SIGHUP");
-    process.on("SIGHUP", onHup);
-    handlers.push(["SIGHUP", onHup]);
+    if (member) {
+      // A worker reads nothing itself: the first process reads the file and the stores once,
+      // and every worker puts in force what it did.
+      member.onConfig = (inputs, revision) =>
+        void r.put(inputs, "the first process reloaded").then((ok) =>
+          ok && member.applied(revision)
+        );
+      const onHup = () => logger.debug("SIGHUP: the first process reloads for the group");
+      process.on("SIGHUP", onHup);
+      handlers.push(["SIGHUP", onHup]);
+    } else {
+      if (stores) stores.onChange = () => void r.reload("store changed");
+      if (options.fileText !== undefined) r.started(options.fileText);
+      lead?.published({ text: options.fileText ?? "", parts: options.fileParts ?? [] });
+      r.watch();
+      // A change made between loading the file and watching it would otherwise go unseen.
+      r.reload("file changed");
+      const onHup = () => r.reload("SIGHUP");
+      process.on("SIGHUP", onHup);
+      handlers.push(["SIGHUP", onHup]);
+    }
   }
   reportFdLimit(logger, config, options.maxConnections);
   if (options.banner) (options.out ?? ((t) => process.stdout.write(t)))(options.banner(server));

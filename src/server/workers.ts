@@ -49,7 +49,7 @@ const RESTART_MAX_DELAY = 30_000;
 
 /**
  * Workers 1..count, started with the same command-line `args` (less `--workers`). Stop signals
- * and SIGHUP given to this process are passed on to them. A worker that dies otherwise (killed,
+ * given to this process are passed on to them. A worker that dies otherwise (killed,
  * crashed) is started again, at once the first time and with a doubling delay while it keeps
  * dying within {@link QUICK_DEATH} of its start: the port goes on being served by the others.
  */
@@ -70,9 +70,10 @@ export class WorkerGroup {
     readonly env: Record<string, string> = {},
   ) {
     for (let i = 1; i <= count; i++) this.#start(i, 0);
-    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    // SIGHUP is not passed on: the first process reloads for the group.
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
       process.on(signal, () => {
-        if (signal !== "SIGHUP") this.#stopping = true;
+        this.#stopping = true;
         for (const c of this.#children.values()) {
           if (c.exitCode === null && c.pid) process.kill(c.pid, signal);
         }

@@ -49,3 +49,4 @@ export { L4pServer, ListenError } from "./src/server/server.ts";
 export type { ServerOptions } from "./src/server/server.ts";
 export { run } from "./src/server/run.ts";
 export type { RunOptions } from "./src/server/run.ts";
+export type { Hook, HookConnection, HookDecision } from "./src/tcp/middlewares/hook.ts";

@@ -174,7 +174,7 @@ BAD.push(
     ],
   ],
   ["an unknown middleware kind", guarded("      ipAlowList: { sourceRange: [10.0.0.0/8] }\n"), [
-    "l4p.yaml:17:5: tcp.middlewares.guard: a middleware needs one of ipAllowList, inFlightConn or connRateLimit",
+    "l4p.yaml:17:5: tcp.middlewares.guard: a middleware needs one of ipAllowList, inFlightConn, connRateLimit or hook",
     'l4p.yaml:18:7: tcp.middlewares.guard.ipAlowList: unknown key; did you mean "ipAllowList"?',
   ]],
   [

@@ -46,6 +46,7 @@ import {
 } from "../server/workers.ts";
 import { ClusterLead, ClusterMember, CONTROL_ENV } from "../server/cluster.ts";
 import { describeConfig } from "../graph/describe.ts";
+import { HookLoader, HookLoadError } from "../graph/hooks.ts";
 import { ListenError } from "../server/server.ts";
 import { top } from "../admin/top.ts";
 
@@ -605,6 +606,15 @@ async function check(
       ...filePartsOf(text, file).parts,
       ...parts,
     ]);
+    // Its routing hooks load as they would when served (a module that does not, or has no such
+    // export, is an error at the key that names it).
+    try {
+      await new HookLoader(runtime).load(loaded.config, file);
+    } catch (error) {
+      if (!(error instanceof HookLoadError)) throw error;
+      const document = readDocument(text, file);
+      throw new HookLoadError(file, error.failures, (path) => document.locate(path));
+    }
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     io.err(`${error.message}\n`);

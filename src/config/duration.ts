@@ -75,6 +75,7 @@ export const DURATION_RANGES = {
   terminationDelay: { min: 0, max: 24 * HOUR, negative: "never" },
   dialKeepAlive: { min: 0, max: 2 * HOUR, negative: "off" },
   ratePeriod: { min: 1, max: 24 * HOUR },
+  hookTimeout: { min: 1, max: 10 * 60_000 },
   drainTimeout: { min: 0, max: 24 * HOUR },
   minDuration: { min: 0, max: 24 * HOUR },
   throttle: { min: 0, max: 10 * 60_000 },

@@ -30,6 +30,7 @@ export const DEFAULTS = {
   /** `connRateLimit`: the period `average` is counted over, and the burst (traefik's). */
   rateLimitPeriod: 1_000,
   rateLimitBurst: 1,
+  hookTimeout: 1000,
   /** Health checks: traefik's timeout; HAProxy's fall and rise. */
   healthCheckTimeout: 5_000,
   failsThreshold: 3,
@@ -232,7 +233,18 @@ export interface TcpConfig {
 export type TcpMiddlewareConfig =
   | { ipAllowList: { sourceRange: string[] } }
   | { inFlightConn: { amount: number } }
-  | { connRateLimit: { average: number; period: number; burst: number } };
+  | { connRateLimit: { average: number; period: number; burst: number } }
+  | { hook: HookConfig };
+
+/**
+ * A routing hook (l4p's own): `export` of the module at `file` (an absolute path), or of the
+ * hooks given in code when there is no file; `timeout` in ms.
+ */
+export interface HookConfig {
+  file?: string;
+  export: string;
+  timeout: number;
+}
 
 /** Which connections go to which service. */
 export interface TcpRouterConfig {

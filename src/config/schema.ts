@@ -442,13 +442,27 @@ const tcpMiddleware = z.strictObject({
       description: "most connections let through at once; default 1",
     }),
   }).optional(),
+  hook: z.strictObject({
+    file: z.string().min(1).optional().meta({
+      description:
+        "a TypeScript or JavaScript module, relative to this file's folder; absent: a hook given in code (L4pServer's hooks)",
+    }),
+    export: z.string().min(1).optional().meta({
+      description: "the function it exports to call; default: default",
+    }),
+    timeout: durationIn(R.hookTimeout).optional().meta({
+      description: "a connection the hook has not decided on by then is refused; default 1s",
+    }),
+  }).optional().meta({
+    description: "l4p's own: a TypeScript function decides (go on, a service, or refuse)",
+  }),
 }).superRefine((m, ctx) => {
   const kinds = Object.keys(m).filter((k) => m[k as keyof typeof m] !== undefined);
   if (kinds.length !== 1) {
     ctx.addIssue({
       code: "custom",
       message: kinds.length === 0
-        ? "a middleware needs one of ipAllowList, inFlightConn or connRateLimit"
+        ? "a middleware needs one of ipAllowList, inFlightConn, connRateLimit or hook"
         : `a middleware is one kind; this one has ${kinds.join(" and ")}`,
     });
   }

@@ -1,6 +1,7 @@
 /** The model l4p runs, from a checked tree: traefik's defaults filled in, files' contents in. */
 import { resolve } from "node:path";
 import { defaultEntryPoints } from "./check.ts";
+import { configPath } from "./paths.ts";
 import {
   type Config,
   DEFAULTS,
@@ -179,6 +180,14 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       ? { ipAllowList: { sourceRange: allow.sourceRange } }
       : m.inFlightConn
       ? { inFlightConn: { amount: m.inFlightConn.amount } }
+      : m.hook
+      ? {
+        hook: {
+          file: m.hook.file === undefined ? undefined : configPath(m.hook.file, base),
+          export: m.hook.export ?? "default",
+          timeout: m.hook.timeout ?? DEFAULTS.hookTimeout,
+        },
+      }
       : {
         connRateLimit: {
           average: m.connRateLimit!.average,

@@ -32,6 +32,8 @@ import type { TcpHandler } from "../tcp/handler.ts";
 import { TcpLoadBalancer, type TcpService, type TcpTransport } from "../tcp/load_balancer.ts";
 import { ConnRateLimit, RateBuckets } from "../tcp/middlewares/conn_rate_limit.ts";
 import { InFlightConn, InFlightCounts } from "../tcp/middlewares/in_flight_conn.ts";
+import { type Hook, HookMiddleware } from "../tcp/middlewares/hook.ts";
+import { hookKey } from "./hooks.ts";
 import { IpAllowList } from "../tcp/middlewares/ip_allow_list.ts";
 import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
 import { ruleOf } from "../tcp/router_order.ts";
@@ -99,6 +101,8 @@ export interface BuildOptions {
   obtained?: ReadonlyMap<string, Certificate>;
   /** In a group of workers: limits and health held as one (src/server/cluster.ts). */
   shared?: SharedState;
+  /** The routing hooks the configuration names, loaded, by {@link hookKey}. */
+  hooks?: ReadonlyMap<string, Hook>;
 }
 
 /** What building one graph collects on the way. */
@@ -227,6 +231,10 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
     config.tls.defaultCertificate,
     b.obtained,
   );
+  const helloTimeoutOf = (rc: TcpRouterConfig) =>
+    config.entryPoints[rc.entryPoints[0]]?.helloTimeout ?? DEFAULTS.helloTimeout;
+  const terminationOptions = (rc: TcpRouterConfig) =>
+    config.tls.options[rc.tls!.options] ?? config.tls.options.default;
   // A router on several entrypoints is one handler chain: its middlewares count once.
   const chains = new Map<string, TcpHandler>();
   const chain = (router: string) => {
@@ -235,12 +243,23 @@ function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {
       const rc = config.tcp.routers[router];
       let inner: TcpHandler = service(rc.service);
       if (terminates(rc)) {
-        const helloTimeout = config.entryPoints[rc.entryPoints[0]]?.helloTimeout ??
-          DEFAULTS.helloTimeout;
-        const options = config.tls.options[rc.tls!.options] ?? config.tls.options.default;
-        inner = new TlsTermination(router, store, options, inner, helloTimeout);
+        inner = new TlsTermination(
+          router,
+          store,
+          terminationOptions(rc),
+          inner,
+          helloTimeoutOf(rc),
+        );
       }
-      h = middlewareChain(config, router, rc.middlewares, inner, b);
+      // What a hook's { service } goes to: that service, behind the router's termination.
+      const routeTo = (name: string) => {
+        if (!config.tcp.services[name]) return undefined;
+        const to = service(name);
+        return terminates(rc)
+          ? new TlsTermination(router, store, terminationOptions(rc), to, helloTimeoutOf(rc))
+          : to;
+      };
+      h = middlewareChain(config, router, rc.middlewares, inner, b, routeTo);
       chains.set(router, h);
     }
     return h;
@@ -272,7 +291,8 @@ function middlewareChain(
   router: string,
   names: readonly string[],
   next: TcpHandler,
-  { kept, shared }: Building,
+  { kept, shared, hooks }: Building,
+  routeTo: (service: string) => TcpHandler | undefined,
 ): TcpHandler {
   let handler = next;
   for (const name of [...names].reverse()) {
@@ -283,6 +303,11 @@ function middlewareChain(
     } else if ("inFlightConn" in mc) {
       const counts = shared?.inFlight?.(key) ?? kept.keep(key, () => new InFlightCounts());
       handler = new InFlightConn(router, name, mc.inFlightConn.amount, counts, handler);
+    } else if ("hook" in mc) {
+      const hook = hooks?.get(hookKey(mc.hook));
+      // Loaded before the build (apply and check load every hook the configuration names).
+      if (!hook) throw new Error(`the hook of middleware ${name} was not loaded`);
+      handler = new HookMiddleware(router, name, hook, mc.hook.timeout, routeTo, handler);
     } else {
       const { average, period, burst } = mc.connRateLimit;
       const buckets = shared?.rate?.(key, average, period, burst) ??

@@ -125,6 +125,17 @@ export function renderMetrics(src: MetricsSource): string {
       return [{ router, middleware }, n];
     }),
   );
+  if (t.hookResults.size) {
+    e.family(
+      "l4p_tcp_hook_calls_total",
+      "counter",
+      "Routing hooks' calls, by router, middleware and result (pass, service, refuse, error, timeout).",
+      sorted(t.hookResults).map(([key, n]) => {
+        const [router, middleware, result] = key.split(" ");
+        return [{ router, middleware, result }, n];
+      }),
+    );
+  }
 
   e.histogramHeader(
     "l4p_tcp_connection_duration_seconds",

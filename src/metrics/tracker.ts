@@ -171,6 +171,8 @@ export class TrafficTracker {
   readonly overLimit: Map<string, number> = new Map();
   /** Failed dials by service and error code, joined by a space (EADDRNOTAVAIL: out of ports). */
   readonly dialErrorCodes: Map<string, number> = new Map();
+  /** Routing hooks' calls by `router middleware result` (pass, service, refuse, error, timeout). */
+  readonly hookResults: Map<string, number> = new Map();
   readonly udpLive: LiveRecords<UdpSessionRecord> = new LiveRecords();
   readonly udpEntryPoints: Map<string, UdpTotals> = new Map();
   readonly udpRouters: Map<string, UdpTotals> = new Map();
@@ -353,6 +355,12 @@ export class TrafficTracker {
   refused(router: string, middleware: string): void {
     const key = `${router} ${middleware}`;
     this.refusals.set(key, (this.refusals.get(key) ?? 0) + 1);
+  }
+
+  /** Records how a routing hook's call ended. */
+  hookResult(router: string, middleware: string, result: string): void {
+    const key = `${router} ${middleware} ${result}`;
+    this.hookResults.set(key, (this.hookResults.get(key) ?? 0) + 1);
   }
 
   /** Records a connection `entryPoint` closed at once, being at its `maxConnections`. */

@@ -1,5 +1,6 @@
 /// <reference types="bun-types" />
 /** The Bun adapter: `Bun.listen`, `Bun.connect` and `Bun.udpSocket` behind {@link Runtime}. */
+import { createRequire } from "node:module";
 import { close as closeFd, closeSync, open as openFd, openSync, write as writeFd } from "node:fs";
 import process from "node:process";
 import { bindNodeDatagram } from "./_bun_dgram.ts";
@@ -465,6 +466,11 @@ export const bunRuntime: Runtime = {
   listen: (options, onConn) => new BunTcpListener(options, onConn),
   connect,
   bindDatagram,
+  async importFresh(path: string) {
+    // Bun's module cache ignores a query string; forgetting the entry has it read the file again.
+    delete createRequire(import.meta.url).cache[path];
+    return await import(path);
+  },
   selfCommand() {
     // A compiled binary keeps its program inside; otherwise bun runs the main module again.
     const compiled = Bun.main.startsWith("/$bunfs/");

@@ -1,4 +1,5 @@
 /** The Deno adapter: `Deno.listen`, `Deno.connect` and `Deno.listenDatagram` behind {@link Runtime}. */
+import { pathToFileURL } from "node:url";
 import {
   type ChunkSink,
   type ConnectOptions,
@@ -480,6 +481,10 @@ export const denoRuntime: Runtime = {
   openOutput,
   listen: (options, onConn) => new DenoTcpListener(options, onConn),
   connect,
+  async importFresh(path: string, version: string) {
+    // Deno keeps a module per specifier: a new query string is a new module, read from disk.
+    return await import(`${pathToFileURL(path).href}?v=${encodeURIComponent(version)}`);
+  },
   selfCommand() {
     // A compiled binary is its own program; otherwise deno runs the main module again.
     const compiled = !/\bdeno(\.exe)?$/.test(Deno.execPath());

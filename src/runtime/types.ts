@@ -243,4 +243,10 @@ export interface Runtime {
   /** How to start this same program again (for worker processes): the command and the
    * arguments that come before the program's own. */
   selfCommand(): { command: string; args: string[] };
+  /**
+   * Imports the module at `path` (absolute) as it is on disk now: a file that changed since it
+   * was last imported is evaluated again (`version` names what is on disk: its mtime and size).
+   * Modules it imports itself are not.
+   */
+  importFresh(path: string, version: string): Promise<Record<string, unknown>>;
 }

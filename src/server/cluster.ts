@@ -443,7 +443,7 @@ export class ClusterMember {
    * A configuration was put in force (`revision` of the first process's, when it was one of
    * them): its servers follow the first process's checks.
    */
-  applied(revision = this.#revision): void {
+  applied(revision: number = this.#revision): void {
     this.#revision = revision;
     this.channel.send({ t: "sync", reloads: this.#reloads(), revision });
   }

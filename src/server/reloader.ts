@@ -36,6 +36,8 @@ export class ConfigReloader {
       }),
   );
   #debounce: ReturnType<typeof setTimeout> | undefined;
+  /** The routing hook files in use, each watched (its folder, for editors that rename). */
+  readonly #hookWatchers = new Map<string, FSWatcher>();
   #queue: Promise<boolean> = Promise.resolve(true);
   #lastText: string | undefined;
 
@@ -59,6 +61,7 @@ export class ConfigReloader {
   /** Remembers the text in force, so that a save without changes reloads nothing. */
   started(text: string): void {
     this.#lastText = text;
+    this.#watchHooks();
     const throttle = this.server.config?.providers.throttle ?? DEFAULT_THROTTLE;
     this.#provider.follow(fileSpecOf(text, this.file), throttle);
   }
@@ -110,6 +113,7 @@ export class ConfigReloader {
     const files = filePartsOf(text, this.file);
     const parts = [...files.parts, ...this.hooks.parts?.() ?? []];
     if (!await this.#apply({ text, parts }, why, started)) return false;
+    this.#watchHooks();
     // The file provider's files, as the configuration now in force names them.
     const throttle = this.server.config?.providers.throttle ?? DEFAULT_THROTTLE;
     this.#provider.follow(files.spec, throttle);
@@ -162,8 +166,40 @@ export class ConfigReloader {
     return false;
   }
 
+  /** Watches the hook files in use (and no other): a saved hook reloads the configuration. */
+  #watchHooks(): void {
+    const files = new Set(this.server.hookFiles);
+    for (const [file, w] of this.#hookWatchers) {
+      if (!files.has(file)) {
+        w.close();
+        this.#hookWatchers.delete(file);
+      }
+    }
+    for (const file of files) {
+      if (this.#hookWatchers.has(file)) continue;
+      const name = basename(file);
+      try {
+        this.#hookWatchers.set(
+          file,
+          watch(dirname(file), (_event, changed) => {
+            if (changed !== null && changed !== name) return;
+            if (this.#debounce !== undefined) clearTimeout(this.#debounce);
+            this.#debounce = setTimeout(() => this.reload("hook changed"), 50);
+          }),
+        );
+      } catch (error) {
+        this.logger.warn("cannot watch a hook file; reload with SIGHUP", {
+          file,
+          error: (error as Error).message,
+        });
+      }
+    }
+  }
+
   /** Stops watching. */
   close(): void {
+    for (const w of this.#hookWatchers.values()) w.close();
+    this.#hookWatchers.clear();
     if (this.#debounce !== undefined) clearTimeout(this.#debounce);
     this.#watcher?.close();
     this.#provider.close();

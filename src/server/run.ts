@@ -74,6 +74,7 @@ export async function run(options: RunOptions): Promise<number> {
     shared: cluster?.shared,
     slots: cluster?.slots,
     followHealth: cluster instanceof ClusterMember,
+    configFile: options.file,
   });
   const lead = cluster instanceof ClusterLead ? cluster : undefined;
   const member = cluster instanceof ClusterMember ? cluster : undefined;

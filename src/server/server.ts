@@ -5,6 +5,8 @@ import { acceptOptions, buildGraph, KeptState } from "../graph/build.ts";
 import { describeRoutes } from "../graph/describe.ts";
 import type { EntryPointSlots, SharedState } from "../graph/shared.ts";
 import type { HealthChecker } from "../health/checker.ts";
+import { HookLoader } from "../graph/hooks.ts";
+import type { Hook } from "../tcp/middlewares/hook.ts";
 import type { ServerState } from "../health/server_state.ts";
 import { AcmeManager } from "../tls/acme.ts";
 import type { Logger } from "../log/logger.ts";
@@ -49,6 +51,13 @@ export interface ServerOptions {
   slots?: EntryPointSlots;
   /** A worker's: no health checks of its own; the first process tells it servers' states. */
   followHealth?: boolean;
+  /**
+   * Routing hooks given in code, by name: a middleware `hook: { export: NAME }` without a file
+   * calls `hooks[NAME]`.
+   */
+  hooks?: Readonly<Record<string, Hook>>;
+  /** The configuration file, for messages about what it names (hook files). */
+  configFile?: string;
 }
 
 /** How configuration reloads went, for metrics and the status API. */
@@ -75,6 +84,8 @@ export class L4pServer {
   readonly #maxConnections: number | undefined;
   readonly #kept = new KeptState();
   readonly #shared: SharedState | undefined;
+  readonly #hooks: HookLoader;
+  readonly #configFile: string | undefined;
   readonly #followHealth: boolean;
   #checkers: HealthChecker[] = [];
   #servers: ServerState[] = [];
@@ -90,6 +101,8 @@ export class L4pServer {
       slots: options.slots,
     };
     this.#shared = options.shared;
+    this.#hooks = new HookLoader(options.runtime, options.hooks);
+    this.#configFile = options.configFile;
     this.#followHealth = options.followHealth ?? false;
     this.#random = options.random === undefined ? Math.random : options.random;
     this.#maxConnections = options.maxConnections;
@@ -98,6 +111,11 @@ export class L4pServer {
   /** Every server of every load balancer in force, with its health. */
   get servers(): readonly ServerState[] {
     return this.#servers;
+  }
+
+  /** The routing hook files the configuration in force names (watched for changes). */
+  get hookFiles(): string[] {
+    return this.#hooks.files;
   }
 
   /** State kept across reloads under `key` (a limit's table), if the graph in force has it. */
@@ -124,7 +142,10 @@ export class L4pServer {
    * nothing changes and the error is thrown.
    */
   async apply(config: Config): Promise<void> {
+    // Hooks load first (a hook that does not load refuses the configuration: nothing changes).
+    const hooks = await this.#hooks.load(config, this.#configFile);
     const graph = buildGraph(config, {
+      hooks,
       random: this.#random,
       kept: this.#kept,
       logger: this.env.logger,

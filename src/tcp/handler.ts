@@ -1,5 +1,6 @@
 /** The one shape of everything on the TCP data path: something that takes a connection. */
 import type { EntryPointSlots } from "../graph/shared.ts";
+import type { MatchInfo } from "./rule.ts";
 import type { Logger } from "../log/logger.ts";
 import type { AcmeChallenges } from "../tls/acme.ts";
 import type { ConnRecord, TrafficTracker } from "../metrics/tracker.ts";
@@ -40,12 +41,17 @@ export class TcpContext implements ConnRecord {
   liveSlot = -1;
   /** Client bytes already read (a peeked ClientHello, say) that the backend must get first. */
   initial: Uint8Array | undefined;
-  /** The server name of the client's TLS ClientHello, when the router read one. */
-  sni: string | undefined;
+  /** What the router learnt of the connection's first bytes (SNI, ALPN, protocols). */
+  match: MatchInfo | undefined;
   #destination: NetAddr | undefined;
   #client: NetAddr | undefined;
   /** Told when the connection ends; {@link ENDED} once it has. */
   #onEnd: EndWatcher | undefined;
+
+  /** The server name of the client's TLS ClientHello, when the router read one. */
+  get sni(): string | undefined {
+    return this.match?.sni;
+  }
 
   /** `conn` may be replaced by a wrapper (a PROXY header guard) before it is served. */
   constructor(public conn: TcpConn, readonly entryPoint: string, readonly env: ProxyEnv) {

@@ -6,6 +6,7 @@
  */
 
 import { V1_PREFIX, V2_SIGNATURE } from "../proxy_protocol/codec.ts";
+import { parseClientHello } from "../tls/client_hello.ts";
 
 /** What a matcher says of the bytes so far. */
 export type Verdict = "yes" | "no" | "more";
@@ -136,4 +137,83 @@ export function httpHost(buf: Uint8Array): string | undefined | "more" {
   if (!m) return undefined;
   const host = m[1].trim().toLowerCase();
   return host.startsWith("[") ? host.slice(0, host.indexOf("]") + 1) : host.replace(/:\d+$/, "");
+}
+
+/**
+ * What a hook is told of a connection that speaks `protocol` (its first bytes `buf`): "more"
+ * while they are not enough to say. Bounded like the matchers: past {@link MAX_PROTOCOL_BYTES}
+ * what could not be read is left out.
+ */
+export function fieldsOf(protocol: string, buf: Uint8Array): Record<string, string> | "more" {
+  const complete = buf.length >= MAX_PROTOCOL_BYTES;
+  const text = (from: number, to: number) => new TextDecoder().decode(buf.subarray(from, to));
+  switch (protocol) {
+    case "postgres": {
+      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      const length = view.getUint32(0);
+      const code = view.getUint32(4);
+      if (code === 80877103) return { request: "ssl" };
+      if (code === 80877104) return { request: "gssenc" };
+      if (code === 80877102) return { request: "cancel" };
+      if (buf.length < length) return complete ? {} : "more";
+      // Pairs of NUL-ended names and values, ended by a NUL.
+      const fields: Record<string, string> = {};
+      const parts = text(8, length).split("\0");
+      for (let i = 0; i + 1 < parts.length && parts[i] !== ""; i += 2) {
+        if (["user", "database", "application_name"].includes(parts[i])) {
+          fields[parts[i]] = parts[i + 1];
+        }
+      }
+      if (fields.user && !fields.database) fields.database = fields.user;
+      return fields;
+    }
+    case "mqtt": {
+      let at = 1;
+      while (at < 5 && at < buf.length && buf[at] & 0x80) at++;
+      // The protocol name, level, flags, keep-alive; MQTT 5 adds properties.
+      let p = at + 1;
+      if (p + 2 > buf.length) return complete ? {} : "more";
+      p += 2 + ((buf[p] << 8) | buf[p + 1]);
+      if (p + 4 > buf.length) return complete ? {} : "more";
+      const level = buf[p];
+      p += 4;
+      if (level === 5) {
+        let length = 0;
+        for (let shift = 0; shift < 28; shift += 7) {
+          if (p >= buf.length) return complete ? {} : "more";
+          const b = buf[p++];
+          length |= (b & 0x7f) << shift;
+          if (!(b & 0x80)) break;
+        }
+        p += length;
+      }
+      if (p + 2 > buf.length) return complete ? {} : "more";
+      const idLength = (buf[p] << 8) | buf[p + 1];
+      if (p + 2 + idLength > buf.length) return complete ? {} : "more";
+      return { clientId: text(p + 2, p + 2 + idLength) };
+    }
+    case "http": {
+      const host = httpHost(buf);
+      if (host === "more") return "more";
+      const line = text(0, Math.min(buf.length, MAX_PROTOCOL_BYTES)).split("\r\n", 1)[0];
+      const [method, path] = line.split(" ");
+      return { method, path, ...(host ? { host } : {}) };
+    }
+    case "ssh": {
+      const eol = buf.indexOf(0x0a);
+      if (eol < 0) return buf.length >= 255 ? {} : "more";
+      return { banner: text(0, eol).replace(/\r$/, "") };
+    }
+    case "tls": {
+      const r = parseClientHello(buf);
+      if (r.kind === "incomplete") return complete ? {} : "more";
+      if (r.kind !== "hello") return {};
+      return {
+        ...(r.info.sni ? { sni: r.info.sni } : {}),
+        ...(r.info.alpn.length ? { alpn: r.info.alpn.join(",") } : {}),
+      };
+    }
+    default:
+      return {};
+  }
 }

@@ -142,7 +142,7 @@ export class TcpRouter implements TcpHandler {
   }
 
   #dispatch(ctx: TcpContext, info: MatchInfo): void {
-    ctx.sni = info.sni;
+    ctx.match = info;
     const routes = this.routes;
     // The same router a scan in order would choose, found among the candidates the index names.
     const at = this.#index.first(info, (i) => info.tls || !routes[i].terminatesTls);

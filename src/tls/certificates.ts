@@ -2,9 +2,9 @@
  * Certificate files: read, checked (a PEM certificate, a key that matches it, its names and
  * expiry) and chosen by server name. Errors are messages for a located configuration problem.
  */
+import { configPath } from "../config/paths.ts";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { generatedCertificate } from "./generated.ts";
 
 /** A certificate (with its chain) and its key, ready to serve. */
@@ -24,20 +24,7 @@ export interface Certificate {
 
 /** Reads a file named in the configuration, relative to the configuration file's folder. */
 export function readConfigFile(path: string, base: string): string {
-  if (isAbsolute(path)) return readFileSync(path, "utf8");
-  try {
-    return readFileSync(resolve(base, path), "utf8");
-  } catch (error) {
-    // traefik reads relative paths from its working directory: a traefik file that counts on
-    // that still loads (the file's folder is tried first).
-    const cwd = resolve(path);
-    if ((error as { code?: string }).code !== "ENOENT" || cwd === resolve(base, path)) throw error;
-    try {
-      return readFileSync(cwd, "utf8");
-    } catch {
-      throw error;
-    }
-  }
+  return readFileSync(configPath(path, base), "utf8");
 }
 
 /** Reads and checks a certificate and its key; an error message says which file and why. */

@@ -231,3 +231,62 @@ export async function captureClientHello(servername?: string, alpn?: string): Pr
   }
   return new Uint8Array(bytes.subarray(0, 5 + bytes.readUInt16BE(3)));
 }
+
+/** Debian's PostgreSQL server programs (package postgresql), if installed. */
+export const POSTGRES_BIN: string | false = (() => {
+  const root = "/usr/lib/postgresql";
+  const versions = existsSync(root)
+    ? spawnSync("ls", [root], { encoding: "utf8" }).stdout.split("\n").filter(Boolean)
+    : [];
+  const bin = versions.map((v) => `${root}/${v}/bin`).find((b) => existsSync(`${b}/postgres`));
+  if (bin) return bin;
+  if (process.env.CI) {
+    throw new Error("postgres is not installed; .ci/run should have installed it");
+  }
+  return false;
+})();
+
+/**
+ * A PostgreSQL server on a loopback port, in a temporary folder, with database `database` and
+ * trust authentication. initdb and postgres refuse root: they run as the user `postgres`.
+ */
+export async function startPostgres(database: string): Promise<Peer> {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-pg-`);
+  spawnSync("chown", ["postgres:postgres", dir]);
+  const as = (args: string[]) =>
+    spawnSync("runuser", ["-u", "postgres", "--", ...args], { encoding: "utf8" });
+  const init = as([`${POSTGRES_BIN}/initdb`, "-D", `${dir}/data`, "-A", "trust", "-U", "postgres"]);
+  if (init.status !== 0) throw new Error(`initdb: ${init.stderr}`);
+  const port = await freePort();
+  const child = spawn("runuser", [
+    "-u",
+    "postgres",
+    "--",
+    `${POSTGRES_BIN}/postgres`,
+    "-D",
+    `${dir}/data`,
+    "-p",
+    String(port),
+    "-k",
+    dir,
+    "-c",
+    "listen_addresses=127.0.0.1",
+  ], { stdio: ["ignore", "pipe", "pipe"] });
+  let log = "";
+  child.stdout!.on("data", (d) => log += d);
+  child.stderr!.on("data", (d) => log += d);
+  await waitForPort(port, 30_000, `postgres on ${port}`);
+  const created = as([`${POSTGRES_BIN}/createdb`, "-h", dir, "-p", String(port), database]);
+  if (created.status !== 0) throw new Error(`createdb: ${created.stderr}`);
+  return {
+    port,
+    child,
+    log: () => log,
+    stop() {
+      // runuser does not pass a signal on: pg_ctl stops the server itself, and waits.
+      as([`${POSTGRES_BIN}/pg_ctl`, "-D", `${dir}/data`, "-m", "immediate", "-w", "stop"]);
+      child.kill("SIGKILL");
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

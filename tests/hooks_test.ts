@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -8,7 +9,10 @@ import { Logger } from "../src/log/logger.ts";
 import { loadRuntime } from "../src/runtime/mod.ts";
 import { L4pServer } from "../src/server/server.ts";
 import type { Hook } from "../src/tcp/middlewares/hook.ts";
-import { connect, deadline, freePort, netServer, runL4p, waitFor } from "./_helpers.ts";
+import { connect, deadline, freePort, netServer, peerOrSkip, runL4p, waitFor } from "./_helpers.ts";
+import { POSTGRES_BIN, startPostgres } from "./_peers.ts";
+
+const PSQL = peerOrSkip("psql");
 
 /** A backend that answers every connection with its name, and echoes what follows. */
 function named(name: string) {
@@ -234,3 +238,72 @@ test("hooks: an embedder gives a hook in code, without a file", async () => {
     await b.close();
   }
 });
+
+test(
+  "hooks: Postgres connections go to the server that holds their database (real psql, two real postgres)",
+  { skip: (!POSTGRES_BIN || !PSQL) && "needs postgresql and psql (apt-get install postgresql)" },
+  async () => {
+    const [alpha, beta] = [await startPostgres("alpha"), await startPostgres("beta")];
+    const web = await freePort();
+    const dir = folder({
+      "by_database.ts": `import type { HookConnection } from "${import.meta.dirname}/../mod.ts";
+// A plaintext startup message names its database: beta is on its own server.
+export default async function (conn: HookConnection) {
+  const { protocol, fields } = await conn.detect();
+  if (protocol !== "postgres") return { refuse: "not postgres" };
+  if (fields.database === "beta") return { service: "beta" };
+}
+`,
+      "l4p.yaml": `entryPoints:
+  pg: { address: "127.0.0.1:${web}" }
+tcp:
+  routers:
+    pg: { rule: "HostSNI(\`*\`)", service: alpha, middlewares: [byDatabase] }
+  middlewares:
+    byDatabase: { hook: { file: ./by_database.ts } }
+  services:
+    alpha: { loadBalancer: { servers: [{ address: "127.0.0.1:${alpha.port}" }] } }
+    beta: { loadBalancer: { servers: [{ address: "127.0.0.1:${beta.port}" }] } }
+`,
+    });
+    const l4p = runL4p(["run", "-c", `${dir}/l4p.yaml`]);
+    // The server's port, asked of whichever server psql reached through l4p.
+    const portOf = (database: string) =>
+      new Promise<string>((resolve, reject) => {
+        execFile(
+          PSQL as string,
+          [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            String(web),
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-Atc",
+            "show port",
+          ],
+          // A plaintext start: with TLS first, the database is inside the encrypted part.
+          {
+            env: { ...process.env, PGSSLMODE: "disable", PGGSSENCMODE: "disable" },
+            timeout: 20_000,
+          },
+          (error, out, err) =>
+            error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out.trim()),
+        );
+      });
+    try {
+      await l4p.waitForLine(/listening entryPoint=pg/, 30_000);
+      assert.equal(await portOf("alpha"), String(alpha.port));
+      assert.equal(await portOf("beta"), String(beta.port));
+      assert.equal(await portOf("alpha"), String(alpha.port));
+    } finally {
+      l4p.kill("SIGKILL");
+      await l4p.exited;
+      alpha.stop();
+      beta.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

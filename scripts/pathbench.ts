@@ -6,11 +6,13 @@
  * one run to the next. Each connection does what the bench's new-connection workload does:
  * accept, route, dial, the client's 6 bytes, the backend's 7, the client's end, the backend's.
  *
- *   deno run -A scripts/pathbench.ts [connections] [--reset] [--routers N]
- *   bun scripts/pathbench.ts [connections] [--reset] [--routers N]
+ *   deno run -A scripts/pathbench.ts [connections] [--reset] [--routers N] [--hook]
+ *   bun scripts/pathbench.ts [connections] [--reset] [--routers N] [--hook]
  *
  * --routers N: N passthrough routers of one exact HostSNI name each, and every client sends a
  * TLS ClientHello for the last name: what a connection costs among many routers.
+ * --hook: the router has a routing hook that answers at once (nothing: go on), as an embedder
+ * gives it: what a hook costs a connection beside the same run without.
  * --reset: the client resets instead of ending (the read fails with ECONNRESET), as the bench's
  * "client resets" workload does; l4p then resets the backend.
  *
@@ -37,6 +39,7 @@ import { buildHello } from "../tests/_hello.ts";
 
 const args = process.argv.slice(2);
 const RESET = args.includes("--reset");
+const HOOK = args.includes("--hook");
 const ROUTERS = args.includes("--routers") ? Number(args[args.indexOf("--routers") + 1]) : 0;
 const CONNECTIONS = Number(
   args.find((a, i) => /^\d+$/.test(a) && args[i - 1] !== "--routers") ?? 200_000,
@@ -107,7 +110,7 @@ const routers = ROUTERS
     (_, i) =>
       `    r${i}: { rule: "HostSNI(\`customer${i}.example\`)", service: s, tls: { passthrough: true } }`,
   ).join("\n")
-  : '    r: { rule: "HostSNI(`*`)", service: s }';
+  : `    r: { rule: "HostSNI(\`*\`)", service: s${HOOK ? ", middlewares: [h]" : ""} }`;
 const config = parseConfig(
   `
 entryPoints:
@@ -117,13 +120,19 @@ tcp:
 ${routers}
   services:
     s: { loadBalancer: { servers: [{ address: "127.0.0.1:7001" }] } }
+  middlewares:
+    h: { hook: { export: pass } }
 `,
   "pathbench.yaml",
 );
 /** What each client sends first: a ClientHello for the last router's name, or PING. */
 const FIRST = ROUTERS ? buildHello(`customer${ROUTERS - 1}.example`) : PING;
 
-const server = new L4pServer({ runtime, logger: new Logger({ level: "error" }) });
+const server = new L4pServer({
+  runtime,
+  logger: new Logger({ level: "error" }),
+  hooks: { pass: () => undefined },
+});
 await server.start(config.config);
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -165,9 +174,9 @@ const times: number[] = [];
 for (let i = 0; i < 7; i++) times.push(await round(CONNECTIONS));
 times.sort((a, b) => a - b);
 console.log(
-  `${runtime.name}${RESET ? " (client resets)" : ""}${ROUTERS ? ` (${ROUTERS} routers)` : ""}: ${
-    times[3].toFixed(0)
-  } ns per connection (rounds ${
+  `${runtime.name}${RESET ? " (client resets)" : ""}${ROUTERS ? ` (${ROUTERS} routers)` : ""}${
+    HOOK ? " (a hook)" : ""
+  }: ${times[3].toFixed(0)} ns per connection (rounds ${
     times.map((t) => t.toFixed(0)).join(" ")
   }); live records after: ${server.tracker.live.size}; heap ${
     ((process.memoryUsage().heapUsed - heapBefore) / 1e6).toFixed(1)

@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import dgram from "node:dgram";
 import net from "node:net";
 import process from "node:process";
@@ -378,12 +378,30 @@ sys.stdin.read()
   return { port, close: () => child.kill() };
 }
 
-/** An example configuration from README.md (after `<!-- example-NAME -->`), as printed there. */
-export function readmeExample(name = "config"): string {
+/**
+ * An example from README.md (the `lang` block after `<!-- example-NAME -->`), as printed there.
+ */
+export function readmeExample(name = "config", lang = "yaml"): string {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const m = readme.match(new RegExp(`<!-- example-${name} -->\\s*\`\`\`yaml\\n([\\s\\S]*?)\`\`\``));
-  if (!m) throw new Error(`README.md has no example configuration after <!-- example-${name} -->`);
+  const m = readme.match(
+    new RegExp(`<!-- example-${name} -->\\s*\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``),
+  );
+  if (!m) throw new Error(`README.md has no ${lang} example after <!-- example-${name} -->`);
   return m[1];
+}
+
+/**
+ * The README's hook example, as printed, in `dir` (`hooks/tenant.ts` and `l4p.yaml`), with its
+ * entrypoint on `port` and its service at `backend`; resolves to the configuration's path.
+ */
+export function writeReadmeHook(dir: string, port: number, backend: number): string {
+  mkdirSync(`${dir}/hooks`, { recursive: true });
+  writeFileSync(`${dir}/hooks/tenant.ts`, readmeExample("hook", "ts"));
+  const yaml = readmeExample("hook-config")
+    .replace('":8443"', `"127.0.0.1:${port}"`)
+    .replace("10.0.0.5:443", `127.0.0.1:${backend}`);
+  writeFileSync(`${dir}/l4p.yaml`, yaml);
+  return `${dir}/l4p.yaml`;
 }
 
 /** A UDP socket on loopback that queues what it receives. */

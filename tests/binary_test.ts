@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { test } from "node:test";
 import { connect, deadline, echoServer, readToEnd, ROOT, runL4p } from "./_helpers.ts";
+import { readmeHookRun } from "./_readme_hook.ts";
 
 const BUN = `${ROOT}node_modules/.bin/bun`;
 
@@ -55,6 +56,23 @@ test("the deno compile path builds, or says in one line why it cannot", () => {
         /^build: deno compile needs to download its runtime \(denort\)[^\n]*\n$/,
       );
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the compiled binary runs the README's routing hook (an external .ts file)", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-bin-`);
+  try {
+    const build = spawnSync(BUN, ["scripts/build.ts", "--outdir", dir], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    assert.equal(build.status, 0, build.stderr);
+    const got = await readmeHookRun((config, env) =>
+      runL4p(["run", "-c", config], `${dir}/l4p`, undefined, env)
+    );
+    assert.deepEqual(got, { "acme.example.com": "oo", "gone.example.com": "" });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -10,6 +10,7 @@ import { loadRuntime } from "../src/runtime/mod.ts";
 import { L4pServer } from "../src/server/server.ts";
 import type { Hook } from "../src/tcp/middlewares/hook.ts";
 import { connect, deadline, freePort, netServer, peerOrSkip, runL4p, waitFor } from "./_helpers.ts";
+import { readmeHookRun } from "./_readme_hook.ts";
 import { POSTGRES_BIN, startPostgres } from "./_peers.ts";
 
 const PSQL = peerOrSkip("psql");
@@ -307,3 +308,10 @@ tcp:
     }
   },
 );
+
+test("hooks: the README's example lets an active tenant through and refuses another", async () => {
+  const got = await readmeHookRun((config, env) =>
+    runL4p(["run", "-c", config], undefined, undefined, env)
+  );
+  assert.deepEqual(got, { "acme.example.com": "oo", "gone.example.com": "" });
+});

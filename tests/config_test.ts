@@ -271,6 +271,8 @@ test("the JSON Schema and the validator agree on shapes, file by file", () => {
     VALID,
     readmeExample(),
     readmeExample("hardening"),
+    readmeExample("quic"),
+    readmeExample("hook-config"),
     VALID.replace("    address:", "    adress:"),
     VALID.replace("- address:", "- weight: lots\n            address:"),
     VALID.replace(/servers:\n.*\n/, "servers: []\n"),
@@ -283,6 +285,32 @@ test("the JSON Schema and the validator agree on shapes, file by file", () => {
     const bySchema = validate(parseYaml(doc)) as boolean;
     assert.equal(bySchema, byZod, `disagree on:\n${doc}\n${JSON.stringify(validate.errors)}`);
   }
+});
+
+test("the README's QUIC and hook examples are valid as printed", () => {
+  const quic = parseConfig(readmeExample("quic"), "README.md").config;
+  assert.deepEqual(quic.udp.routers.api.rule, "HostSNI(`api.example.com`) && ALPN(`h3`)");
+  const hooks = parseConfig(readmeExample("hook-config"), "README.md").config;
+  assert.deepEqual(Object.keys(hooks.tcp.middlewares), ["activeTenant"]);
+});
+
+test("a UDP rule takes what a QUIC ClientHello and the client address say, nothing else", () => {
+  const udp = (rule: string) =>
+    problems(`entryPoints:
+  q: { address: "127.0.0.1:1/udp" }
+udp:
+  routers:
+    r: { rule: "${rule}", service: s }
+    other: { service: s }
+  services:
+    s: { loadBalancer: { servers: [{ address: "127.0.0.1:2" }] } }
+`);
+  assert.deepEqual(udp("HostSNI(`a.example`) && ClientIP(`10.0.0.0/8`)"), []);
+  assert.match(
+    udp("Protocol(`ssh`)").join("\n"),
+    /udp\.routers\.r\.rule: a UDP rule takes HostSNI/,
+  );
+  assert.match(udp("HostSNI(`a`").join("\n"), /udp\.routers\.r\.rule: bad rule/);
 });
 
 test("the README's example configuration is valid as printed", () => {

@@ -9,7 +9,15 @@ import { type ConfigProblem, didYouMean } from "./problems.ts";
 import type { Path } from "./readers.ts";
 import { jsonSchema, type ParsedFile } from "./schema.ts";
 import { CIPHER_SUITES } from "../tls/options.ts";
-import { hasSeveralArguments, literalHosts, type Rule, RuleError } from "../tcp/rule.ts";
+import {
+  hasSeveralArguments,
+  literalHosts,
+  needsHttpHost,
+  parseRule,
+  protocolsOf,
+  type Rule,
+  RuleError,
+} from "../tcp/rule.ts";
 import { priorityOf, ruleOf } from "../tcp/router_order.ts";
 
 /** What the runtime that will run a configuration can do, where it matters to validation. */
@@ -197,8 +205,24 @@ export function crossCheck(file: ParsedFile, error: Report, note: Report): void 
     }
   }
 
+  // A UDP entrypoint takes one router without a rule (every session) beside routers with rules.
   const udpRouterOf = new Map<string, string>();
   for (const [name, router] of Object.entries(file.udp?.routers ?? {})) {
+    if (router.rule !== undefined) {
+      try {
+        const rule = parseRule(router.rule);
+        if (protocolsOf(rule).length || needsHttpHost(rule)) {
+          error(
+            ["udp", "routers", name, "rule"],
+            "a UDP rule takes HostSNI, HostSNIRegexp and ALPN (of a QUIC ClientHello) and ClientIP",
+          );
+        }
+      } catch (e) {
+        if (!(e instanceof RuleError)) throw e;
+        error(["udp", "routers", name, "rule"], `bad rule: ${e.message}`);
+      }
+      continue;
+    }
     const eps = router.entryPoints ?? epOf("udp");
     eps.forEach((ep, i) => {
       const other = udpRouterOf.get(ep);
@@ -207,7 +231,7 @@ export function crossCheck(file: ParsedFile, error: Report, note: Report): void 
           router.entryPoints
             ? ["udp", "routers", name, "entryPoints", i]
             : ["udp", "routers", name],
-          `entrypoint "${ep}" already has UDP router "${other}"; a UDP entrypoint takes one router`,
+          `entrypoint "${ep}" already has UDP router "${other}" without a rule; give one of them a rule`,
         );
       }
       udpRouterOf.set(ep, name);

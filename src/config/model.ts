@@ -345,6 +345,9 @@ export interface UdpConfig {
 export interface UdpRouterConfig {
   entryPoints: string[];
   service: string;
+  /** l4p's own: which new sessions it takes (QUIC SNI/ALPN, ClientIP); absent: every one. */
+  rule?: string;
+  priority?: number;
 }
 
 /** A UDP service. */

@@ -479,6 +479,13 @@ const udpService = service(z.strictObject({
 const udpRouter = z.strictObject({
   entryPoints: names.optional().meta({ description: "default: every UDP entrypoint" }),
   service: z.string().min(1),
+  rule: z.string().min(1).optional().meta({
+    description:
+      "l4p's own: HostSNI, HostSNIRegexp and ALPN of a QUIC client's ClientHello, ClientIP; decided once per session. Default: every session",
+  }),
+  priority: z.number().int().optional().meta({
+    description: "routers with a higher priority are tried first; default: the rule's length",
+  }),
 });
 
 const record = <T extends z.ZodType>(value: T) => z.record(z.string(), value);

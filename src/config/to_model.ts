@@ -244,7 +244,12 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       : { weighted: weightedOf(s.weighted!) };
   }
   for (const [name, r] of Object.entries(file.udp?.routers ?? {})) {
-    config.udp.routers[name] = { entryPoints: r.entryPoints ?? all("udp"), service: r.service };
+    config.udp.routers[name] = {
+      entryPoints: r.entryPoints ?? all("udp"),
+      service: r.service,
+      ...(r.rule !== undefined ? { rule: r.rule } : {}),
+      ...(r.priority !== undefined ? { priority: r.priority } : {}),
+    };
   }
   return config;
 }

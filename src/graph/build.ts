@@ -38,7 +38,7 @@ import { IpAllowList } from "../tcp/middlewares/ip_allow_list.ts";
 import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
 import { ruleOf } from "../tcp/router_order.ts";
 import { TcpWeighted } from "../tcp/weighted.ts";
-import type { UdpRoute } from "../udp/entrypoint.ts";
+import { UdpRouter } from "../udp/router.ts";
 import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
 import { routerOrder } from "../tcp/router_order.ts";
 import type { SharedState } from "./shared.ts";
@@ -46,7 +46,7 @@ import type { SharedState } from "./shared.ts";
 /** The handlers a configuration runs: a router per TCP entrypoint, a route per UDP one. */
 export interface Graph {
   tcp: Map<string, TcpRouter>;
-  udp: Map<string, UdpRoute>;
+  udp: Map<string, UdpRouter>;
   /** Active health checks, to be started when the graph is put in force. */
   checkers: HealthChecker[];
   /** Every server of every load balancer, with its health (status API, metrics). */
@@ -196,7 +196,7 @@ function checkSettings(h: HealthCheckConfig): HealthCheckSettings {
   };
 }
 
-function buildUdp(config: Config, b: Building): Map<string, UdpRoute> {
+function buildUdp(config: Config, b: Building): Map<string, UdpRouter> {
   const { random } = b;
   const service = serviceBuilder<UdpService, UdpLoadBalancerConfig>(
     "udp",
@@ -207,11 +207,28 @@ function buildUdp(config: Config, b: Building): Map<string, UdpRoute> {
     },
     (name, children) => new UdpWeighted(name, children, random),
   );
-  const routes = new Map<string, UdpRoute>();
-  for (const [router, rc] of Object.entries(config.udp.routers)) {
-    for (const ep of rc.entryPoints) routes.set(ep, { router, service: service(rc.service) });
+  // A router without a rule takes every session: tried last, as a HostSNI(`*`) would be.
+  const ordered = Object.fromEntries(
+    Object.entries(config.udp.routers).map(([name, rc]) => [name, {
+      ...rc,
+      rule: rc.rule ?? "HostSNI(`*`)",
+    }]),
+  );
+  const routers = new Map<string, UdpRouter>();
+  for (const [ep, epc] of Object.entries(config.entryPoints)) {
+    if (epc.protocol !== "udp") continue;
+    const routes = routerOrder(ordered, ep).map((router) => {
+      const rc = config.udp.routers[router];
+      return {
+        router,
+        service: service(rc.service),
+        rule: rc.rule === undefined ? undefined : ruleOf(rc.rule),
+      };
+    });
+    if (routes.length === 0) continue;
+    routers.set(ep, new UdpRouter(ep, routes, epc.helloTimeout ?? DEFAULTS.helloTimeout));
   }
-  return routes;
+  return routers;
 }
 
 function buildTcp(config: Config, b: Building): Map<string, TcpRouter> {

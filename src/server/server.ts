@@ -15,7 +15,8 @@ import type { NetAddr, Runtime } from "../runtime/types.ts";
 import { TcpEntryPoint, type TcpEntryPointOptions } from "../tcp/entrypoint.ts";
 import type { ProxyEnv } from "../tcp/handler.ts";
 import { TcpRouter } from "../tcp/router.ts";
-import { UdpEntryPoint, type UdpRoute } from "../udp/entrypoint.ts";
+import { UdpEntryPoint } from "../udp/entrypoint.ts";
+import type { UdpRouter } from "../udp/router.ts";
 
 /** An entrypoint could not listen. */
 export class ListenError extends Error {
@@ -200,7 +201,7 @@ export class L4pServer {
         Object.assign(ep.options, this.#tcpOptions(epc));
         this.#tcp.set(name, ep);
       } else {
-        ep.route = udpRoutes.get(name);
+        ep.router = udpRoutes.get(name);
         ep.configure(epc.udp);
         this.#udp.set(name, ep);
       }
@@ -230,7 +231,7 @@ export class L4pServer {
     name: string,
     ep: EntryPointConfig,
     routers: Map<string, TcpRouter>,
-    udpRoutes: Map<string, UdpRoute>,
+    udpRoutes: Map<string, UdpRouter>,
     config: Config,
   ): Promise<TcpEntryPoint | UdpEntryPoint> {
     let entryPoint: TcpEntryPoint | UdpEntryPoint;

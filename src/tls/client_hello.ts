@@ -64,6 +64,23 @@ export function parseClientHello(buf: Uint8Array): HelloResult {
   }
 }
 
+/**
+ * A ClientHello handshake message on its own (type, length, body), not in TLS records: what a
+ * QUIC client's CRYPTO stream carries.
+ */
+export function parseClientHelloMessage(message: Uint8Array): HelloResult {
+  if (message.length < 4) return { kind: "incomplete" };
+  if (message[0] !== HANDSHAKE_CLIENT_HELLO) {
+    return error(`handshake message type ${message[0]} is not a ClientHello`);
+  }
+  const need = 4 + ((message[1] << 16) | (message[2] << 8) | message[3]);
+  if (need > MAX_HELLO) {
+    return error(`ClientHello of ${need} bytes is over l4p's bound of ${MAX_HELLO}`);
+  }
+  if (message.length < need) return { kind: "incomplete" };
+  return parseBody(message.subarray(4, need));
+}
+
 function incompleteOr(buf: Uint8Array): HelloResult {
   return buf.length >= MAX_HELLO
     ? error(`no complete ClientHello within ${MAX_HELLO} bytes`)

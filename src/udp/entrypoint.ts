@@ -8,7 +8,9 @@ import { formatAddr, type HostPort } from "../config/address.ts";
 import type { UdpSessionRecord } from "../metrics/tracker.ts";
 import type { DatagramSocket, NetAddr } from "../runtime/types.ts";
 import type { ProxyEnv } from "../tcp/handler.ts";
-import type { UdpService, UdpTarget } from "./service.ts";
+import type { UdpTarget } from "./service.ts";
+import { InitialCrypto, openInitial } from "./quic_initial.ts";
+import type { UdpRoute, UdpRouter } from "./router.ts";
 import { kernelDrops } from "./kernel_drops.ts";
 import { SessionTable } from "./session_table.ts";
 
@@ -17,10 +19,15 @@ const TICKS_PER_TIMEOUT = 8;
 /** Datagrams held per session while its backend socket is being opened. */
 const MAX_PENDING = 64;
 
-/** Where an entrypoint's sessions go: the router's name and its service. */
-export interface UdpRoute {
-  router: string;
-  service: UdpService;
+/** Clients at once whose first datagrams wait for the rest of their QUIC ClientHello. */
+const MAX_UNDECIDED = 4096;
+
+/** A new client whose route waits for the rest of its ClientHello. */
+interface Undecided {
+  client: NetAddr;
+  datagrams: Uint8Array[];
+  crypto: InitialCrypto | undefined;
+  since: number;
 }
 
 /** Settings of a UDP entrypoint. */
@@ -36,6 +43,7 @@ export interface UdpEntryPointOptions {
 interface Session {
   key: string;
   client: NetAddr;
+  route: UdpRoute;
   target: UdpTarget;
   /** Set once the backend socket is open; datagrams wait in `pending` until then. */
   socket: DatagramSocket | undefined;
@@ -52,8 +60,10 @@ function tickOf(timeout: number): number {
 /** Listens on one UDP address and proxies sessions to the route's service. */
 export class UdpEntryPoint {
   /** Where new sessions go; replacing it affects only sessions created afterwards. */
-  route: UdpRoute | undefined;
+  router: UdpRouter | undefined;
   readonly #table: SessionTable<Session>;
+  /** New clients waiting for the rest of their ClientHello (bounded, and by helloTimeout). */
+  readonly #undecided = new Map<string, Undecided>();
   #options: UdpEntryPointOptions;
   #tickMs: number;
   #tick = 0;
@@ -67,12 +77,12 @@ export class UdpEntryPoint {
     public name: string,
     readonly address: HostPort,
     readonly env: ProxyEnv,
-    route: UdpRoute | undefined,
+    router: UdpRouter | undefined,
     options: UdpEntryPointOptions,
     /** Share the port with other l4p processes (where the runtime can). */
     readonly reusePort = false,
   ) {
-    this.route = route;
+    this.router = router;
     this.#options = { ...options };
     this.#table = new SessionTable(options.maxSessions);
     this.#tickMs = tickOf(options.timeout);
@@ -146,6 +156,7 @@ export class UdpEntryPoint {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#socket?.close();
     this.#socket = undefined;
+    this.#undecided.clear();
     for (const s of [...this.#table.values()]) {
       this.#table.delete(s.key);
       this.#end(s, "closed");
@@ -157,13 +168,20 @@ export class UdpEntryPoint {
     let session = this.#table.get(key, this.#tick);
     // A session keeps its server for life, unless health checks put that server down while
     // another is up: then it ends, and this datagram opens a new one on a server that is up.
-    if (session && !session.target.server.up && this.route?.service.health.up) {
+    if (session && !session.target.server.up && session.route.service.health.up) {
       this.#table.delete(key);
       this.#end(session, "server down");
       session = undefined;
     }
-    session ??= this.#open(key, from);
-    if (!session) return;
+    if (!session) {
+      if (this.router?.needsHello) return this.#waitForHello(key, from, data);
+      session = this.#open(key, from, this.router?.pick(from.hostname));
+      if (!session) return;
+    }
+    this.#deliver(session, data);
+  }
+
+  #deliver(session: Session, data: Uint8Array): void {
     session.record.datagramsIn++;
     session.record.bytesIn += data.length;
     if (session.socket) {
@@ -175,10 +193,72 @@ export class UdpEntryPoint {
     }
   }
 
-  #open(key: string, client: NetAddr): Session | undefined {
+  /**
+   * A new client on an entrypoint whose rules need SNI or ALPN: its datagrams wait until its
+   * QUIC Initial packets hold a whole ClientHello (or show it has none), then go to the route
+   * that takes it, in order.
+   */
+  #waitForHello(key: string, client: NetAddr, data: Uint8Array): void {
+    let u = this.#undecided.get(key);
+    if (!u) {
+      if (this.#undecided.size >= MAX_UNDECIDED) {
+        this.env.tracker.dropped(this.name);
+        this.env.logger.repeated(
+          "warn",
+          `udp undecided ${this.name}`,
+          "too many new UDP clients waiting for their QUIC ClientHello; datagram dropped",
+          { entryPoint: this.name, bound: MAX_UNDECIDED },
+        );
+        return;
+      }
+      u = { client, datagrams: [], crypto: undefined, since: Date.now() };
+      this.#undecided.set(key, u);
+    }
+    if (u.datagrams.length >= MAX_PENDING) return this.env.tracker.dropped(this.name);
+    u.datagrams.push(data);
+    const packet = openInitial(data);
+    if (packet.kind === "not-initial") {
+      // Not QUIC at all: routed by what does not need a ClientHello. After Initials (a
+      // coalesced later packet, say), it waits with them.
+      if (!u.crypto) this.#decide(key, u, undefined);
+      return;
+    }
+    if (packet.kind === "error") return this.#unreadable(key, u, packet.message);
+    u.crypto ??= new InitialCrypto(packet.dcid);
+    if (!u.crypto.add(packet.crypto)) return this.#unreadable(key, u, "ClientHello over the bound");
+    const hello = u.crypto.hello();
+    if (hello.kind === "hello") this.#decide(key, u, hello.info);
+    else if (hello.kind === "error") this.#unreadable(key, u, hello.message);
+  }
+
+  /** A QUIC Initial l4p cannot read: logged once a second, routed as if it had no hello. */
+  #unreadable(key: string, u: Undecided, why: string): void {
+    this.env.logger.repeated("warn", `quic ${this.name} ${why}`, "unreadable QUIC Initial", {
+      entryPoint: this.name,
+      client: formatAddr(u.client),
+      error: why,
+    });
+    this.#decide(key, u, undefined);
+  }
+
+  #decide(
+    key: string,
+    u: Undecided,
+    hello: { sni: string | undefined; alpn: readonly string[] } | undefined,
+  ): void {
+    this.#undecided.delete(key);
+    const session = this.#open(key, u.client, this.router?.pick(u.client.hostname, hello));
+    if (!session) {
+      if (u.datagrams.length > 1) this.env.tracker.dropped(this.name, u.datagrams.length - 1);
+      return;
+    }
+    for (const d of u.datagrams) this.#deliver(session, d);
+  }
+
+  #open(key: string, client: NetAddr, route: UdpRoute | undefined): Session | undefined {
     const { env, name } = this;
-    const target = this.route?.service.next(client);
-    if (!this.route || !target) {
+    const target = route?.service.next(client);
+    if (!route || !target) {
       env.tracker.dropped(name);
       env.logger.debug("no UDP service for a new session; datagram dropped", {
         entryPoint: name,
@@ -189,13 +269,14 @@ export class UdpEntryPoint {
     const record = env.tracker.openSession(
       name,
       client,
-      this.route.router,
+      route.router,
       target.service,
       target.label,
     );
     const session: Session = {
       key,
       client,
+      route,
       target,
       socket: undefined,
       pending: [],
@@ -276,6 +357,9 @@ export class UdpEntryPoint {
 
   #sweep(): void {
     this.#tick++;
+    // A ClientHello that does not come whole in time: routed without it.
+    const late = Date.now() - (this.router?.helloTimeout ?? 0);
+    for (const [key, u] of this.#undecided) if (u.since <= late) this.#decide(key, u, undefined);
     for (const s of this.#table.expire(this.#tick - TICKS_PER_TIMEOUT)) this.#end(s, "expired");
   }
 

@@ -50,3 +50,4 @@ export type { ServerOptions } from "./src/server/server.ts";
 export { run } from "./src/server/run.ts";
 export type { RunOptions } from "./src/server/run.ts";
 export type { Hook, HookConnection, HookDecision } from "./src/tcp/middlewares/hook.ts";
+export type { HookSession, UdpHook } from "./src/udp/hook.ts";

@@ -9,7 +9,17 @@ import { Logger } from "../src/log/logger.ts";
 import { loadRuntime } from "../src/runtime/mod.ts";
 import { L4pServer } from "../src/server/server.ts";
 import type { Hook } from "../src/tcp/middlewares/hook.ts";
-import { connect, deadline, freePort, netServer, peerOrSkip, runL4p, waitFor } from "./_helpers.ts";
+import {
+  connect,
+  deadline,
+  freePort,
+  netServer,
+  peerOrSkip,
+  runL4p,
+  type UdpPeer,
+  udpPeer,
+  waitFor,
+} from "./_helpers.ts";
 import { readmeHookRun } from "./_readme_hook.ts";
 import { POSTGRES_BIN, startPostgres } from "./_peers.ts";
 
@@ -314,4 +324,74 @@ test("hooks: the README's example lets an active tenant through and refuses anot
     runL4p(["run", "-c", config], undefined, undefined, env)
   );
   assert.deepEqual(got, { "acme.example.com": "oo", "gone.example.com": "" });
+});
+
+test("hooks on UDP: asked once per new session, with its first datagram; the session keeps the answer", async () => {
+  const a = await udpPeer((peer, data, from) => void peer.send(`a:${data}`, from));
+  const b = await udpPeer((peer, data, from) => void peer.send(`b:${data}`, from));
+  const [port, admin] = [await freePort(), await freePort()];
+  const dir = folder({
+    "session.ts": `import type { HookSession } from "${import.meta.dirname}/../mod.ts";
+let calls = 0;
+export default (s: HookSession) => {
+  calls++;
+  const first = new TextDecoder().decode(s.first);
+  if (first === "calls") return { refuse: String(calls) };
+  if (first.startsWith("to-b")) return { service: "b" };
+  if (first === "refuse") return { refuse: "asked to" };
+};
+`,
+    "l4p.yaml": `entryPoints:
+  u: { address: "127.0.0.1:${port}/udp" }
+metrics: { address: "127.0.0.1:${admin}" }
+udp:
+  routers:
+    all: { service: a, middlewares: [pick] }
+  middlewares:
+    pick: { hook: { file: ./session.ts } }
+  services:
+    a: { loadBalancer: { servers: [{ address: "127.0.0.1:${a.port}" }] } }
+    b: { loadBalancer: { servers: [{ address: "127.0.0.1:${b.port}" }] } }
+`,
+  });
+  const l4p = runL4p(["run", "-c", `${dir}/l4p.yaml`]);
+  const clients: UdpPeer[] = [];
+  try {
+    await l4p.waitForLine(/listening entryPoint=u/, 30_000);
+    const ask = async (first: string, then?: string) => {
+      const c = await udpPeer();
+      clients.push(c);
+      await c.send(first, port);
+      if (then !== undefined) await c.send(then, port);
+      const got: string[] = [];
+      for (let i = 0; i < (then === undefined ? 1 : 2); i++) {
+        got.push(await c.next(2000).then((d) => d.data.toString(), () => "(none)"));
+      }
+      return got.sort(); // UDP keeps no order: the echo's two answers may cross
+    };
+    assert.deepEqual(await ask("hello", "again"), ["a:again", "a:hello"], "nothing: the service");
+    assert.deepEqual(
+      await ask("to-b", "more"),
+      ["b:more", "b:to-b"],
+      "{ service: b }, for the session",
+    );
+    assert.deepEqual(await ask("refuse"), ["(none)"], "{ refuse }");
+    const metrics = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    for (const result of ["pass", "service", "refuse"]) {
+      assert.match(
+        metrics,
+        new RegExp(
+          `^l4p_udp_hook_calls_total\\{router="all",middleware="pick",result="${result}"\\} 1$`,
+          "m",
+        ),
+      );
+    }
+  } finally {
+    for (const c of clients) c.close();
+    l4p.kill("SIGKILL");
+    await l4p.exited;
+    a.close();
+    b.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -238,6 +238,18 @@ export function crossCheck(file: ParsedFile, error: Report, note: Report): void 
     });
   }
 
+  const udpMiddlewares = file.udp?.middlewares ?? {};
+  for (const [name, router] of Object.entries(file.udp?.routers ?? {})) {
+    (router.middlewares ?? []).forEach((mw, i) => {
+      if (!udpMiddlewares[mw]) {
+        error(
+          ["udp", "routers", name, "middlewares", i],
+          `udp middleware "${mw}" is not defined${suggest(mw, Object.keys(udpMiddlewares))}`,
+        );
+      }
+    });
+  }
+
   const middlewares = file.tcp?.middlewares ?? {};
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
     (router.middlewares ?? []).forEach((mw, i) => {

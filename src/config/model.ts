@@ -339,6 +339,8 @@ export interface TransportTlsConfig {
 export interface UdpConfig {
   routers: Record<string, UdpRouterConfig>;
   services: Record<string, UdpServiceConfig>;
+  /** l4p's own: hooks a UDP router asks once per new session. */
+  middlewares: Record<string, { hook: HookConfig }>;
 }
 
 /** Which entrypoints feed which service. */
@@ -348,6 +350,8 @@ export interface UdpRouterConfig {
   /** l4p's own: which new sessions it takes (QUIC SNI/ALPN, ClientIP); absent: every one. */
   rule?: string;
   priority?: number;
+  /** l4p's own: `udp.middlewares` asked in order, once per new session. */
+  middlewares?: string[];
 }
 
 /** A UDP service. */
@@ -368,7 +372,7 @@ export function emptyConfig(): Config {
     entryPoints: {},
     leftOut: [],
     tcp: { routers: {}, services: {}, serversTransports: {}, middlewares: {} },
-    udp: { routers: {}, services: {} },
+    udp: { routers: {}, services: {}, middlewares: {} },
     log: {},
     tls: { certificates: [], options: { default: defaultTlsOptions() } },
     certificatesResolvers: {},

@@ -420,6 +420,25 @@ const ipAllowList = z.strictObject({
   sourceRange: z.array(cidr).min(1, { message: "sourceRange is empty: no client would pass" }),
 });
 
+/** A routing hook (l4p's own), for TCP connections and UDP sessions. */
+const hook = z.strictObject({
+  file: z.string().min(1).optional().meta({
+    description:
+      "a TypeScript or JavaScript module, relative to this file's folder; absent: a hook given in code (L4pServer's hooks)",
+  }),
+  export: z.string().min(1).optional().meta({
+    description: "the function it exports to call; default: default",
+  }),
+  timeout: durationIn(R.hookTimeout).optional().meta({
+    description: "a connection or session not decided on by then is refused; default 1s",
+  }),
+});
+
+/** A UDP middleware (l4p's own: traefik has none): a hook, decided once per new session. */
+const udpMiddleware = z.strictObject({
+  hook: hook.meta({ description: "a TypeScript function decides (go on, a service, or refuse)" }),
+});
+
 /** A TCP middleware, traefik's kinds (and `connRateLimit`); exactly one kind each. */
 const tcpMiddleware = z.strictObject({
   ipAllowList: ipAllowList.optional().meta({
@@ -442,18 +461,7 @@ const tcpMiddleware = z.strictObject({
       description: "most connections let through at once; default 1",
     }),
   }).optional(),
-  hook: z.strictObject({
-    file: z.string().min(1).optional().meta({
-      description:
-        "a TypeScript or JavaScript module, relative to this file's folder; absent: a hook given in code (L4pServer's hooks)",
-    }),
-    export: z.string().min(1).optional().meta({
-      description: "the function it exports to call; default: default",
-    }),
-    timeout: durationIn(R.hookTimeout).optional().meta({
-      description: "a connection the hook has not decided on by then is refused; default 1s",
-    }),
-  }).optional().meta({
+  hook: hook.optional().meta({
     description: "l4p's own: a TypeScript function decides (go on, a service, or refuse)",
   }),
 }).superRefine((m, ctx) => {
@@ -486,6 +494,9 @@ const udpRouter = z.strictObject({
   priority: z.number().int().optional().meta({
     description: "routers with a higher priority are tried first; default: the rule's length",
   }),
+  middlewares: names.optional().meta({
+    description: "l4p's own: udp.middlewares (hooks) asked in order, once per new session",
+  }),
 });
 
 const record = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
@@ -502,6 +513,7 @@ export const fileSchema = z.strictObject({
   udp: z.strictObject({
     routers: record(udpRouter).optional(),
     services: record(udpService).optional(),
+    middlewares: record(udpMiddleware).optional(),
   }).optional(),
   tls: tlsSection.optional(),
   providers: z.strictObject({

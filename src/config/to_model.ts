@@ -42,6 +42,11 @@ function keepAliveOf(ms: number | undefined, fallback: number): number {
 /** Fills in defaults: the model l4p runs. */
 export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Config {
   const config = emptyConfig();
+  const hookOf = (h: { file?: string; export?: string; timeout?: number }) => ({
+    file: h.file === undefined ? undefined : configPath(h.file, base),
+    export: h.export ?? "default",
+    timeout: h.timeout ?? DEFAULTS.hookTimeout,
+  });
   const servers = (
     list: { address: ServerConfig["address"]; weight?: number; tls?: boolean }[],
   ) => list.map((s) => ({ address: s.address, weight: s.weight ?? 1, tls: s.tls || undefined }));
@@ -181,13 +186,7 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       : m.inFlightConn
       ? { inFlightConn: { amount: m.inFlightConn.amount } }
       : m.hook
-      ? {
-        hook: {
-          file: m.hook.file === undefined ? undefined : configPath(m.hook.file, base),
-          export: m.hook.export ?? "default",
-          timeout: m.hook.timeout ?? DEFAULTS.hookTimeout,
-        },
-      }
+      ? { hook: hookOf(m.hook) }
       : {
         connRateLimit: {
           average: m.connRateLimit!.average,
@@ -243,12 +242,16 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       }
       : { weighted: weightedOf(s.weighted!) };
   }
+  for (const [name, m] of Object.entries(file.udp?.middlewares ?? {})) {
+    config.udp.middlewares[name] = { hook: hookOf(m.hook) };
+  }
   for (const [name, r] of Object.entries(file.udp?.routers ?? {})) {
     config.udp.routers[name] = {
       entryPoints: r.entryPoints ?? all("udp"),
       service: r.service,
       ...(r.rule !== undefined ? { rule: r.rule } : {}),
       ...(r.priority !== undefined ? { priority: r.priority } : {}),
+      ...(r.middlewares?.length ? { middlewares: r.middlewares } : {}),
     };
   }
   return config;

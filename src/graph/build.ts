@@ -39,6 +39,7 @@ import { type TcpRoute, TcpRouter } from "../tcp/router.ts";
 import { ruleOf } from "../tcp/router_order.ts";
 import { TcpWeighted } from "../tcp/weighted.ts";
 import { UdpRouter } from "../udp/router.ts";
+import type { UdpHook } from "../udp/hook.ts";
 import { UdpLoadBalancer, type UdpService, UdpWeighted } from "../udp/service.ts";
 import { routerOrder } from "../tcp/router_order.ts";
 import type { SharedState } from "./shared.ts";
@@ -223,10 +224,19 @@ function buildUdp(config: Config, b: Building): Map<string, UdpRouter> {
         router,
         service: service(rc.service),
         rule: rc.rule === undefined ? undefined : ruleOf(rc.rule),
+        hooks: (rc.middlewares ?? []).map((middleware) => {
+          const h = config.udp.middlewares[middleware].hook;
+          const hook = b.hooks?.get(hookKey(h));
+          // Loaded before the build (apply and check load every hook the configuration names).
+          if (!hook) throw new Error(`the hook of udp middleware ${middleware} was not loaded`);
+          return { middleware, hook: hook as unknown as UdpHook, timeout: h.timeout };
+        }),
       };
     });
     if (routes.length === 0) continue;
-    routers.set(ep, new UdpRouter(ep, routes, epc.helloTimeout ?? DEFAULTS.helloTimeout));
+    const services = (name: string) => config.udp.services[name] ? service(name) : undefined;
+    const helloTimeout = epc.helloTimeout ?? DEFAULTS.helloTimeout;
+    routers.set(ep, new UdpRouter(ep, routes, helloTimeout, services));
   }
   return routers;
 }

@@ -56,7 +56,11 @@ export class HookLoader {
     const hooks = new Map<string, Hook>();
     const failures: { path: Path; message: string }[] = [];
     const used = new Set<string>();
-    for (const [name, mc] of Object.entries(config.tcp.middlewares)) {
+    const named = [
+      ...Object.entries(config.tcp.middlewares).map(([name, mc]) => ["tcp", name, mc] as const),
+      ...Object.entries(config.udp.middlewares).map(([name, mc]) => ["udp", name, mc] as const),
+    ];
+    for (const [protocol, name, mc] of named) {
       if (!("hook" in mc)) continue;
       const key = hookKey(mc.hook);
       if (mc.hook.file) used.add(mc.hook.file);
@@ -65,7 +69,7 @@ export class HookLoader {
         hooks.set(key, await this.#one(mc.hook));
       } catch (error) {
         failures.push({
-          path: ["tcp", "middlewares", name, "hook", mc.hook.file ? "file" : "export"],
+          path: [protocol, "middlewares", name, "hook", mc.hook.file ? "file" : "export"],
           message: (error as Error).message,
         });
       }

@@ -16,7 +16,13 @@ import {
 
 const TCP_MAPS = ["entryPoints", "routers", "services", "servers"] as const;
 const UDP_MAPS = ["udpEntryPoints", "udpRouters", "udpServices", "udpServers"] as const;
-const COUNT_MAPS = ["refusals", "overLimit", "dialErrorCodes", "hookResults"] as const;
+const COUNT_MAPS = [
+  "refusals",
+  "overLimit",
+  "dialErrorCodes",
+  "hookResults",
+  "udpHookResults",
+] as const;
 
 type Fields<T> = { [K in keyof T as T[K] extends (...a: never[]) => unknown ? never : K]: T[K] };
 

@@ -125,12 +125,15 @@ export function renderMetrics(src: MetricsSource): string {
       return [{ router, middleware }, n];
     }),
   );
-  if (t.hookResults.size) {
+  for (const [protocol, map] of [["tcp", t.hookResults], ["udp", t.udpHookResults]] as const) {
+    if (map.size === 0) continue;
     e.family(
-      "l4p_tcp_hook_calls_total",
+      `l4p_${protocol}_hook_calls_total`,
       "counter",
-      "Routing hooks' calls, by router, middleware and result (pass, service, refuse, error, timeout).",
-      sorted(t.hookResults).map(([key, n]) => {
+      `Routing hooks' calls${
+        protocol === "udp" ? " (one per new session)" : ""
+      }, by router, middleware and result (pass, service, refuse, error, timeout).`,
+      sorted(map).map(([key, n]) => {
         const [router, middleware, result] = key.split(" ");
         return [{ router, middleware, result }, n];
       }),

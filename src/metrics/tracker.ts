@@ -173,6 +173,8 @@ export class TrafficTracker {
   readonly dialErrorCodes: Map<string, number> = new Map();
   /** Routing hooks' calls by `router middleware result` (pass, service, refuse, error, timeout). */
   readonly hookResults: Map<string, number> = new Map();
+  /** The same for UDP routers' hooks (asked once per new session). */
+  readonly udpHookResults: Map<string, number> = new Map();
   readonly udpLive: LiveRecords<UdpSessionRecord> = new LiveRecords();
   readonly udpEntryPoints: Map<string, UdpTotals> = new Map();
   readonly udpRouters: Map<string, UdpTotals> = new Map();
@@ -357,10 +359,11 @@ export class TrafficTracker {
     this.refusals.set(key, (this.refusals.get(key) ?? 0) + 1);
   }
 
-  /** Records how a routing hook's call ended. */
-  hookResult(router: string, middleware: string, result: string): void {
+  /** Records how a routing hook's call ended (of a UDP router when `udp`). */
+  hookResult(router: string, middleware: string, result: string, udp = false): void {
     const key = `${router} ${middleware} ${result}`;
-    this.hookResults.set(key, (this.hookResults.get(key) ?? 0) + 1);
+    const map = udp ? this.udpHookResults : this.hookResults;
+    map.set(key, (map.get(key) ?? 0) + 1);
   }
 
   /** Records a connection `entryPoint` closed at once, being at its `maxConnections`. */

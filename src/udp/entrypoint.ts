@@ -11,6 +11,7 @@ import type { ProxyEnv } from "../tcp/handler.ts";
 import type { UdpTarget } from "./service.ts";
 import { InitialCrypto, openInitial } from "./quic_initial.ts";
 import type { UdpRoute, UdpRouter } from "./router.ts";
+import { askHooks, hookSession } from "./hook.ts";
 import { kernelDrops } from "./kernel_drops.ts";
 import { SessionTable } from "./session_table.ts";
 
@@ -28,6 +29,8 @@ interface Undecided {
   datagrams: Uint8Array[];
   crypto: InitialCrypto | undefined;
   since: number;
+  /** Its route's hooks are being asked: datagrams only wait. */
+  asking?: boolean;
 }
 
 /** Settings of a UDP entrypoint. */
@@ -174,7 +177,8 @@ export class UdpEntryPoint {
       session = undefined;
     }
     if (!session) {
-      if (this.router?.needsHello) return this.#waitForHello(key, from, data);
+      const router = this.router;
+      if (router?.needsHello || router?.hasHooks) return this.#waitForHello(key, from, data);
       session = this.#open(key, from, this.router?.pick(from.hostname));
       if (!session) return;
     }
@@ -216,6 +220,8 @@ export class UdpEntryPoint {
     }
     if (u.datagrams.length >= MAX_PENDING) return this.env.tracker.dropped(this.name);
     u.datagrams.push(data);
+    if (u.asking) return;
+    if (!this.router?.needsHello) return this.#decide(key, u, undefined);
     const packet = openInitial(data);
     if (packet.kind === "not-initial") {
       // Not QUIC at all: routed by what does not need a ClientHello. After Initials (a
@@ -246,8 +252,36 @@ export class UdpEntryPoint {
     u: Undecided,
     hello: { sni: string | undefined; alpn: readonly string[] } | undefined,
   ): void {
+    const router = this.router;
+    const route = router?.pick(u.client.hostname, hello);
+    if (!router || !route?.hooks.length) return this.#start(key, u, route);
+    // The hooks decide; the client's datagrams wait meanwhile (bounded as before).
+    u.asking = true;
+    const session = hookSession(this.name, route.router, u.client, u.datagrams[0], hello);
+    askHooks(route.hooks, session, this.env, (name) => router.services(name) !== undefined)
+      .then((outcome) => {
+        if (this.#undecided.get(key) !== u) return; // closed meanwhile
+        if ("refuse" in outcome) {
+          this.#undecided.delete(key);
+          this.env.tracker.dropped(this.name, u.datagrams.length);
+          if (this.env.logger.enabled("debug")) {
+            this.env.logger.debug("UDP session refused by a hook", {
+              entryPoint: this.name,
+              client: formatAddr(u.client),
+              why: outcome.refuse,
+            });
+          }
+          return;
+        }
+        const service = outcome.service && router.services(outcome.service);
+        this.#start(key, u, service ? { router: route.router, service } : route);
+      });
+  }
+
+  /** Opens the session of `u` on `route`, and its waiting datagrams go, in order. */
+  #start(key: string, u: Undecided, route: UdpRoute | undefined): void {
     this.#undecided.delete(key);
-    const session = this.#open(key, u.client, this.router?.pick(u.client.hostname, hello));
+    const session = this.#open(key, u.client, route);
     if (!session) {
       if (u.datagrams.length > 1) this.env.tracker.dropped(this.name, u.datagrams.length - 1);
       return;
@@ -359,7 +393,9 @@ export class UdpEntryPoint {
     this.#tick++;
     // A ClientHello that does not come whole in time: routed without it.
     const late = Date.now() - (this.router?.helloTimeout ?? 0);
-    for (const [key, u] of this.#undecided) if (u.since <= late) this.#decide(key, u, undefined);
+    for (const [key, u] of this.#undecided) {
+      if (u.since <= late && !u.asking) this.#decide(key, u, undefined);
+    }
     for (const s of this.#table.expire(this.#tick - TICKS_PER_TIMEOUT)) this.#end(s, "expired");
   }
 

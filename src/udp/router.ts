@@ -11,6 +11,7 @@ import {
   needsClientIp,
   type Rule,
 } from "../tcp/rule.ts";
+import type { UdpHookStep } from "./hook.ts";
 import type { UdpService } from "./service.ts";
 
 /** Where a session goes: the router's name and its service. */
@@ -19,9 +20,10 @@ export interface UdpRoute {
   service: UdpService;
 }
 
-/** A route with the rule that chooses it; no rule: every session. */
+/** A route with the rule that chooses it (no rule: every session) and the hooks it asks. */
 export interface UdpRuledRoute extends UdpRoute {
   rule: Rule | undefined;
+  hooks: readonly UdpHookStep[];
 }
 
 const NO_HELLO: MatchInfo = Object.freeze({
@@ -35,6 +37,8 @@ const NO_HELLO: MatchInfo = Object.freeze({
 export class UdpRouter {
   /** Some rule needs SNI or ALPN: new sessions wait for their ClientHello. */
   readonly needsHello: boolean;
+  /** Some route asks hooks: its new sessions wait for their answer. */
+  readonly hasHooks: boolean;
   readonly #needsClientIp: boolean;
 
   constructor(
@@ -42,8 +46,13 @@ export class UdpRouter {
     readonly routes: readonly UdpRuledRoute[],
     /** How long a new session may take to send its whole ClientHello, in ms. */
     readonly helloTimeout: number,
+    /** The services a hook may name, by name. */
+    readonly services: (name: string) => UdpService | undefined = () => undefined,
   ) {
-    this.needsHello = routes.some((r) => r.rule !== undefined && needsClientHello(r.rule));
+    this.hasHooks = routes.some((r) => r.hooks.length > 0);
+    // Hooks are shown a QUIC client's server name too.
+    this.needsHello = this.hasHooks ||
+      routes.some((r) => r.rule !== undefined && needsClientHello(r.rule));
     this.#needsClientIp = routes.some((r) => r.rule !== undefined && needsClientIp(r.rule));
   }
 
@@ -51,7 +60,7 @@ export class UdpRouter {
   pick(
     client: string,
     hello?: { sni: string | undefined; alpn: readonly string[] },
-  ): UdpRoute | undefined {
+  ): UdpRuledRoute | undefined {
     const clientIp = this.#needsClientIp ? parseIp(client) : undefined;
     const info: MatchInfo = hello
       ? { tls: true, sni: hello.sni, alpn: hello.alpn, clientIp }

@@ -294,6 +294,23 @@ test("the README's QUIC and hook examples are valid as printed", () => {
   assert.deepEqual(Object.keys(hooks.tcp.middlewares), ["activeTenant"]);
 });
 
+test("l4p check notes, at its rule, a router that can never match", () => {
+  const { notes } = parseConfig(
+    `entryPoints:
+  web: { address: "127.0.0.1:1" }
+tcp:
+  routers:
+    odd: { rule: "Protocol(\`ssh\`) && HostSNI(\`a.example\`)", service: s }
+  services:
+    s: { loadBalancer: { servers: [{ address: "127.0.0.1:2" }] } }
+`,
+    "l4p.yaml",
+  );
+  assert.deepEqual(notes.map(formatProblem), [
+    "l4p.yaml:5:18: tcp.routers.odd.rule: this rule can never match: HostSNI(`a.example`) needs a TLS ClientHello, which Protocol(`ssh`) is not",
+  ]);
+});
+
 test("a UDP rule takes what a QUIC ClientHello and the client address say, nothing else", () => {
   const udp = (rule: string) =>
     problems(`entryPoints:

@@ -10,6 +10,7 @@ import {
   v2HostTemplate,
 } from "../src/tcp/rule.ts";
 import { priorityOf, routerOrder } from "../src/tcp/router_order.ts";
+import { neverMatches } from "../src/tcp/rule_sense.ts";
 
 const info = (over: Partial<MatchInfo> = {}): MatchInfo => ({
   tls: true,
@@ -190,4 +191,34 @@ test("rule: ruleSyntax v2 reads HostSNIRegexp as v2's host templates", () => {
   // v3 reads the same text as a regular expression (the braces literal): not what v2 meant.
   const v3 = parseRule("HostSNIRegexp(`{sub:[a-z]+}.example.com`)");
   assert.ok(!matchRule(v3, info({ sni: "shop.example.com" })));
+});
+
+test("a rule whose matchers exclude each other is said never to match; others are left alone", () => {
+  const never = (rule: string) => neverMatches(parseRule(rule));
+  const cases: [string, RegExp | undefined][] = [
+    ["HostSNI(`a.example`) && HostSNI(`b.example`)", /name different servers/],
+    ["HostSNI(`a.example`) && HostSNI(`A.example`)", undefined],
+    ["HostSNI(`*.example`) && HostSNI(`b.example`)", undefined],
+    ["Protocol(`ssh`) && Protocol(`http`)", /exclude each other/],
+    [
+      "Protocol(`ssh`) && HostSNI(`a.example`)",
+      /needs a TLS ClientHello, which Protocol\(`ssh`\) is not/,
+    ],
+    ["Protocol(`tls`) && HostSNI(`a.example`) && ALPN(`h2`)", undefined],
+    ["Protocol(`http`) && HTTPHost(`a.example`)", undefined],
+    ["Protocol(`silent`) && HTTPHost(`a.example`)", /needs an HTTP request/],
+    ["ALPN(`h2`) && HTTPHost(`a.example`)", /needs a TLS ClientHello, HTTPHost/],
+    ["ClientIP(`10.0.0.0/8`) && ClientIP(`192.168.0.0/16`)", /share no address/],
+    ["ClientIP(`10.0.0.0/8`) && ClientIP(`10.1.0.0/16`)", undefined],
+    ["ClientIP(`10.0.0.0/8`) && ClientIP(`::1`)", /share no address/],
+    ["(HostSNI(`a`) && HostSNI(`b`)) || HostSNI(`c`)", undefined],
+    ["(HostSNI(`a`) && HostSNI(`b`)) || (Protocol(`ssh`) && ALPN(`h2`))", /name different servers/],
+    ["!HostSNI(`a`) && HostSNI(`a`)", undefined], // not judged: ! is taken as able to match
+    ["HostSNI(`*`) && Protocol(`ssh`)", undefined],
+  ];
+  for (const [rule, expected] of cases) {
+    const why = never(rule);
+    if (expected) assert.match(why ?? "(none)", expected, rule);
+    else assert.equal(why, undefined, rule);
+  }
 });

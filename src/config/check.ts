@@ -19,6 +19,7 @@ import {
   RuleError,
 } from "../tcp/rule.ts";
 import { priorityOf, ruleOf } from "../tcp/router_order.ts";
+import { neverMatches } from "../tcp/rule_sense.ts";
 
 /** What the runtime that will run a configuration can do, where it matters to validation. */
 export interface LoadOptions {
@@ -211,6 +212,8 @@ export function crossCheck(file: ParsedFile, error: Report, note: Report): void 
     if (router.rule !== undefined) {
       try {
         const rule = parseRule(router.rule);
+        const never = neverMatches(rule);
+        if (never) note(["udp", "routers", name, "rule"], `this rule can never match: ${never}`);
         if (protocolsOf(rule).length || needsHttpHost(rule)) {
           error(
             ["udp", "routers", name, "rule"],
@@ -408,6 +411,8 @@ function checkRules(
     try {
       const rule = ruleOf(router.rule, router.ruleSyntax);
       parsed.set(name, rule);
+      const never = neverMatches(rule);
+      if (never) note(["tcp", "routers", name, "rule"], `this rule can never match: ${never}`);
       if (hasSeveralArguments(rule) && router.ruleSyntax !== "v2") {
         note(
           ["tcp", "routers", name, "rule"],

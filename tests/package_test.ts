@@ -15,6 +15,7 @@ import {
   echoServer,
   killTree,
   peerOrSkip,
+  readmeExample,
   readToEnd,
   ROOT,
   runL4p,
@@ -101,6 +102,10 @@ test("the npm package installs into an empty project and runs with bunx and from
       inProject(`${BIN}/deno`, ["run", "-A", "npm:l4p", "--version"]).stdout,
       /^l4p \d+\.\d+\.\d+ \(deno /,
     );
+    // A hook author's types ship in the package: the README's hook checks against them.
+    writeFileSync(`${project}/tenant.ts`, readmeExample("hook", "ts"));
+    const typed = inProject(`${BIN}/deno`, ["check", "tenant.ts"]);
+    assert.equal(typed.status, 0, `${typed.stdout}${typed.stderr}`);
   } finally {
     process.env.PATH = path;
     await echo.close();

@@ -34,6 +34,8 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { dnsmasqArgs, etcdArgs, redisArgs } from "./peer_args.ts";
+// A ClientHello with a server name, as the tests build it.
+import { buildHello } from "../tests/_hello.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 const { values: opts } = parseArgs({
@@ -209,8 +211,16 @@ interface Proxy {
   stop(): Promise<void>;
 }
 
-/** `tls`: terminate TLS with the bench certificate, forward plain TCP. */
-type ProxyKind = "tcp" | "udp" | "tls";
+/**
+ * `tls`: terminate TLS with the bench certificate, forward plain TCP. `sniN`: route by the
+ * ClientHello's server name among N names (routers, map entries), each of them to the target.
+ */
+type ProxyKind = "tcp" | "udp" | "tls" | `sni${number}`;
+
+/** How many server names a `sniN` kind routes among; 0 for the others. */
+const namesOf = (kind: ProxyKind) => kind.startsWith("sni") ? Number(kind.slice(3)) : 0;
+/** The server name of the `i`th router of a `sniN` kind. */
+const customer = (i: number) => `customer${i}.example`;
 
 interface Subject {
   name: string;
@@ -237,6 +247,21 @@ function l4p(runtime: "deno" | "bun"): Subject {
             // their one certificate to every name.
             `tls:\n  stores:\n    default:\n      defaultCertificate: ` +
             `{ certFile: ${CERT.cert}, keyFile: ${CERT.key} }\n`,
+        );
+        args.push("run", "-c", cfg, "--log-level", "warn");
+      } else if (namesOf(kind)) {
+        const cfg = `${dir}/l4p-sni-${p}.yaml`;
+        const routers = Array.from(
+          { length: namesOf(kind) },
+          (_, i) =>
+            `    r${i}: { rule: "HostSNI(\`${
+              customer(i)
+            }\`)", service: s, tls: { passthrough: true } }\n`,
+        ).join("");
+        writeFileSync(
+          cfg,
+          `entryPoints:\n  tcp: { address: "127.0.0.1:${p}" }\ntcp:\n  routers:\n${routers}` +
+            `  services:\n    s: { loadBalancer: { servers: [{ address: "127.0.0.1:${target}" }] } }\n`,
         );
         args.push("run", "-c", cfg, "--log-level", "warn");
       } else if (kind === "tcp" && opts.limits) {
@@ -266,7 +291,8 @@ function l4p(runtime: "deno" | "bun"): Subject {
       } else args.push(kind, `127.0.0.1:${p}`, `127.0.0.1:${target}`, "--log-level", "warn");
       if (WORKERS > 1) args.push("--workers", String(WORKERS));
       const child = start(bin, args, PROXY_CPUS);
-      if (kind !== "udp") await waitTcp(p);
+      // 100 000 routers take seconds to load.
+      if (kind !== "udp") await waitTcp(p, namesOf(kind) ? 120_000 : undefined);
       else await sleep(1500);
       return {
         port: p,
@@ -310,11 +336,27 @@ const haproxy: Subject = {
     const p = port();
     const cfg = `${dir}/haproxy-${p}.cfg`;
     const ssl = kind === "tls" ? ` ssl crt ${CERT.both}` : "";
-    writeFileSync(
-      cfg,
-      `global\n  maxconn 9000\n  nbthread ${WORKERS}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n` +
-        `listen bench\n  bind 127.0.0.1:${p}${ssl}\n  server s 127.0.0.1:${target}\n`,
-    );
+    const names = namesOf(kind);
+    const head =
+      `global\n  maxconn 9000\n  nbthread ${WORKERS}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n`;
+    if (names) {
+      // HAProxy's way with many names: one map lookup of the ClientHello's server name.
+      const map = `${dir}/haproxy-${p}.map`;
+      writeFileSync(map, Array.from({ length: names }, (_, i) => `${customer(i)} be\n`).join(""));
+      writeFileSync(
+        cfg,
+        head +
+          `frontend fe\n  bind 127.0.0.1:${p}\n  tcp-request inspect-delay 5s\n` +
+          `  tcp-request content accept if { req.ssl_hello_type 1 }\n` +
+          `  use_backend %[req.ssl_sni,lower,map(${map})]\n` +
+          `backend be\n  server s 127.0.0.1:${target}\n`,
+      );
+    } else {
+      writeFileSync(
+        cfg,
+        head + `listen bench\n  bind 127.0.0.1:${p}${ssl}\n  server s 127.0.0.1:${target}\n`,
+      );
+    }
     const child = start(which("haproxy")!, ["-db", "-f", cfg], PROXY_CPUS);
     await waitTcp(p);
     return { port: p, pids: () => [child.pid!], stop: () => stop(child) };
@@ -325,6 +367,7 @@ const nginx: Subject = {
   name: "nginx",
   available: () => (which("nginx") ? undefined : "nginx not installed"),
   async start(kind, target) {
+    if (namesOf(kind)) throw new Error("not set up for routing by name here (HAProxy's map is)");
     const p = port();
     const prefix = mkdtempSync(`${dir}/nginx-`);
     const module = "/usr/lib/nginx/modules/ngx_stream_module.so";
@@ -368,7 +411,7 @@ const socat: Subject = {
   name: "socat",
   available: () => (which("socat") ? undefined : "socat not installed"),
   async start(kind, target) {
-    if (kind === "tls") throw new Error("not a TLS terminator here");
+    if (kind !== "tcp" && kind !== "udp") throw new Error("plain TCP and UDP only");
     const p = port();
     const proto = kind.toUpperCase();
     const child = start(which("socat")!, [
@@ -692,6 +735,76 @@ function connloadWorkload(close: "close" | "reset"): Workload {
   };
 }
 
+/**
+ * New connections among N routers by server name: each a TLS ClientHello for the last of N
+ * names, passed through to a backend that answers a line (nginx's stream `return`), made by
+ * scripts/connload.c, 50 at a time. l4p with N passthrough HostSNI routers; HAProxy with one
+ * map lookup of the server name in a map of N entries.
+ */
+function routersWorkload(names: number): Workload {
+  const hello = `${dir}/hello-${names}.bin`;
+  return {
+    name: `new connections among ${names} SNI routers (connload, 50)`,
+    needs: ["nginx", "cc"],
+    unit: "conn/s",
+    kind: `sni${names}`,
+    async setup() {
+      writeFileSync(hello, buildHello(customer(names - 1)));
+      return await okBackend();
+    },
+    async warmUp(proxy) {
+      await run(CONNLOAD, [
+        "127.0.0.1",
+        String(proxy.port),
+        "50",
+        QUICK ? "1" : "2",
+        "close",
+        hello,
+      ]);
+    },
+    async measure(proxy) {
+      const seconds = QUICK ? 3 : 5;
+      const out = await run(CONNLOAD, [
+        "127.0.0.1",
+        String(proxy.port),
+        "50",
+        String(seconds),
+        "close",
+        hello,
+      ]);
+      const [ok, failed] = out.trim().split(" ").map(Number);
+      if (failed > ok / 100) throw new Error(`${failed} of ${ok + failed} failed`);
+      return { value: ok / seconds, ops: ok };
+    },
+  };
+}
+
+/** A backend that answers every connection with one line and closes: nginx's stream `return`. */
+async function okBackend(): Promise<{ target: number; teardown: () => Promise<void> }> {
+  const target = port();
+  const prefix = mkdtempSync(`${dir}/ok-`);
+  const module = "/usr/lib/nginx/modules/ngx_stream_module.so";
+  writeFileSync(
+    `${prefix}/nginx.conf`,
+    `${existsSync(module) ? `load_module ${module};` : ""}
+daemon off; master_process off; worker_processes 1; pid ${prefix}/nginx.pid; error_log stderr error;
+worker_rlimit_nofile 20000;
+events { worker_connections 20000; }
+stream { server { listen 127.0.0.1:${target}; return "ok\n"; } }
+`,
+  );
+  const server = start(which("nginx")!, [
+    "-p",
+    prefix,
+    "-c",
+    `${prefix}/nginx.conf`,
+    "-e",
+    "stderr",
+  ]);
+  await waitTcp(target);
+  return { target, teardown: () => stop(server) };
+}
+
 const CONNLOAD = `${dir}/connload`;
 function buildConnload(): void {
   const r = spawnSync("cc", ["-O2", "-o", CONNLOAD, `${ROOT}scripts/connload.c`], {
@@ -798,6 +911,7 @@ const WORKLOADS: Workload[] = [
   ),
   handshakes,
   tlsBulk,
+  ...(QUICK ? [10, 10_000] : [10, 1000, 10_000, 100_000]).map(routersWorkload),
 ];
 
 /**

@@ -1,9 +1,10 @@
 /*
  * connload: a load generator for new connections, for scripts/bench.ts. Keeps C connections
- * busy, each doing, over and over: connect, send "PING\r\n", read one reply line, close
- * (normally, or with a reset: SO_LINGER 0). Prints how many round trips completed and failed.
+ * busy, each doing, over and over: connect, send "PING\r\n" (or the bytes of PAYLOAD, a TLS
+ * ClientHello say), read one reply line, close (normally, or with a reset: SO_LINGER 0). Prints
+ * how many round trips completed and failed.
  *
- *   connload HOST PORT CONNECTIONS SECONDS close|reset
+ *   connload HOST PORT CONNECTIONS SECONDS close|reset [PAYLOAD]
  *
  * One thread, epoll, non-blocking sockets: it spends its time in the kernel, not in itself, so
  * that the proxy under test, not the generator, sets the rate. Written for the bench because the
@@ -32,6 +33,8 @@ struct slot {
 static struct sockaddr_in target;
 static int reset_close;
 static long done_ok, failed;
+static char payload[16384] = "PING\r\n";
+static size_t payload_len = 6;
 
 static double now(void) {
   struct timespec ts;
@@ -66,9 +69,18 @@ static int open_one(int ep, struct slot *s) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: connload HOST PORT CONNECTIONS SECONDS close|reset\n");
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: connload HOST PORT CONNECTIONS SECONDS close|reset [PAYLOAD]\n");
     return 2;
+  }
+  if (argc == 7) {
+    FILE *f = fopen(argv[6], "rb");
+    if (!f) {
+      perror(argv[6]);
+      return 2;
+    }
+    payload_len = fread(payload, 1, sizeof payload, f);
+    fclose(f);
   }
   memset(&target, 0, sizeof target);
   target.sin_family = AF_INET;
@@ -101,7 +113,7 @@ int main(int argc, char **argv) {
           if (open_one(ep, s) < 0) failed++;
           continue;
         }
-        if (write(s->fd, "PING\r\n", 6) != 6) {
+        if (write(s->fd, payload, payload_len) != (ssize_t)payload_len) {
           failed++;
           epoll_ctl(ep, EPOLL_CTL_DEL, s->fd, NULL);
           finish(s);

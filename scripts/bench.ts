@@ -389,14 +389,7 @@ stream {
 }
 `,
     );
-    const child = start(which("nginx")!, [
-      "-p",
-      prefix,
-      "-c",
-      `${prefix}/nginx.conf`,
-      "-e",
-      "stderr",
-    ], PROXY_CPUS);
+    const child = startNginx(prefix, PROXY_CPUS);
     if (kind !== "udp") await waitTcp(p);
     else await sleep(500);
     return {
@@ -481,7 +474,7 @@ interface Workload {
    * which a proxy that runs for days does once; counted, it added several µs to each of the
    * first 50 000 connections. C peers have nothing to warm up, and lose nothing by it.
    */
-  warmUp?(proxy: Proxy): Promise<void>;
+  warmUp?(proxy: Proxy): Promise<unknown>;
   /** The figure, or the figure and how many operations it took (for CPU per operation). */
   measure(
     proxy: Proxy,
@@ -716,23 +709,32 @@ function connloadWorkload(close: "close" | "reset"): Workload {
     unit: "conn/s",
     kind: "tcp",
     setup: redisBackend,
-    async warmUp(proxy) {
-      await run(CONNLOAD, ["127.0.0.1", String(proxy.port), "50", QUICK ? "1" : "2", close]);
-    },
-    async measure(proxy) {
-      const seconds = QUICK ? 3 : 5;
-      const out = await run(CONNLOAD, [
-        "127.0.0.1",
-        String(proxy.port),
-        "50",
-        String(seconds),
-        close,
-      ]);
-      const [ok, failed] = out.trim().split(" ").map(Number);
-      if (failed > ok / 100) throw new Error(`${failed} of ${ok + failed} failed`);
-      return { value: ok / seconds, ops: ok };
-    },
+    warmUp: (proxy) => connload(proxy, QUICK ? 1 : 2, close),
+    measure: (proxy) => connload(proxy, QUICK ? 3 : 5, close),
   };
+}
+
+/**
+ * Runs scripts/connload.c against `proxy` for `seconds`, 50 connections at a time, each sending
+ * `payload` (a file) or PING: the rate of completed round trips, and how many.
+ */
+async function connload(
+  proxy: Proxy,
+  seconds: number,
+  close: "close" | "reset",
+  payload?: string,
+): Promise<{ value: number; ops: number }> {
+  const out = await run(CONNLOAD, [
+    "127.0.0.1",
+    String(proxy.port),
+    "50",
+    String(seconds),
+    close,
+    ...(payload ? [payload] : []),
+  ]);
+  const [ok, failed] = out.trim().split(" ").map(Number);
+  if (failed > ok / 100) throw new Error(`${failed} of ${ok + failed} failed`);
+  return { value: ok / seconds, ops: ok };
 }
 
 /**
@@ -752,30 +754,8 @@ function routersWorkload(names: number): Workload {
       writeFileSync(hello, buildHello(customer(names - 1)));
       return await okBackend();
     },
-    async warmUp(proxy) {
-      await run(CONNLOAD, [
-        "127.0.0.1",
-        String(proxy.port),
-        "50",
-        QUICK ? "1" : "2",
-        "close",
-        hello,
-      ]);
-    },
-    async measure(proxy) {
-      const seconds = QUICK ? 3 : 5;
-      const out = await run(CONNLOAD, [
-        "127.0.0.1",
-        String(proxy.port),
-        "50",
-        String(seconds),
-        "close",
-        hello,
-      ]);
-      const [ok, failed] = out.trim().split(" ").map(Number);
-      if (failed > ok / 100) throw new Error(`${failed} of ${ok + failed} failed`);
-      return { value: ok / seconds, ops: ok };
-    },
+    warmUp: (proxy) => connload(proxy, QUICK ? 1 : 2, "close", hello),
+    measure: (proxy) => connload(proxy, QUICK ? 3 : 5, "close", hello),
   };
 }
 
@@ -793,16 +773,15 @@ events { worker_connections 20000; }
 stream { server { listen 127.0.0.1:${target}; return "ok\n"; } }
 `,
   );
-  const server = start(which("nginx")!, [
-    "-p",
-    prefix,
-    "-c",
-    `${prefix}/nginx.conf`,
-    "-e",
-    "stderr",
-  ]);
+  const server = startNginx(prefix);
   await waitTcp(target);
   return { target, teardown: () => stop(server) };
+}
+
+/** nginx in the foreground with `prefix`/nginx.conf (on `cpus`, when given). */
+function startNginx(prefix: string, cpus?: string): ChildProcess {
+  const args = ["-p", prefix, "-c", `${prefix}/nginx.conf`, "-e", "stderr"];
+  return start(which("nginx")!, args, cpus);
 }
 
 const CONNLOAD = `${dir}/connload`;

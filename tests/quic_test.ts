@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { test } from "node:test";
 import { buildHello } from "./_hello.ts";
-import { deadline, freePort, ROOT, runL4p, udpPeer, waitFor } from "./_helpers.ts";
+import { freePort, ROOT, runL4p, udpPeer, waitFor } from "./_helpers.ts";
 import { makeTlsFixtures } from "./_tls.ts";
 import {
   clientInitialKeys,

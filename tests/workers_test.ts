@@ -154,6 +154,17 @@ async function group(yaml: string, ...args: string[]) {
   };
 }
 
+/** What `n` connections to `port` were told, each read to its end: the distinct answers. */
+async function answersFrom(port: number, n: number): Promise<string[]> {
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const c = await connect(port);
+    seen.add((await deadline(readToEnd(c), 10_000, "an answer")).toString());
+    c.destroy();
+  }
+  return [...seen];
+}
+
 async function getJson(admin: number, path: string) {
   const r = await fetch(`http://127.0.0.1:${admin}${path}`);
   return await r.json();
@@ -322,15 +333,7 @@ tcp:
     app: { loadBalancer: { servers: [{ address: "127.0.0.1:${port}" }] } }
 `;
   const g = await group(yaml(a.port));
-  const answers = async (n: number) => {
-    const seen = new Set<string>();
-    for (let i = 0; i < n; i++) {
-      const c = await connect(web);
-      seen.add((await deadline(readToEnd(c), 10_000, "an answer")).toString());
-      c.destroy();
-    }
-    return [...seen];
-  };
+  const answers = (n: number) => answersFrom(web, n);
   try {
     assert.deepEqual(await answers(20), ["a"]);
     writeFileSync(g.file, yaml(b.port));
@@ -392,15 +395,7 @@ metrics: { address: "127.0.0.1:${admin}" }
 providers:
   http: { endpoint: "http://127.0.0.1:${controlPort}/config", pollInterval: 250ms }
 `);
-  const answers = async (n: number) => {
-    const seen = new Set<string>();
-    for (let i = 0; i < n; i++) {
-      const c = await connect(web);
-      seen.add((await deadline(readToEnd(c), 10_000, "an answer")).toString());
-      c.destroy();
-    }
-    return [...seen];
-  };
+  const answers = (n: number) => answersFrom(web, n);
   try {
     await waitFor(() => polls > 0, 15_000, "a first poll");
     const [from, since] = [polls, Date.now()];

@@ -1,0 +1,134 @@
+/**
+ * scale: l4p with a large configuration, end to end, on each runtime: N passthrough HostSNI
+ * routers over N/100 services (a fleet of customer domains). Measures how long `l4p check`
+ * takes, how long until `l4p run` listens and its resident size then (and per router), how long
+ * a reload of a one-line change takes, and the longest a client waited for a connection to be
+ * answered while that reload ran (the event loop's longest pause, as a client sees it).
+ *
+ *   deno run -A scripts/scale.ts [ROUTERS] [--only deno|bun]
+ *
+ * Default 100 000 routers. Loopback only; a backend of its own answers every connection.
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
+import { buildHello } from "../tests/_hello.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
+const args = process.argv.slice(2);
+const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 100_000);
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const dir = mkdtempSync(`${tmpdir()}/l4p-scale-`);
+
+const backend = net.createServer((s) => {
+  s.on("error", () => {});
+  s.end("ok\n");
+});
+await new Promise<void>((r) => backend.listen(0, "127.0.0.1", () => r()));
+const backendPort = (backend.address() as net.AddressInfo).port;
+
+function config(port: number, variant: number): string {
+  const lines = ["entryPoints:", `  web: { address: "127.0.0.1:${port}" }`, "tcp:", "  routers:"];
+  for (let i = 0; i < N; i++) {
+    const service = i === 0 ? `s${variant % 100}` : `s${i % (N / 100)}`;
+    lines.push(
+      `    r${i}: { rule: "HostSNI(\`customer${i}.example\`)", service: ${service}, tls: { passthrough: true } }`,
+    );
+  }
+  lines.push("  services:");
+  for (let i = 0; i < N / 100; i++) {
+    lines.push(
+      `    s${i}: { loadBalancer: { servers: [{ address: "127.0.0.1:${backendPort}" }] } }`,
+    );
+  }
+  return lines.join("\n") + "\n";
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** One connection with a ClientHello for the last name: ms until the backend's answer. */
+function roundTrip(port: number, hello: Uint8Array): Promise<number> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    const c = net.connect(port, "127.0.0.1", () => c.write(hello));
+    c.on("error", () => resolve(Infinity));
+    c.once("data", () => {
+      resolve(performance.now() - t0);
+      c.destroy();
+    });
+  });
+}
+
+const rssOf = (pid: number) => {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) * 1024 : 0;
+};
+const mb = (b: number) => `${(b / 1048576).toFixed(0)} MB`;
+
+console.log(`${N} routers over ${N / 100} services`);
+for (const runtime of ["bun", "deno"] as const) {
+  if (only && only !== runtime) continue;
+  const bin = `${ROOT}node_modules/.bin/${runtime}`;
+  const cli = runtime === "deno" ? ["run", "-A", `${ROOT}cli.ts`] : [`${ROOT}cli.ts`];
+  const port = await freePort();
+  const file = `${dir}/l4p-${runtime}.yaml`;
+  writeFileSync(file, config(port, 0));
+  const sizeMb = (readFileSync(file).length / 1e6).toFixed(1);
+
+  let t0 = performance.now();
+  const check = spawnSync(bin, [...cli, "check", file], {
+    encoding: "utf8",
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const checkS = ((performance.now() - t0) / 1000).toFixed(1);
+  if (check.status !== 0) throw new Error(`check failed: ${check.stderr.slice(0, 500)}`);
+
+  t0 = performance.now();
+  const l4p = spawn(bin, [...cli, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
+  let log = "";
+  l4p.stderr!.on("data", (d) => log += d);
+  const hello = buildHello(`customer${N - 1}.example`);
+  while (!/listening entryPoint=web/.test(log)) await new Promise((r) => setTimeout(r, 20));
+  const listenS = ((performance.now() - t0) / 1000).toFixed(1);
+  await new Promise((r) => setTimeout(r, 3000)); // settled
+  const rss = rssOf(l4p.pid!);
+
+  // A reload of a one-line change while a client keeps connecting: the longest wait it saw.
+  let longest = 0;
+  let connecting = true;
+  const client = (async () => {
+    while (connecting) longest = Math.max(longest, await roundTrip(port, hello));
+  })();
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = longest;
+  longest = 0;
+  writeFileSync(file, config(port, 1));
+  while (!/configuration reloaded/.test(log)) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 500));
+  connecting = false;
+  await client;
+  const reloadMs = log.match(/configuration reloaded .*durationMs=(\d+)/)?.[1];
+  console.log(
+    `${runtime}: YAML ${sizeMb} MB; check ${checkS} s; listening after ${listenS} s; RSS ${
+      mb(rss)
+    } (${
+      (rss / N / 1024).toFixed(1)
+    } KB a router); reload ${reloadMs} ms; longest connection during it ${
+      longest.toFixed(0)
+    } ms (before: ${before.toFixed(1)} ms)`,
+  );
+  l4p.kill("SIGKILL");
+}
+backend.close();
+rmSync(dir, { recursive: true, force: true });
+process.exit(0);

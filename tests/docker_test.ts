@@ -393,6 +393,9 @@ providers:
       );
       assert.equal(fromDocker.connected, true);
       assert.match(fromDocker.leftOut.join("\n"), /container noport: service noport: no port/);
+      // Each router and service says where it came from (the dashboard shows one@docker).
+      assert.equal(status.tcp.routers.one.provider, "docker");
+      assert.equal(status.tcp.services.one.provider, "docker");
       // A container started now is served once the daemon says so.
       await run(`two`, portTwo, {
         "traefik.enable": "true",

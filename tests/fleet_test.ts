@@ -272,6 +272,9 @@ async function fleetScenario(
     for (const p of ports) {
       await eventually(async () => await ask(p) === "B", 10_000, `box on ${p} back to B`);
     }
+    // What the store holds says where it came from.
+    const fixed = await (await fetch(`http://127.0.0.1:${adminPort}/api/status`)).json();
+    assert.match(fixed.tcp.routers.r.provider, /^(etcd|redis)$/);
 
     // The store goes away: every box keeps the last good configuration, and says so.
     await server.stop();

@@ -289,6 +289,7 @@ export function status(
     for (const mw of r.middlewares) refused[mw] = tracker.refusals.get(`${name} ${mw}`) ?? 0;
     tcpRouters[name] = {
       ...r,
+      provider: providerOf(config, "tcp", "routers", name),
       status: "enabled",
       ...tcpCounters(tcp.router.get(name)),
       refused,
@@ -304,7 +305,11 @@ export function status(
     (svc, label) => health.get(`tcp ${svc} ${label}`),
   );
   for (const [name, r] of Object.entries(config?.udp.routers ?? {})) {
-    udpRouters[name] = { ...r, ...udpCounters(udp.router.get(name)) };
+    udpRouters[name] = {
+      ...r,
+      provider: providerOf(config, "udp", "routers", name),
+      ...udpCounters(udp.router.get(name)),
+    };
   }
   const udpServices = services(
     config?.udp.services ?? {},
@@ -313,6 +318,12 @@ export function status(
     udpCounters,
     (svc, label) => health.get(`udp ${svc} ${label}`),
   );
+  // Where each service came from, as each router says.
+  for (const [section, out] of [["tcp", tcpServices], ["udp", udpServices]] as const) {
+    for (const [name, svc] of Object.entries(out)) {
+      (svc as Record<string, unknown>).provider = providerOf(config, section, "services", name);
+    }
+  }
   // Left out, as traefik shows a disabled item: where it is, with its error.
   const places: Record<string, Record<string, unknown>> = {
     "tcp.routers": tcpRouters,
@@ -379,6 +390,19 @@ function services<T>(
     };
   }
   return out;
+}
+
+/**
+ * Where an item came from: a provider (`docker`, `etcd`, `redis`, `http`, or `file` for the
+ * configuration file and the files of its file provider), as traefik's `@provider` says.
+ */
+function providerOf(
+  config: Config | undefined,
+  section: "tcp" | "udp",
+  kind: "routers" | "services",
+  name: string,
+): string {
+  return config?.origins[`${section}.${kind}.${name}`] ?? "file";
 }
 
 /** A server's health for the status API. */

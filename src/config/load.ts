@@ -227,6 +227,7 @@ function* parseSteps(
       }
       yield;
       const config = toModel(result.data!, material!, dirname(file));
+      for (const [item, part] of merged.origins) config.origins[item] = part.provider;
       config.leftOut = leftOut.map((l) => ({
         item: l.item,
         errors: l.problems.map(formatProblem),

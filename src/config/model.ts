@@ -48,6 +48,11 @@ export interface Config {
    * served, as traefik disables them: shown by the status API, logged, counted.
    */
   leftOut: { item: string; errors: string[] }[];
+  /**
+   * Where dynamic items that the configuration file itself does not hold came from, by item
+   * (`tcp.routers.NAME` → `docker`, `etcd`, `redis`, `http`, `file` for a file provider's file).
+   */
+  origins: Record<string, string>;
   tcp: TcpConfig;
   udp: UdpConfig;
   /** Command-line flags override these. */
@@ -371,6 +376,7 @@ export function emptyConfig(): Config {
   return {
     entryPoints: {},
     leftOut: [],
+    origins: {},
     tcp: { routers: {}, services: {}, serversTransports: {}, middlewares: {} },
     udp: { routers: {}, services: {}, middlewares: {} },
     log: {},

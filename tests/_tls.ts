@@ -80,7 +80,8 @@ export function makeTlsFixtures(names: string[]): TlsFixtures {
   };
   for (const n of names) {
     const sans = n.split(",");
-    issue(sans[0], sans.map((s) => `DNS:${s}`).join(","), "l4p-test-ca");
+    const san = (s: string) => /^[\d.]+$/.test(s) ? `IP:${s}` : `DNS:${s}`;
+    issue(sans[0], sans.map(san).join(","), "l4p-test-ca");
   }
   issue("client", "", "l4p-test-ca");
   // A.example again, from a CA nobody trusts.

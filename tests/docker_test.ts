@@ -14,6 +14,7 @@ import { test } from "node:test";
 import { parseConfig } from "../src/config/load.ts";
 import { parseConstraint } from "../src/providers/constraints.ts";
 import { containersToTree, type DockerContainer } from "../src/providers/docker.ts";
+import { makeTlsFixtures } from "./_tls.ts";
 import { assemble } from "../scripts/image.ts";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { deadline, freePort, peerOrSkip, ROOT as REPO, runL4p } from "./_helpers.ts";
@@ -177,7 +178,11 @@ const ROOT = process.getuid?.() === 0;
  * --live-restore so containers outlive a restart), started and stopped at will; `remove`
  * unmounts what it mounted and deletes the folder.
  */
-function daemonIn(dir: string) {
+/**
+ * A Docker daemon of the test's own in `dir`, on a unix socket, and with `tls` also on a TCP
+ * port that asks for a client certificate (--tlsverify), as a remote engine is run.
+ */
+function daemonIn(dir: string, tls?: { port: number; ca: string; cert: string; key: string }) {
   const socket = `${dir}/docker.sock`;
   let log = "";
   let child: ReturnType<typeof spawn> | undefined;
@@ -198,6 +203,19 @@ function daemonIn(dir: string) {
         "--bridge=none",
         "--storage-driver=vfs",
         "--live-restore",
+        ...(tls
+          ? [
+            "-H",
+            `tcp://127.0.0.1:${tls.port}`,
+            "--tlsverify",
+            "--tlscacert",
+            tls.ca,
+            "--tlscert",
+            tls.cert,
+            "--tlskey",
+            tls.key,
+          ]
+          : []),
       ], { stdio: ["ignore", "ignore", "pipe"] });
       child.stderr!.on("data", (c) => log = (log + c).slice(-4000));
       await eventually(ping, 60_000, "dockerd").catch((e) => {
@@ -312,7 +330,10 @@ test(
   },
   async () => {
     const dir = mkdtempSync(`${tmpdir()}/l4p-docker-`);
-    const docker = daemonIn(dir);
+    // The engine also listens on TLS, as a remote one does: tcp://127.0.0.1:PORT, --tlsverify.
+    const pki = makeTlsFixtures(["127.0.0.1"]);
+    const tlsPort = await freePort();
+    const docker = daemonIn(dir, { port: tlsPort, ca: pki.ca, ...pki.server("127.0.0.1") });
     const socket = docker.socket;
     let l4p: ReturnType<typeof runL4p> | undefined;
     try {
@@ -382,6 +403,39 @@ providers:
       l4p = runL4p(["run", "-c", `${dir}/traefik.yml`]);
       await l4p.waitForLine(/listening .*entryPoint=b/);
       await eventually(async () => (await get(a)) === "one", 30_000, "container one through a");
+      // The same engine reached as a remote one, over TLS with a client certificate; and
+      // without one, refused by the engine (said, nothing served).
+      for (const withClient of [true, false]) {
+        const [port, name] = [await freePort(), `remote${withClient ? "" : "-anonymous"}`];
+        writeFileSync(
+          `${dir}/${name}.yml`,
+          `entryPoints:
+  a: { address: "127.0.0.1:${port}" }
+providers:
+  docker:
+    endpoint: "tcp://127.0.0.1:${tlsPort}"
+    exposedByDefault: false
+    tls:
+      ca: ${pki.ca}
+${withClient ? `      cert: ${pki.client.cert}\n      key: ${pki.client.key}\n` : ""}`,
+        );
+        const remote = runL4p(["run", "-c", `${dir}/${name}.yml`]);
+        try {
+          if (withClient) {
+            await eventually(async () => (await get(port)) === "one", 30_000, "one over TLS")
+              .catch((e) => {
+                throw new Error(`${e.message}; l4p said: ${remote.stderr()}`);
+              });
+          } else {
+            await remote.waitForLine(/docker/i, 30_000);
+            await remote.waitForLine(/tcp:\/\/127\.0\.0\.1:\d+: /, 30_000);
+            assert.equal(await get(port), undefined, "nothing is served without the engine");
+          }
+        } finally {
+          remote.kill("SIGKILL");
+          await remote.exited;
+        }
+      }
       assert.match(
         l4p.stderr(),
         /provider items left out .*container noport: service noport: no port/,
@@ -489,6 +543,7 @@ providers:
       l4p?.kill("SIGTERM");
       if (l4p) await deadline(l4p.exited, 20_000, "l4p exits").catch(() => l4p?.kill("SIGKILL"));
       await docker.remove();
+      rmSync(pki.dir, { recursive: true, force: true });
     }
   },
 );

@@ -111,7 +111,7 @@ export interface ProvidersConfig {
   };
   /** traefik's Docker provider: containers' labels, from the Engine API. */
   docker?: {
-    /** unix:///var/run/docker.sock, or tcp://host:port */
+    /** unix:///var/run/docker.sock, or tcp://host:port (2375; 2376 with tls) */
     endpoint: string;
     exposedByDefault: boolean;
     watch: boolean;
@@ -121,6 +121,8 @@ export interface ProvidersConfig {
     constraints?: string;
     /** Reach containers at their published host IP and port. */
     useBindPortIP: boolean;
+    /** TLS to a remote engine (tcp://host:2376). */
+    tls?: StoreTls;
   };
 }
 

@@ -171,7 +171,7 @@ const certificateFiles = z.strictObject({
   keyFile: file.meta({ description: "PEM private key" }),
 });
 
-/** traefik's `providers.etcd.tls` / `providers.redis.tls`: TLS to the store. */
+/** traefik's `providers.etcd.tls` / `providers.redis.tls` / `providers.docker.tls`. */
 const storeTls = z.strictObject({
   ca: file.optional().meta({
     description: "PEM CA bundle the store's certificate is checked with",
@@ -606,6 +606,9 @@ export const fileSchema = z.strictObject({
       useBindPortIP: z.boolean().optional().meta({
         description:
           "reach containers at their published host IP and port rather than their own; default false",
+      }),
+      tls: storeTls.optional().meta({
+        description: "TLS to a remote engine (tcp://host:2376): its CA, a client certificate",
       }),
     }).optional(),
     providersThrottleDuration: durationIn(R.throttle).optional().meta({

@@ -28,8 +28,8 @@ export interface TlsMaterial {
   acmeCas: Record<string, string[]>;
   /** The admin listener's token, from `metrics.tokenFile`. */
   metricsToken?: string;
-  /** TLS to the configuration stores, from `providers.etcd.tls` and `providers.redis.tls`. */
-  stores: { etcd?: StoreTls; redis?: StoreTls };
+  /** TLS to the configuration stores and the Docker engine, from `providers.*.tls`. */
+  stores: { etcd?: StoreTls; redis?: StoreTls; docker?: StoreTls };
 }
 
 /** How long before expiry a certificate is worth a note. */
@@ -127,7 +127,7 @@ export function readTlsFiles(
       r.acme.caCertificates,
     );
   }
-  for (const kind of ["etcd", "redis"] as const) {
+  for (const kind of ["etcd", "redis", "docker"] as const) {
     const t = file.providers?.[kind]?.tls;
     if (!t) continue;
     const path = ["providers", kind, "tls"];

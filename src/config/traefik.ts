@@ -116,6 +116,7 @@ const DOCKER_KEYS = [
   "network",
   "constraints",
   "useBindPortIP",
+  "tls",
 ];
 
 /** The entrypoint traefik serves its own API, ping and metrics on when none is named. */

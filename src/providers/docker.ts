@@ -13,6 +13,7 @@
  */
 import { createHash } from "node:crypto";
 import http from "node:http";
+import https from "node:https";
 import type { ProvidersConfig } from "../config/model.ts";
 import { parseConstraint } from "./constraints.ts";
 import { treeToKv } from "./kv.ts";
@@ -289,8 +290,8 @@ export class DockerStore implements KvStore {
         }, 1000);
       };
       const filters = encodeURIComponent(JSON.stringify({ type: ["container"] }));
-      const req = http.get(
-        { ...this.#target(), path: `${API}/events?filters=${filters}` },
+      const req = this.#request(
+        { path: `${API}/events?filters=${filters}` },
         (res) => {
           if (res.statusCode !== 200) {
             res.resume();
@@ -321,17 +322,41 @@ export class DockerStore implements KvStore {
     return Promise.resolve();
   }
 
-  /** Where requests go: a unix socket, or a host and port. */
-  #target(): http.RequestOptions {
+  /**
+   * A GET to the engine: over its unix socket, or to a host and port (2375; with `tls`, over
+   * TLS to 2376, its certificate checked against `tls.ca` unless insecureSkipVerify, with the
+   * client certificate an engine run with --tlsverify asks for).
+   */
+  #request(
+    options: http.RequestOptions,
+    onResponse: (res: http.IncomingMessage) => void,
+  ): http.ClientRequest {
     const e = this.options.endpoint;
-    if (e.startsWith("unix://")) return { socketPath: e.slice("unix://".length) };
+    if (e.startsWith("unix://")) {
+      return http.get({ ...options, socketPath: e.slice("unix://".length) }, onResponse);
+    }
     const url = new URL(e.replace(/^tcp:\/\//, "http://"));
-    return { host: url.hostname, port: Number(url.port || 2375) };
+    const tls = this.options.tls;
+    if (!tls) {
+      return http.get(
+        { ...options, host: url.hostname, port: Number(url.port || 2375) },
+        onResponse,
+      );
+    }
+    return https.get({
+      ...options,
+      host: url.hostname,
+      port: Number(url.port || 2376),
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      rejectUnauthorized: !tls.insecureSkipVerify,
+    }, onResponse);
   }
 
   #get(path: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const req = http.get({ ...this.#target(), path, timeout: 10_000 }, (res) => {
+      const req = this.#request({ path, timeout: 10_000 }, (res) => {
         const chunks: Buffer[] = [];
         let size = 0;
         res.on("data", (c: Buffer) => {

@@ -447,6 +447,13 @@ ${withClient ? `      cert: ${pki.client.cert}\n      key: ${pki.client.key}\n` 
       );
       assert.equal(fromDocker.connected, true);
       assert.match(fromDocker.leftOut.join("\n"), /container noport: service noport: no port/);
+      // l4p check --docker: the file with what the labels make, and who is left out, why.
+      const check = runL4p(["check", `${dir}/traefik.yml`, "--docker", `unix://${socket}`]);
+      assert.equal(await deadline(check.exited, 30_000, "check --docker"), 0, check.stderr());
+      assert.match(check.stdout(), /note: docker: container noport: service noport: no port/);
+      assert.match(check.stdout(), /routers in match order: one \[HostSNI\(`\*`\) → one\]/);
+      assert.match(check.stdout(), /tcp service one: wrr over 1 server/);
+      assert.match(check.stdout(), /traefik\.yml: ok/);
       // Each router and service says where it came from (the dashboard shows one@docker).
       assert.equal(status.tcp.routers.one.provider, "docker");
       assert.equal(status.tcp.services.one.provider, "docker");

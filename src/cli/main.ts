@@ -19,6 +19,7 @@ import { kvToTree, type StorePart, treeToKv } from "../providers/kv.ts";
 import { StoreSource } from "../providers/source.ts";
 import { filePartsOf } from "../providers/file.ts";
 import { type KvStore, storeFromUrl, storesOf } from "../providers/store.ts";
+import { DockerStore } from "../providers/docker.ts";
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { stringify as stringifyYaml } from "yaml";
@@ -65,6 +66,7 @@ Usage:
   l4p healthcheck [--admin ADDR]              exit 0 if l4p answers /ping
   l4p kv put FILE|get --etcd URL|--redis URL  write a file's tcp/udp/tls to a store, or read it
   l4p check FILE --etcd URL|--redis URL       validate FILE merged with what the store holds
+  l4p check FILE --docker ENDPOINT            … with what the containers' labels make
   l4p completion bash|zsh|fish                print a shell completion script
   l4p COMMAND --help | l4p --help | --version
 
@@ -131,11 +133,14 @@ changes or on SIGHUP, draining on SIGTERM. Flags: --metrics ADDR, --token-file F
 --access-log, --drain-timeout D, --max-connections N, --workers N, --log-level L,
 --log-format F.`,
   check: `Usage: l4p check FILE [--etcd URL|--redis URL [--root-key K] [TLS]]
+       l4p check FILE --docker ENDPOINT
 
 Validates FILE (and the certificate files it names): prints what it sets up and exits 0,
 or prints every problem as file:line:column: key: message and exits 1. With --etcd or
 --redis, FILE is checked merged with what that store holds (problems there name their key);
-TLS to the store as for l4p kv (--store-ca, --store-cert, --store-key).`,
+TLS to the store as for l4p kv (--store-ca, --store-cert, --store-key). With --docker
+unix:///var/run/docker.sock, FILE is checked merged with what the running containers' labels
+make, and each container left out is named with why.`,
   tcp: `Usage: l4p tcp LISTEN TARGET [TARGET...] [flags]
 
 Forwards TCP from LISTEN ([host]:port) to the TARGETs (host:port), balanced by smooth
@@ -268,6 +273,7 @@ const FLAGS = {
   token: { type: "string" },
   json: { type: "boolean" },
   etcd: { type: "string" },
+  docker: { type: "string" },
   redis: { type: "string" },
   "root-key": { type: "string" },
   "store-ca": { type: "string" },
@@ -430,6 +436,9 @@ export async function main(args: string[], io: Io = stdio): Promise<number> {
         const file = rest[0] ?? values.config;
         if (!file) throw new UsageError("check needs FILE");
         noExtra(command, rest.slice(1));
+        if (values.docker !== undefined) {
+          return await checkWithDocker(file, values.docker, io, runtime);
+        }
         const store = storeFlag(values);
         if (!store) return await check(file, io, runtime);
         try {
@@ -688,6 +697,38 @@ function duration(
  * The static part of configuration `file` (entrypoints, providers, admin, logs: everything but
  * tcp, udp and tls), or undefined when even that does not load.
  */
+/**
+ * `l4p check FILE --docker ENDPOINT`: FILE merged with what the labels of the engine's running
+ * containers make (with FILE's providers.docker settings, if it has them), and each container
+ * the labels leave out, with why.
+ */
+async function checkWithDocker(
+  file: string,
+  endpoint: string,
+  io: Io,
+  runtime: Runtime,
+): Promise<number> {
+  const d = (await staticPart(file, runtime))?.providers.docker;
+  const store = new DockerStore({
+    exposedByDefault: true,
+    useBindPortIP: false,
+    ...d,
+    endpoint: endpoint || d?.endpoint || "unix:///var/run/docker.sock",
+    watch: false,
+  });
+  let pairs: [string, string][];
+  try {
+    pairs = (await store.list()).pairs;
+  } catch (error) {
+    io.err(`l4p: the Docker engine: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    await store.close();
+  }
+  for (const problem of store.takeProblems()) io.out(`note: docker: ${problem}\n`);
+  return await check(file, io, runtime, [kvToTree(pairs, store.root, store.name)]);
+}
+
 async function staticPart(file: string, runtime: Runtime): Promise<Config | undefined> {
   try {
     const { tcp: _tcp, udp: _udp, tls: _tls, ...rest } =

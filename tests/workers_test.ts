@@ -52,6 +52,12 @@ test("--workers 2: two processes share the port (SO_REUSEPORT), both serve, both
       5000,
       "40 access lines",
     );
+    // No file to reload: SIGHUP is said and changes nothing (its default would end l4p).
+    l4p.kill("SIGHUP");
+    await l4p.waitForLine(/SIGHUP: no configuration file to reload/);
+    const after = await connect(port);
+    assert.equal((await deadline(readToEnd(after), 5000, "answer")).toString(), "hello");
+    after.destroy();
     l4p.kill("SIGTERM");
     assert.equal(await deadline(l4p.exited, 15_000, "both exit"), 0);
     assert.match(l4p.stderr(), /worker exited worker=1 code=0/);

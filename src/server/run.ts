@@ -263,9 +263,6 @@ export async function run(options: RunOptions): Promise<number> {
         void r.put(inputs, "the first process reloaded").then((ok) =>
           ok && member.applied(revision)
         );
-      const onHup = () => logger.debug("SIGHUP: the first process reloads for the group");
-      process.on("SIGHUP", onHup);
-      handlers.push(["SIGHUP", onHup]);
     } else {
       if (stores) stores.onChange = () => void r.reload("store changed");
       if (options.fileText !== undefined) r.started(options.fileText);
@@ -273,11 +270,18 @@ export async function run(options: RunOptions): Promise<number> {
       r.watch();
       // A change made between loading the file and watching it would otherwise go unseen.
       r.reload("file changed");
-      const onHup = () => r.reload("SIGHUP");
-      process.on("SIGHUP", onHup);
-      handlers.push(["SIGHUP", onHup]);
     }
   }
+  // SIGHUP reloads the file; a worker's first process reloads for it; with no file (l4p tcp)
+  // there is nothing to reload. Never the default action, which would end the process.
+  const onHup = reloader && !member ? () => void reloader!.reload("SIGHUP") : () =>
+    logger.info(
+      member
+        ? "SIGHUP: the first process reloads for the group"
+        : "SIGHUP: no configuration file to reload",
+    );
+  process.on("SIGHUP", onHup);
+  handlers.push(["SIGHUP", onHup]);
   reportFdLimit(logger, config, options.maxConnections);
   if (options.banner) (options.out ?? ((t) => process.stdout.write(t)))(options.banner(server));
   const code = await done;

@@ -424,3 +424,36 @@ providers:
     await b.close();
   }
 });
+
+test("--workers 2: dial failures seen by any process count towards one passive ejection", async () => {
+  const live = await netServer((s) => s.end("live"));
+  const dead = await freePort(); // nothing listens: every dial is refused
+  const [web, admin] = [await freePort(), await freePort()];
+  const g = await group(`entryPoints:
+  web: { address: "127.0.0.1:${web}" }
+metrics: { address: "127.0.0.1:${admin}" }
+tcp:
+  routers:
+    all: { entryPoints: [web], rule: "HostSNI(\`*\`)", service: app }
+  services:
+    app:
+      loadBalancer:
+        servers: [{ address: "127.0.0.1:${dead}" }, { address: "127.0.0.1:${live.port}" }]
+        passiveHealthCheck: { maxFailedAttempts: 4, failureWindow: 1m }
+`);
+  try {
+    // One at a time: each process tries the dead server on about every other connection (and
+    // then the live one). Counted for the group, 4 failures eject it (a dial or two more may
+    // cross the news); counted per process, the first to reach 4 has let the other gather its
+    // own (7 or 8 here, measured with the count taken out).
+    assert.deepEqual(await answersFrom(web, 80), ["live"]);
+    const status = await getJson(admin, "/api/status");
+    const server = status.tcp.services.app.servers
+      .find((s: { address: string }) => s.address.endsWith(`:${dead}`));
+    assert.equal(server.state, "down");
+    assert.ok(server.dialErrors <= 6, `${server.dialErrors} dials of the dead server in all`);
+  } finally {
+    await g.stop();
+    await live.close();
+  }
+});

@@ -121,7 +121,7 @@ export function defaultEntryPoints(file: ParsedFile, protocol: "tcp" | "udp"): s
 }
 
 /** Checks what the schema cannot: references, cycles, addresses shared by entrypoints. */
-export function crossCheck(file: ParsedFile, error: Report, note: Report): void {
+export function* crossCheck(file: ParsedFile, error: Report, note: Report): Generator<void> {
   const entryPoints = file.entryPoints ?? {};
   // Nothing to listen on is a mistake, and on a reload usually a file read while being written
   // (truncated, so empty): taking it would close every listener.
@@ -298,6 +298,8 @@ export function crossCheck(file: ParsedFile, error: Report, note: Report): void 
       );
     }
   }
+  // The rules are most of the work with many routers: a step of their own.
+  yield;
   checkRules(file, epOf("tcp"), error, note);
   const admin = file.metrics;
   if (admin && !admin.token && !admin.tokenFile && !isLoopback(admin.address.hostname)) {

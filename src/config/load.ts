@@ -124,6 +124,8 @@ function* parseSteps(
     if (!(error instanceof ReadError)) throw error;
     throw new ConfigError([{ file, ...error.position, path: "", message: error.detail }]);
   }
+  // Reading a large document is the longest step: what follows is one of its own.
+  yield;
   const data = doc.data;
   // traefik's shape to l4p's: what is mapped or set aside is said, at the key that says it.
   const notes: ConfigProblem[] = [];
@@ -192,6 +194,7 @@ function* parseSteps(
     const result = fileSchema.safeParse(data, { reportInput: true });
     let material: TlsMaterial | undefined;
     const roundNotes: ConfigProblem[] = [];
+    yield;
     if (!result.success) {
       for (const issue of result.error.issues) {
         for (const p of issueProblems(issue, problem)) report(issue.path as Path, p);
@@ -200,7 +203,7 @@ function* parseSteps(
       yield;
       const error: Report = (path, message) => report(path, problem(path, message));
       const note: Report = (path, message) => roundNotes.push(problem(path, message));
-      crossCheck(result.data, error, note);
+      yield* crossCheck(result.data, error, note);
       checkTls(result.data, error, options);
       checkRuntime(result.data, error, options);
       material = readTlsFiles(result.data, dirname(file), error, note);

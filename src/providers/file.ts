@@ -208,6 +208,8 @@ export function filePartsOf(
 
 /** `providers.file` of static configuration `text`; undefined when none or it does not read. */
 export function fileSpecOf(text: string, file: string): FileProviderSpec | undefined {
+  // Without a `file` key anywhere, there is no file provider: a large file is not read twice.
+  if (!/\bfile"?\s*[:=]|providers\.file\b/.test(text)) return undefined;
   try {
     return fileProviderOf(readDocument(text, file));
   } catch (error) {

@@ -112,6 +112,7 @@ export class ConfigReloader {
     if (text === this.#lastText && why === "file changed") return true;
     const files = filePartsOf(text, this.file);
     const parts = [...files.parts, ...this.hooks.parts?.() ?? []];
+    await breather(); // reading the file provider's files, then the check: one step each
     if (!await this.#apply({ text, parts }, why, started)) return false;
     this.#watchHooks();
     // The file provider's files, as the configuration now in force names them.

@@ -183,7 +183,10 @@ tls:
         await sClient(proxy.port("websecure"), "a.example"),
         /subject=CN ?= ?a\.example/,
       );
-      // With sniStrict, a name no certificate covers gets the alert, and reaches no backend.
+      // With sniStrict, a name no certificate covers gets the alert, and reaches no backend: a
+      // backend of its own, which the connections above (dialled after their handshakes, maybe
+      // after their clients left) cannot reach.
+      const strictBackend = await echoServer();
       await proxy.server.apply(
         parseConfig(
           `entryPoints:
@@ -192,7 +195,7 @@ tcp:
   routers:
     all: { rule: "HostSNI(\`*\`)", service: echo, tls: {} }
   services:
-    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${backend.port}" }] } }
+    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${strictBackend.port}" }] } }
 tls:
   certificates: [{ certFile: a.example.pem, keyFile: a.example.key }]
   options:
@@ -201,10 +204,10 @@ tls:
           `${fx.dir}/l4p.yaml`,
         ).config,
       );
-      const before = backend.sockets.length;
       const strict = await sClient(proxy.port("websecure"), "nobody.example");
       assert.match(strict, /alert unrecognized name|unrecognized_name|alert number 112/i, strict);
-      assert.equal(backend.sockets.length, before, "no backend was dialled");
+      assert.equal(strictBackend.sockets.length, 0, "no backend was dialled");
+      await strictBackend.close();
     } finally {
       proxy.close();
       await backend.close();

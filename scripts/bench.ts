@@ -213,14 +213,23 @@ interface Proxy {
 
 /**
  * `tls`: terminate TLS with the bench certificate, forward plain TCP. `sniN`: route by the
- * ClientHello's server name among N names (routers, map entries), each of them to the target.
+ * ClientHello's server name among N names (routers, map entries), each of them to the target;
+ * `wildN` the same with every tenth name a wildcard (`*.wI.example`).
  */
-type ProxyKind = "tcp" | "udp" | "tls" | `sni${number}`;
+type ProxyKind = "tcp" | "udp" | "tls" | `sni${number}` | `wild${number}`;
 
-/** How many server names a `sniN` kind routes among; 0 for the others. */
-const namesOf = (kind: ProxyKind) => kind.startsWith("sni") ? Number(kind.slice(3)) : 0;
-/** The server name of the `i`th router of a `sniN` kind. */
-const customer = (i: number) => `customer${i}.example`;
+/** How many server names a `sniN` or `wildN` kind routes among; 0 for the others. */
+const namesOf = (kind: ProxyKind) => Number(kind.match(/^(?:sni|wild)(\d+)$/)?.[1] ?? 0);
+/** The `i`th server name of a kind: with wildcards, every tenth is one. */
+const nameOf = (kind: ProxyKind, i: number) =>
+  kind.startsWith("wild") && i % 10 === 9 ? `*.w${i}.example` : `customer${i}.example`;
+/** What the client asks for: the last name, or a name under the last wildcard. */
+const askedOf = (kind: ProxyKind) => {
+  const n = namesOf(kind);
+  return kind.startsWith("wild")
+    ? `x.w${n - 1 - ((n - 1 - 9) % 10 + 10) % 10}.example`
+    : nameOf(kind, n - 1);
+};
 
 interface Subject {
   name: string;
@@ -255,7 +264,7 @@ function l4p(runtime: "deno" | "bun"): Subject {
           { length: namesOf(kind) },
           (_, i) =>
             `    r${i}: { rule: "HostSNI(\`${
-              customer(i)
+              nameOf(kind, i)
             }\`)", service: s, tls: { passthrough: true } }\n`,
         ).join("");
         writeFileSync(
@@ -340,15 +349,23 @@ const haproxy: Subject = {
     const head =
       `global\n  maxconn 9000\n  nbthread ${WORKERS}\ndefaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n`;
     if (names) {
-      // HAProxy's way with many names: one map lookup of the ClientHello's server name.
+      // HAProxy's way with many names: one map lookup of the ClientHello's server name; for
+      // wildcards, a map of suffixes (map_end), looked up when the exact map has no entry.
+      const all = Array.from({ length: names }, (_, i) => nameOf(kind, i));
       const map = `${dir}/haproxy-${p}.map`;
-      writeFileSync(map, Array.from({ length: names }, (_, i) => `${customer(i)} be\n`).join(""));
+      const wild = `${dir}/haproxy-${p}-wild.map`;
+      writeFileSync(map, all.filter((n) => !n.startsWith("*")).map((n) => `${n} be\n`).join(""));
+      writeFileSync(
+        wild,
+        all.filter((n) => n.startsWith("*")).map((n) => `${n.slice(1)} be\n`).join(""),
+      );
       writeFileSync(
         cfg,
         head +
           `frontend fe\n  bind 127.0.0.1:${p}\n  tcp-request inspect-delay 5s\n` +
           `  tcp-request content accept if { req.ssl_hello_type 1 }\n` +
-          `  use_backend %[req.ssl_sni,lower,map(${map})]\n` +
+          `  use_backend %[req.ssl_sni,lower,map(${map})] if { req.ssl_sni,lower,map(${map}) -m found }\n` +
+          `  use_backend %[req.ssl_sni,lower,map_end(${wild})]\n` +
           `backend be\n  server s 127.0.0.1:${target}\n`,
       );
     } else {
@@ -739,19 +756,22 @@ async function connload(
 
 /**
  * New connections among N routers by server name: each a TLS ClientHello for the last of N
- * names, passed through to a backend that answers a line (nginx's stream `return`), made by
+ * names (with wildcards: a name under the last of them), passed through to a backend that answers a line (nginx's stream `return`), made by
  * scripts/connload.c, 50 at a time. l4p with N passthrough HostSNI routers; HAProxy with one
  * map lookup of the server name in a map of N entries.
  */
-function routersWorkload(names: number): Workload {
-  const hello = `${dir}/hello-${names}.bin`;
+function routersWorkload(names: number, wildcards = false): Workload {
+  const kind: ProxyKind = wildcards ? `wild${names}` : `sni${names}`;
+  const hello = `${dir}/hello-${kind}.bin`;
   return {
-    name: `new connections among ${names} SNI routers (connload, 50)`,
+    name: `new connections among ${names} SNI routers${
+      wildcards ? ", 10 % wildcards," : ""
+    } (connload, 50)`,
     needs: ["nginx", "cc"],
     unit: "conn/s",
-    kind: `sni${names}`,
+    kind,
     async setup() {
-      writeFileSync(hello, buildHello(customer(names - 1)));
+      writeFileSync(hello, buildHello(askedOf(kind)));
       return await okBackend();
     },
     warmUp: (proxy) => connload(proxy, QUICK ? 1 : 2, "close", hello),
@@ -890,7 +910,8 @@ const WORKLOADS: Workload[] = [
   ),
   handshakes,
   tlsBulk,
-  ...(QUICK ? [10, 10_000] : [10, 1000, 10_000, 100_000]).map(routersWorkload),
+  ...(QUICK ? [10, 10_000] : [10, 1000, 10_000, 100_000]).map((n) => routersWorkload(n)),
+  ...(QUICK ? [10_000] : [1000, 10_000, 100_000]).map((n) => routersWorkload(n, true)),
 ];
 
 /**

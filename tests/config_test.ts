@@ -236,6 +236,31 @@ test("routers with the same priority but disjoint host names are no tie", () => 
   assert.deepEqual(problems(yaml), []);
 });
 
+test("wildcard routers tie only with names they can take: one label under their domain", () => {
+  // Rules of one length (one priority): each pair below could or could not meet.
+  const tie = (a: string, b: string) => {
+    const { notes } = parseConfig(
+      `entryPoints:
+  web: { address: "127.0.0.1:1" }
+tcp:
+  routers:
+    a: { rule: "HostSNI(\`${a}\`)", service: s }
+    b: { rule: "HostSNI(\`${b}\`)", service: s }
+  services:
+    s: { loadBalancer: { servers: [{ address: "127.0.0.1:2" }] } }
+`,
+      "l4p.yaml",
+    );
+    return notes.some((n) => /same priority/.test(n.message));
+  };
+  assert.equal(tie("*.a.test", "*.b.test"), false, "two domains");
+  assert.equal(tie("*.a.test", "*.A.test"), true, "one domain, any case");
+  assert.equal(tie("*.ab.test", "x.ab.test"), true, "a name under the wildcard");
+  assert.equal(tie("x.ab.test", "*.ab.test"), true, "either order");
+  assert.equal(tie("*.ab.test", "x.zz.test"), false, "a name elsewhere");
+  assert.equal(tie("*.b.test", "x.a.b.test"), false, "two labels down: not the wildcard's");
+});
+
 test("every problem is reported, not just the first", () => {
   const yaml = VALID.replace("    address:", "    adress:").replace('"127.0.0.1:9001"', '"nope"');
   assert.equal(problems(yaml).length, 3);

@@ -12,7 +12,7 @@ import type { Cidr, IpBytes } from "../net/ip.ts";
 import { type MatchInfo, matchRule, type Rule } from "./rule.ts";
 
 /** The names a rule made only of `HostSNI` (joined by `||`) matches: plain and `*.` ones. */
-function hostKeys(rule: Rule): { exact: string[]; wildcard: string[] } | undefined {
+export function hostKeys(rule: Rule): { exact: string[]; wildcard: string[] } | undefined {
   if (rule.op === "HostSNI") {
     const exact: string[] = [];
     const wildcard: string[] = [];

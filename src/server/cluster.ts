@@ -389,12 +389,20 @@ export class ClusterMember {
    */
   onConfig: ((inputs: ConfigInputs, revision: number) => void) | undefined;
 
+  readonly channel: Channel;
+  #closed = false;
+
   private constructor(
-    readonly channel: Channel,
+    socket: net.Socket,
     readonly worker: number,
     /** Where it says what went wrong: the process's log, once it has one. */
     public logger: Logger,
-  ) {}
+  ) {
+    this.channel = new Channel(socket, (m) => this.#handle(m), () => {
+      if (this.#closed) return;
+      this.logger.warn("the first process is gone; limits and health are this worker's own now");
+    });
+  }
 
   /** Connects to the first process at `path`. */
   static async connect(path: string, worker: number, logger: Logger): Promise<ClusterMember> {
@@ -403,17 +411,8 @@ export class ClusterMember {
       socket.once("connect", resolve);
       socket.once("error", reject);
     });
-    const messages: { handle?: (m: Message) => void; closing?: boolean } = {};
-    const channel = new Channel(socket, (m) => messages.handle?.(m), () => {
-      if (!messages.closing) {
-        member.logger.warn(
-          "the first process is gone; limits and health are this worker's own now",
-        );
-      }
-    });
-    const member = new ClusterMember(channel, worker, logger);
-    messages.handle = (m) => member.#handle(m);
-    member.#closing = () => messages.closing = true;
+    const member = new ClusterMember(socket, worker, logger);
+    const channel = member.channel;
     const reloads = { successes: 0, lastSuccessAt: 0 };
     channel.send({ t: "hello", worker, pid: process.pid, reloads, revision: 0 });
     return member;
@@ -449,11 +448,9 @@ export class ClusterMember {
   }
 
   close(): void {
-    this.#closing();
+    this.#closed = true;
     this.channel.socket.destroy();
   }
-
-  #closing = () => {};
 
   readonly shared: SharedState = {
     inFlight: (key) => ({

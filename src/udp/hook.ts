@@ -6,7 +6,13 @@
  */
 import { formatAddr } from "../config/address.ts";
 import type { NetAddr } from "../runtime/types.ts";
-import type { HookDecision, HookResult } from "../tcp/middlewares/hook.ts";
+import {
+  answerWithin,
+  type HookDecision,
+  type HookResult,
+  type ReadDecision,
+  readDecision,
+} from "../tcp/middlewares/hook.ts";
 import type { ProxyEnv } from "../tcp/handler.ts";
 
 /** A new UDP session, as a hook sees it. */
@@ -50,44 +56,33 @@ export async function askHooks(
   const count = (step: UdpHookStep, result: HookResult) =>
     env.tracker.hookResult(session.router, step.middleware, result, true);
   for (const step of steps) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let d: HookDecision;
+    let d: ReadDecision;
     try {
-      const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), step.timeout));
-      const answer = await Promise.race([Promise.resolve(step.hook(session)), late]);
+      const answer = await answerWithin(Promise.resolve(step.hook(session)), step.timeout);
       if (answer === "late") {
         count(step, "timeout");
         return failed(env, session, step, `no answer within ${step.timeout} ms`);
       }
-      d = answer;
+      d = readDecision(answer);
     } catch (error) {
       count(step, "error");
       return failed(env, session, step, String((error as Error)?.message ?? error));
-    } finally {
-      clearTimeout(timer);
     }
-    if (d === undefined || d === null) {
+    if ("pass" in d) {
       count(step, "pass");
       continue;
     }
-    const o = d as { service?: unknown; refuse?: unknown };
-    if (typeof o.refuse === "string") {
+    if ("refuse" in d) {
       count(step, "refuse");
-      return { refuse: o.refuse };
+      return { refuse: d.refuse };
     }
-    if (typeof o.service === "string" && known(o.service)) {
+    if ("service" in d && known(d.service)) {
       count(step, "service");
-      return { service: o.service };
+      return { service: d.service };
     }
     count(step, "error");
-    return failed(
-      env,
-      session,
-      step,
-      typeof o.service === "string"
-        ? `no service "${o.service}" is configured`
-        : "answered neither nothing, { service } nor { refuse }",
-    );
+    const why = "service" in d ? `no service "${d.service}" is configured` : d.error;
+    return failed(env, session, step, why);
   }
   return {};
 }

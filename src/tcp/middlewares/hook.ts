@@ -52,6 +52,29 @@ export type Hook = (conn: HookConnection) => HookDecision | Promise<HookDecision
 /** How a hook's calls ended, for the metrics. */
 export type HookResult = "pass" | "service" | "refuse" | "error" | "timeout";
 
+/** A hook's answer as l4p reads it, whatever the hook returned (TCP's and UDP's alike). */
+export type ReadDecision =
+  | { pass: true }
+  | { refuse: string }
+  | { service: string }
+  | { error: string };
+
+/** Reads what a hook answered: nothing, `{ refuse }`, `{ service }`, or something else. */
+export function readDecision(d: unknown): ReadDecision {
+  if (d === undefined || d === null) return { pass: true };
+  const o = typeof d === "object" ? d as { refuse?: unknown; service?: unknown } : {};
+  if (typeof o.refuse === "string") return { refuse: o.refuse };
+  if (typeof o.service === "string") return { service: o.service };
+  return { error: "answered neither nothing, { service } nor { refuse }" };
+}
+
+/** The hook's answer, or "late" when it has none within `ms` (the timer then goes). */
+export function answerWithin<T>(answer: Promise<T>, ms: number): Promise<T | "late"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), ms));
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}
+
 /** The connection as a hook sees it: made per call, reading the context only when asked. */
 class Connection implements HookConnection {
   constructor(readonly ctx: TcpContext, readonly router: string, readonly timeout: number) {}
@@ -141,39 +164,31 @@ export class HookMiddleware implements TcpHandler, MiddlewareInfo {
     }
     if (answer === undefined) return this.#decided(ctx, undefined); // the quick way: go on
     if (!(answer instanceof Promise)) return this.#decided(ctx, answer);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), this.timeout));
-    Promise.race([answer, late]).then(
+    answerWithin(answer, this.timeout).then(
       (d) => d === "late" ? this.#failed(ctx, "timeout") : this.#decided(ctx, d),
       (error) => this.#failed(ctx, "error", error),
-    ).finally(() => clearTimeout(timer));
+    );
   }
 
-  #decided(ctx: TcpContext, d: HookDecision): void {
+  #decided(ctx: TcpContext, answer: HookDecision): void {
     if (ctx.ended) return; // the client left while the hook thought
     const tracker = ctx.env.tracker;
-    if (d === undefined || d === null) {
+    const d = readDecision(answer);
+    if ("pass" in d) {
       tracker.hookResult(this.router, this.name, "pass");
       return this.next.serve(ctx);
     }
-    if (typeof d === "object" && typeof (d as { refuse?: unknown }).refuse === "string") {
+    if ("refuse" in d) {
       tracker.hookResult(this.router, this.name, "refuse");
-      return refuse(ctx, this, (d as { refuse: string }).refuse);
+      return refuse(ctx, this, d.refuse);
     }
-    if (typeof d === "object" && typeof (d as { service?: unknown }).service === "string") {
-      const service = (d as { service: string }).service;
-      const handler = this.route(service);
-      if (handler) {
-        tracker.hookResult(this.router, this.name, "service");
-        return handler.serve(ctx);
-      }
-      return this.#failed(ctx, "error", new Error(`no service "${service}" is configured`));
+    const handler = "service" in d ? this.route(d.service) : undefined;
+    if (handler) {
+      tracker.hookResult(this.router, this.name, "service");
+      return handler.serve(ctx);
     }
-    this.#failed(
-      ctx,
-      "error",
-      new Error("answered neither nothing, { service } nor { refuse }"),
-    );
+    const why = "service" in d ? `no service "${d.service}" is configured` : d.error;
+    this.#failed(ctx, "error", new Error(why));
   }
 
   #failed(ctx: TcpContext, result: "error" | "timeout", error?: unknown): void {

@@ -378,26 +378,37 @@ sys.stdin.read()
   return { port, close: () => child.kill() };
 }
 
-/**
- * An example from README.md (the `lang` block after `<!-- example-NAME -->`), as printed there.
- */
-export function readmeExample(name = "config", lang = "yaml"): string {
-  const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const m = readme.match(
-    new RegExp(`<!-- example-${name} -->\\s*\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``),
-  );
-  if (!m) throw new Error(`README.md has no ${lang} example after <!-- example-${name} -->`);
-  return m[1];
+/** The README and every page under docs/, each as `[path from the root, text]`. */
+export function guidePages(): [string, string][] {
+  const pages = readdirSync(`${ROOT}docs`).filter((f) => f.endsWith(".md")).sort()
+    .map((f) => `docs/${f}`);
+  return ["README.md", ...pages].map((p) => [p, readFileSync(`${ROOT}${p}`, "utf8")]);
 }
 
 /**
- * The README's hook example, as printed, in `dir` (`hooks/tenant.ts` and `l4p.yaml`), with its
+ * An example from the README or a docs/ page (the `lang` block after `<!-- example-NAME -->`), as
+ * printed there; each name is used once in all of them.
+ */
+export function docExample(name = "config", lang = "yaml"): string {
+  const marker = new RegExp(`<!-- example-${name} -->\\s*\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``);
+  const found = guidePages().flatMap(([, text]) => {
+    const m = text.match(marker);
+    return m ? [m[1]] : [];
+  });
+  if (found.length !== 1) {
+    throw new Error(`${found.length} ${lang} examples after <!-- example-${name} --> (want one)`);
+  }
+  return found[0];
+}
+
+/**
+ * The hook example of docs/hooks.md, as printed, in `dir` (`hooks/tenant.ts` and `l4p.yaml`), with its
  * entrypoint on `port` and its service at `backend`; resolves to the configuration's path.
  */
 export function writeReadmeHook(dir: string, port: number, backend: number): string {
   mkdirSync(`${dir}/hooks`, { recursive: true });
-  writeFileSync(`${dir}/hooks/tenant.ts`, readmeExample("hook", "ts"));
-  const yaml = readmeExample("hook-config")
+  writeFileSync(`${dir}/hooks/tenant.ts`, docExample("hook", "ts"));
+  const yaml = docExample("hook-config")
     .replace('":8443"', `"127.0.0.1:${port}"`)
     .replace("10.0.0.5:443", `127.0.0.1:${backend}`);
   writeFileSync(`${dir}/l4p.yaml`, yaml);

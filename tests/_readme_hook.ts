@@ -1,4 +1,4 @@
-/** The README's hook example, run as printed: by the tests from source and by the binary's. */
+/** The hook example of docs/hooks.md, run as printed: by the tests from source and by the binary's. */
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
@@ -14,7 +14,7 @@ import {
 } from "./_helpers.ts";
 
 /**
- * The README's hook example, run as printed: a tenants service answers 200 for `acme` and 404
+ * The hook example of docs/hooks.md, run as printed: a tenants service answers 200 for `acme` and 404
  * for the rest; resolves to what a client with each server name got ("o" from the backend, ""
  * when refused), after `l4p` (started by `start` on the written configuration) listens.
  */

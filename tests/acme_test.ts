@@ -141,7 +141,7 @@ for (const challenge of ["httpChallenge", "tlsChallenge"] as const) {
       // A skip said at definition: Deno reports a t.skip() inside the test as "ok".
       skip: skip ||
         (challenge === "tlsChallenge" && !CAPABILITIES.tlsAlpnChallenge &&
-          "this runtime cannot answer TLS-ALPN-01 (README, Known limits)"),
+          "this runtime cannot answer TLS-ALPN-01 (docs/limits.md)"),
     },
     async () => {
       const dir = mkdtempSync(`${tmpdir()}/l4p-acme-`);

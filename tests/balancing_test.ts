@@ -4,9 +4,9 @@ import { parseConfig } from "../src/config/load.ts";
 import {
   connect,
   deadline,
+  docExample,
   type NetServer,
   netServer,
-  readmeExample,
   readToEnd,
   startProxy,
 } from "./_helpers.ts";
@@ -73,7 +73,7 @@ test("the README's nested example splits 9:1 between services and 3:1 inside app
     9003: await named("9003"),
   };
   // The README's file as printed, with each fixed port swapped for a free one.
-  let text = readmeExample().replace('"127.0.0.1:8080"', '"127.0.0.1:0"');
+  let text = docExample().replace('"127.0.0.1:8080"', '"127.0.0.1:0"');
   for (const [fixed, s] of Object.entries(servers)) {
     text = text.replace(`127.0.0.1:${fixed}`, `127.0.0.1:${s.port}`);
   }

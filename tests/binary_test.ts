@@ -61,7 +61,7 @@ test("the deno compile path builds, or says in one line why it cannot", () => {
   }
 });
 
-test("the compiled binary runs the README's routing hook (an external .ts file)", async () => {
+test("the compiled binary runs the routing hook example of docs/hooks.md (an external .ts file)", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-bin-`);
   try {
     const build = spawnSync(BUN, ["scripts/build.ts", "--outdir", dir], {

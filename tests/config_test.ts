@@ -8,7 +8,7 @@ import { ConfigError, formatProblem, parseConfig, parseConfigInSteps } from "../
 import { schemaText } from "../scripts/schema.ts";
 import { routerOrder } from "../src/tcp/router_order.ts";
 import { describeConfig } from "../src/graph/describe.ts";
-import { deadline, readmeExample, ROOT, runL4p } from "./_helpers.ts";
+import { deadline, docExample, guidePages, ROOT, runL4p } from "./_helpers.ts";
 
 /** The problems `parseConfig` finds, formatted as `l4p check` prints them. */
 function problems(yaml: string): string[] {
@@ -294,10 +294,10 @@ test("the JSON Schema and the validator agree on shapes, file by file", () => {
   // Shape-level documents only: cross-references are beyond what a JSON Schema can say.
   const docs = [
     VALID,
-    readmeExample(),
-    readmeExample("hardening"),
-    readmeExample("quic"),
-    readmeExample("hook-config"),
+    docExample(),
+    docExample("hardening"),
+    docExample("quic"),
+    docExample("hook-config"),
     VALID.replace("    address:", "    adress:"),
     VALID.replace("- address:", "- weight: lots\n            address:"),
     VALID.replace(/servers:\n.*\n/, "servers: []\n"),
@@ -312,10 +312,10 @@ test("the JSON Schema and the validator agree on shapes, file by file", () => {
   }
 });
 
-test("the README's QUIC and hook examples are valid as printed", () => {
-  const quic = parseConfig(readmeExample("quic"), "README.md").config;
+test("the QUIC and hook examples of docs/ are valid as printed", () => {
+  const quic = parseConfig(docExample("quic"), "docs/proxying.md").config;
   assert.deepEqual(quic.udp.routers.api.rule, "HostSNI(`api.example.com`) && ALPN(`h3`)");
-  const hooks = parseConfig(readmeExample("hook-config"), "README.md").config;
+  const hooks = parseConfig(docExample("hook-config"), "docs/hooks.md").config;
   assert.deepEqual(Object.keys(hooks.tcp.middlewares), ["activeTenant"]);
 });
 
@@ -356,7 +356,7 @@ udp:
 });
 
 test("the README's example configuration is valid as printed", () => {
-  const { config } = parseConfig(readmeExample(), "README.md");
+  const { config } = parseConfig(docExample(), "README.md");
   assert.deepEqual(Object.keys(config.tcp.services).sort(), ["app", "app-v2", "canary"]);
 });
 
@@ -371,10 +371,10 @@ test("traefik's older ipWhiteList is read as ipAllowList, with a note", () => {
   ]);
 });
 
-test("l4p check passes the README's hardening example (middlewares, limits, keep-alive)", async () => {
+test("l4p check passes the hardening example of docs/hardening.md (middlewares, limits, keep-alive)", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-check-`);
   try {
-    writeFileSync(`${dir}/edge.yaml`, readmeExample("hardening"));
+    writeFileSync(`${dir}/edge.yaml`, docExample("hardening"));
     const l4p = runL4p(["check", `${dir}/edge.yaml`]);
     assert.equal(await deadline(l4p.exited, 30_000, "l4p check"), 0, l4p.stderr());
     assert.match(l4p.stdout(), /edge\.yaml: ok/);
@@ -383,14 +383,17 @@ test("l4p check passes the README's hardening example (middlewares, limits, keep
   }
 });
 
-test("every configuration example in the README is valid as printed", () => {
-  const readme = readFileSync(`${ROOT}README.md`, "utf8");
-  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1])
-    // Examples that name certificate files are checked with the files in place
-    // (tls_termination_test).
-    .filter((b) => b.includes("entryPoints:") && !b.includes("certFile"));
-  assert.ok(blocks.length >= 4, `${blocks.length} examples`);
-  for (const block of blocks) assert.deepEqual(problems(block), [], block);
+test("every configuration example in the README and docs/ is valid as printed", () => {
+  let checked = 0;
+  for (const [page, text] of guidePages()) {
+    const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1])
+      // Examples that name certificate or hook files are checked with the files in place
+      // (tls_termination_test, hooks_test).
+      .filter((b) => b.includes("entryPoints:") && !b.includes("certFile") && !b.includes("hook:"));
+    for (const block of blocks) assert.deepEqual(problems(block), [], `${page}:\n${block}`);
+    checked += blocks.length;
+  }
+  assert.ok(checked >= 10, `${checked} examples`);
 });
 
 test("l4p check prints every problem with file:line:column and exits 1", async () => {
@@ -633,7 +636,7 @@ test("contrib/l4p.yaml, the example the install steps copy, passes l4p check", a
 test("the README's error lines are what l4p says of its example with the two mistakes it names", () => {
   const readme = readFileSync(`${ROOT}README.md`, "utf8");
   const printed = readme.match(/<!-- example-config-errors -->\s*```text\n([\s\S]*?)```/)![1];
-  const bad = readmeExample()
+  const bad = docExample()
     .replace("service: canary", "service: canry")
     .replace('"127.0.0.1:9002"', '"127.0.0.1"');
   assert.throws(() => parseConfig(bad, "l4p.yaml"), (e: unknown) => {

@@ -22,12 +22,12 @@ import {
 import {
   connect,
   deadline,
+  docExample,
   freePort,
   type L4pProcess,
   type NetServer,
   netServer,
   peerOrSkip,
-  readmeExample,
   ROOT,
   runL4p,
   waitFor,
@@ -422,69 +422,73 @@ test("Redis: three boxes follow one store through keyspace notifications", {
   }
 });
 
-test("l4p kv put, kv get and check --etcd: the README's example round-trips through the store", {
-  skip: !ETCD && "needs etcd (apt-get install etcd-server)",
-}, async () => {
-  const dir = mkdtempSync(`${tmpdir()}/l4p-kv-`);
-  const etcd = await startEtcd(dir);
-  try {
-    const example = readmeExample("fleet");
-    writeFileSync(`${dir}/shared.yaml`, example);
-    const put = runL4p(["kv", "put", `${dir}/shared.yaml`, "--etcd", etcd.url]);
-    assert.equal(await deadline(put.exited, 30_000, "kv put"), 0, put.stderr());
-    assert.match(put.stdout(), /wrote \d+ keys under l4p\//);
-    const get = runL4p(["kv", "get", "--etcd", etcd.url]);
-    assert.equal(await deadline(get.exited, 30_000, "kv get"), 0, get.stderr());
-    const expected = parseYaml(example);
-    assert.deepEqual(parseYaml(get.stdout()), { tcp: expected.tcp });
-    // A box's own file, checked with what the store holds.
-    writeFileSync(`${dir}/box.yaml`, 'entryPoints:\n  db: { address: "127.0.0.1:5432" }\n');
-    const check = runL4p(["check", `${dir}/box.yaml`, "--etcd", etcd.url]);
-    assert.equal(await deadline(check.exited, 30_000, "check --etcd"), 0, check.stderr());
-    assert.match(check.stdout(), /routers in match order: db \[HostSNI\(`\*`\) → db\]/);
-    // A bad value in the store: check says which key.
-    const store = new EtcdStore([etcd.url], "l4p");
-    const { pairs } = await store.list();
-    await store.replace(
-      pairs.map(([k, v]) => [k, k.endsWith("servers/1/address") ? "10.0.0.6" : v]),
-    );
-    await store.close();
-    const bad = runL4p(["check", `${dir}/box.yaml`, "--etcd", etcd.url]);
-    assert.equal(await deadline(bad.exited, 30_000, "check --etcd, bad"), 1);
-    assert.match(
-      bad.stderr(),
-      /^l4p\/tcp\/services\/db\/loadBalancer\/servers\/1\/address: has no port/m,
-    );
-    // A tree over etcd's 128 operations a transaction is written in steps, and says so.
-    const routers = Array.from(
-      { length: 60 },
-      (_, i) =>
-        `    r${i}: { entryPoints: [db], rule: "HostSNI(\`h${i}.example\`)", service: s${i} }`,
-    );
-    const services = Array.from(
-      { length: 60 },
-      (_, i) => `    s${i}: { loadBalancer: { servers: [{ address: "10.0.1.${i}:80" }] } }`,
-    );
-    writeFileSync(
-      `${dir}/large.yaml`,
-      'entryPoints:\n  db: { address: "127.0.0.1:5432" }\ntcp:\n  routers:\n' +
-        routers.join("\n") + "\n  services:\n" + services.join("\n") + "\n",
-    );
-    const large = runL4p(["kv", "put", `${dir}/large.yaml`, "--etcd", etcd.url]);
-    assert.equal(await deadline(large.exited, 30_000, "kv put, large"), 0, large.stderr());
-    assert.match(large.stdout(), /wrote 240 keys/);
-    assert.match(large.stderr(), /written in steps/);
-    const after = runL4p(["kv", "get", "--etcd", etcd.url]);
-    assert.equal(await deadline(after.exited, 30_000, "kv get, large"), 0, after.stderr());
-    const tree = parseYaml(after.stdout());
-    assert.equal(Object.keys(tree.tcp.routers).length, 60);
-    assert.equal(tree.tcp.services.s59.loadBalancer.servers[0].address, "10.0.1.59:80");
-    assert.equal(tree.tcp.routers.db, undefined, "the old tree's keys are gone");
-  } finally {
-    await etcd.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  "l4p kv put, kv get and check --etcd: the example of docs/fleet.md round-trips through the store",
+  {
+    skip: !ETCD && "needs etcd (apt-get install etcd-server)",
+  },
+  async () => {
+    const dir = mkdtempSync(`${tmpdir()}/l4p-kv-`);
+    const etcd = await startEtcd(dir);
+    try {
+      const example = docExample("fleet");
+      writeFileSync(`${dir}/shared.yaml`, example);
+      const put = runL4p(["kv", "put", `${dir}/shared.yaml`, "--etcd", etcd.url]);
+      assert.equal(await deadline(put.exited, 30_000, "kv put"), 0, put.stderr());
+      assert.match(put.stdout(), /wrote \d+ keys under l4p\//);
+      const get = runL4p(["kv", "get", "--etcd", etcd.url]);
+      assert.equal(await deadline(get.exited, 30_000, "kv get"), 0, get.stderr());
+      const expected = parseYaml(example);
+      assert.deepEqual(parseYaml(get.stdout()), { tcp: expected.tcp });
+      // A box's own file, checked with what the store holds.
+      writeFileSync(`${dir}/box.yaml`, 'entryPoints:\n  db: { address: "127.0.0.1:5432" }\n');
+      const check = runL4p(["check", `${dir}/box.yaml`, "--etcd", etcd.url]);
+      assert.equal(await deadline(check.exited, 30_000, "check --etcd"), 0, check.stderr());
+      assert.match(check.stdout(), /routers in match order: db \[HostSNI\(`\*`\) → db\]/);
+      // A bad value in the store: check says which key.
+      const store = new EtcdStore([etcd.url], "l4p");
+      const { pairs } = await store.list();
+      await store.replace(
+        pairs.map(([k, v]) => [k, k.endsWith("servers/1/address") ? "10.0.0.6" : v]),
+      );
+      await store.close();
+      const bad = runL4p(["check", `${dir}/box.yaml`, "--etcd", etcd.url]);
+      assert.equal(await deadline(bad.exited, 30_000, "check --etcd, bad"), 1);
+      assert.match(
+        bad.stderr(),
+        /^l4p\/tcp\/services\/db\/loadBalancer\/servers\/1\/address: has no port/m,
+      );
+      // A tree over etcd's 128 operations a transaction is written in steps, and says so.
+      const routers = Array.from(
+        { length: 60 },
+        (_, i) =>
+          `    r${i}: { entryPoints: [db], rule: "HostSNI(\`h${i}.example\`)", service: s${i} }`,
+      );
+      const services = Array.from(
+        { length: 60 },
+        (_, i) => `    s${i}: { loadBalancer: { servers: [{ address: "10.0.1.${i}:80" }] } }`,
+      );
+      writeFileSync(
+        `${dir}/large.yaml`,
+        'entryPoints:\n  db: { address: "127.0.0.1:5432" }\ntcp:\n  routers:\n' +
+          routers.join("\n") + "\n  services:\n" + services.join("\n") + "\n",
+      );
+      const large = runL4p(["kv", "put", `${dir}/large.yaml`, "--etcd", etcd.url]);
+      assert.equal(await deadline(large.exited, 30_000, "kv put, large"), 0, large.stderr());
+      assert.match(large.stdout(), /wrote 240 keys/);
+      assert.match(large.stderr(), /written in steps/);
+      const after = runL4p(["kv", "get", "--etcd", etcd.url]);
+      assert.equal(await deadline(after.exited, 30_000, "kv get, large"), 0, after.stderr());
+      const tree = parseYaml(after.stdout());
+      assert.equal(Object.keys(tree.tcp.routers).length, 60);
+      assert.equal(tree.tcp.services.s59.loadBalancer.servers[0].address, "10.0.1.59:80");
+      assert.equal(tree.tcp.routers.db, undefined, "the old tree's keys are gone");
+    } finally {
+      await etcd.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
 
 test(
   "TLS to the stores: etcd with a client certificate, Redis over TLS; l4p kv and a box use both",

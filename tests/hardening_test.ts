@@ -232,7 +232,7 @@ test("a client's reset reaches the backend as a reset where the runtime can rese
     rude.resetAndDestroy();
     await waitFor(() => backend.endings.length === 2, 5000, "the backend saw the reset");
     const runtime = await loadRuntime();
-    // Deno's connections cannot be reset (README, Known limits): there the backend sees EOF.
+    // Deno's connections cannot be reset (docs/limits.md): there the backend sees EOF.
     assert.equal(backend.endings[1], runtime.capabilities.reset ? "ECONNRESET" : "end");
   } finally {
     proxy.close();

@@ -319,7 +319,7 @@ tcp:
   },
 );
 
-test("hooks: the README's example lets an active tenant through and refuses another", async () => {
+test("hooks: the example of docs/hooks.md lets an active tenant through and refuses another", async () => {
   const got = await readmeHookRun((config, env) =>
     runL4p(["run", "-c", config], undefined, undefined, env)
   );

@@ -12,10 +12,10 @@ import { test } from "node:test";
 import {
   connect,
   deadline,
+  docExample,
   echoServer,
   killTree,
   peerOrSkip,
-  readmeExample,
   readToEnd,
   ROOT,
   runL4p,
@@ -102,8 +102,8 @@ test("the npm package installs into an empty project and runs with bunx and from
       inProject(`${BIN}/deno`, ["run", "-A", "npm:l4p", "--version"]).stdout,
       /^l4p \d+\.\d+\.\d+ \(deno /,
     );
-    // A hook author's types ship in the package: the README's hook checks against them.
-    writeFileSync(`${project}/tenant.ts`, readmeExample("hook", "ts"));
+    // A hook author's types ship in the package: the hook example of docs/hooks.md checks against them.
+    writeFileSync(`${project}/tenant.ts`, docExample("hook", "ts"));
     const typed = inProject(`${BIN}/deno`, ["check", "tenant.ts"]);
     assert.equal(typed.status, 0, `${typed.stdout}${typed.stderr}`);
   } finally {

@@ -10,11 +10,11 @@ import { loadRuntime } from "../src/runtime/mod.ts";
 import {
   connect,
   deadline,
+  docExample,
   echoServer,
   freePort,
   pattern,
   peerOrSkip,
-  readmeExample,
   ROOT,
   runL4p,
   sha256,
@@ -132,7 +132,7 @@ tls:
       await waitFor(() => proxy.server.tracker.live.size === 0, 5000, "s_client connections gone");
       // The plain backend sees exactly the bytes sent, and half-close works through termination:
       // the client ends its writes and still gets every byte echoed back (where the runtime's
-      // TLS can half-close; on Bun the echo is read before closing: README, Known limits).
+      // TLS can half-close; on Bun the echo is read before closing: docs/limits.md).
       const { tlsHalfClose } = (await loadRuntime()).capabilities;
       for (const size of [1, 100_000, 8 << 20]) {
         const data = pattern(size, 7);
@@ -622,18 +622,18 @@ tls:
   }
 });
 
-test("the README's TLS example passes l4p check with its certificate files in place", {
+test("the TLS example of docs/tls.md passes l4p check with its certificate files in place", {
   skip,
 }, async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-readme-tls-`);
   const fx = { dir };
   try {
-    // The README's own openssl lines make the files, as a reader would.
-    const readme = readFileSync(`${ROOT}README.md`, "utf8");
-    const lines = readme.match(/<!-- example-tls-certs -->\s*```sh\n([\s\S]*?)```/)![1];
+    // The page's own openssl lines make the files, as a reader would.
+    const page = readFileSync(`${ROOT}docs/tls.md`, "utf8");
+    const lines = page.match(/<!-- example-tls-certs -->\s*```sh\n([\s\S]*?)```/)![1];
     const made = spawnSync("sh", ["-c", lines], { cwd: dir, encoding: "utf8" });
     assert.equal(made.status, 0, made.stderr);
-    writeFileSync(`${fx.dir}/l4p.yaml`, readmeExample("tls"));
+    writeFileSync(`${fx.dir}/l4p.yaml`, docExample("tls"));
     const l4p = runL4p(["check", `${fx.dir}/l4p.yaml`]);
     assert.equal(await deadline(l4p.exited, 30_000, "l4p check"), 0, l4p.stderr());
     assert.match(l4p.stdout(), /l4p\.yaml: ok/);

@@ -15,6 +15,39 @@ type Tree = Record<string, unknown>;
 
 const isTree = (v: unknown): v is Tree => !!v && typeof v === "object" && !Array.isArray(v);
 
+/** What {@link canonicalKeys} needs of one schema node, worked out once per node. */
+interface Shape {
+  /** Each property's schema, by its spelling. */
+  properties: Record<string, unknown>;
+  /** Each spelling, by its lower case. */
+  spelled: Map<string, string>;
+  /** The schema of keys that are not properties (names of routers, …), if any. */
+  additional: unknown;
+}
+
+const shapes = new WeakMap<object, Shape>();
+
+function shapeOf(s: object): Shape {
+  let shape = shapes.get(s);
+  if (shape) return shape;
+  // deno-lint-ignore no-explicit-any
+  const node = s as any;
+  const branches = [node, ...(node.anyOf ?? []), ...(node.oneOf ?? []), ...(node.allOf ?? [])];
+  const properties: Record<string, unknown> = Object.assign(
+    {},
+    ...branches.map((b) => b?.properties ?? {}),
+  );
+  shape = {
+    properties,
+    spelled: new Map(Object.keys(properties).map((k) => [k.toLowerCase(), k])),
+    additional: branches.map((b) => b?.additionalProperties).find((a) =>
+      a && typeof a === "object"
+    ),
+  };
+  shapes.set(s, shape);
+  return shape;
+}
+
 /** Renames the keys of `tree` written in another case to the spelling in `known`. */
 function canonical(tree: Tree, known: readonly string[]): void {
   for (const key of Object.keys(tree)) {
@@ -27,29 +60,37 @@ function canonical(tree: Tree, known: readonly string[]): void {
   }
 }
 
+/** {@link canonical}, the spellings those of a schema node. */
+function canonicalIn(tree: Tree, shape: Shape): void {
+  for (const key of Object.keys(tree)) {
+    if (Object.hasOwn(shape.properties, key)) continue;
+    const spelled = shape.spelled.get(key.toLowerCase());
+    if (spelled && !(spelled in tree)) {
+      tree[spelled] = tree[key];
+      delete tree[key];
+    }
+  }
+}
+
 /**
  * Keys in any case, as the JSON Schema spells them, below `tree` (which `schema` describes).
  * Names (of routers, services, …) are map keys and keep their case.
  */
 export function canonicalKeys(tree: unknown, schema: unknown): void {
-  // deno-lint-ignore no-explicit-any
-  const s = schema as any;
-  if (!s) return;
+  if (!schema || typeof schema !== "object") return;
   if (Array.isArray(tree)) {
-    for (const item of tree) canonicalKeys(item, s.items);
+    const items = (schema as { items?: unknown }).items;
+    for (const item of tree) canonicalKeys(item, items);
     return;
   }
   if (!isTree(tree)) return;
-  const branches = [s, ...(s.anyOf ?? []), ...(s.oneOf ?? []), ...(s.allOf ?? [])];
-  const properties: Record<string, unknown> = Object.assign(
-    {},
-    ...branches.map((b) => b?.properties ?? {}),
-  );
-  canonical(tree, Object.keys(properties));
-  for (const [key, value] of Object.entries(tree)) {
-    const child = properties[key] ??
-      branches.map((b) => b?.additionalProperties).find((a) => a && typeof a === "object");
-    canonicalKeys(value, child);
+  const shape = shapeOf(schema);
+  canonicalIn(tree, shape);
+  for (const key in tree) {
+    canonicalKeys(
+      tree[key],
+      Object.hasOwn(shape.properties, key) ? shape.properties[key] : shape.additional,
+    );
   }
 }
 

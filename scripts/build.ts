@@ -60,6 +60,9 @@ function run(cmd: string, args: string[]): { ok: boolean; output: string } {
   };
 }
 
+/** The worker thread that reads large YAML files (src/config/readers.ts). */
+const WORKER = "src/config/yaml_worker.ts";
+
 function fail(message: string): false {
   process.stderr.write(`build: ${message}\n`);
   return false;
@@ -70,7 +73,8 @@ function fail(message: string): false {
  * starts in 72 ms instead of 141 ms, for 6.5 MB more (117 MB instead of 110 MB).
  */
 function buildBun(out: string, target?: string): boolean {
-  const args = ["build", "--compile", "--minify", "--bytecode", "cli.ts", "--outfile", out];
+  // The YAML worker (src/config/readers.ts) is an entrypoint of its own, as Bun asks of workers.
+  const args = ["build", "--compile", "--minify", "--bytecode", "cli.ts", WORKER, "--outfile", out];
   if (target) args.push(`--target=${target}`);
   const r = run(tool("bun"), args);
   if (!r.ok) {
@@ -96,7 +100,16 @@ function buildRelease(outdir: string): boolean {
 }
 
 function buildDeno(out: string): boolean {
-  const args = ["compile", "-A", "--unstable-net", "--no-check", "--output", out];
+  const args = [
+    "compile",
+    "-A",
+    "--unstable-net",
+    "--no-check",
+    "--include",
+    WORKER,
+    "--output",
+    out,
+  ];
   if (values.target) args.push("--target", values.target);
   args.push("cli.ts");
   const r = run(tool("deno"), args);
@@ -137,6 +150,18 @@ function buildNpm(outdir: string): boolean {
     ...["yaml", "zod", "acme-client"].flatMap((p) => ["--external", p]),
   ]);
   if (!js.ok) return fail(`bun build failed:\n${js.output}`);
+  // The YAML worker beside the chunks that start it (they ask for ./yaml_worker.js).
+  const worker = run(tool("bun"), [
+    "build",
+    WORKER,
+    "--outdir",
+    outdir,
+    "--target",
+    "node",
+    "--format",
+    "esm",
+  ]);
+  if (!worker.ok) return fail(`bun build (the YAML worker) failed:\n${worker.output}`);
   const dts = run(tool("tsc"), [
     "mod.ts",
     "--declaration",

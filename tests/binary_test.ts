@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import process from "node:process";
 import { test } from "node:test";
@@ -9,7 +9,7 @@ import { readmeHookRun } from "./_readme_hook.ts";
 
 const BUN = `${ROOT}node_modules/.bin/bun`;
 
-test("the compiled binary (bun build --compile) forwards real bytes", async () => {
+test("the compiled binary (bun build --compile) forwards real bytes and reads large files on a worker", async () => {
   const dir = mkdtempSync(`${tmpdir()}/l4p-bin-`);
   const echo = await echoServer();
   let l4p;
@@ -29,6 +29,30 @@ test("the compiled binary (bun build --compile) forwards real bytes", async () =
       new Uint8Array(await deadline(got, 10_000, "echo through the binary")),
       payload,
     );
+    l4p.kill("SIGTERM");
+    assert.equal(await deadline(l4p.exited, 10_000, "binary exits on SIGTERM"), 0);
+
+    // A large file is read on a worker thread inside the binary too (its own entrypoint there).
+    const lines = ["entryPoints:", '  web: { address: "127.0.0.1:0" }', "tcp:", "  routers:"];
+    for (let i = 0; i < 9_000; i++) {
+      lines.push(`    r${i}: { rule: "HostSNI(\`c${i}.example\`)", service: echo }`);
+    }
+    lines.push(
+      "  services:",
+      `    echo: { loadBalancer: { servers: [{ address: "127.0.0.1:${echo.port}" }] } }`,
+    );
+    writeFileSync(`${dir}/large.yaml`, lines.join("\n") + "\n");
+    l4p = runL4p(["run", "-c", `${dir}/large.yaml`], `${dir}/l4p`, dir);
+    await l4p.waitForLine(/listening /, 30_000);
+    // A signal sent before l4p handles SIGHUP is not a reload: ask again until one is done.
+    const reloaded = l4p.waitForLine(/configuration reloaded .*readOnWorkerMs=\d+/, 30_000);
+    const asking = setInterval(() => l4p!.kill("SIGHUP"), 1000);
+    try {
+      await reloaded;
+    } finally {
+      clearInterval(asking);
+    }
+    assert.doesNotMatch(l4p.stderr(), /cannot read a large file on a worker thread/);
     l4p.kill("SIGTERM");
     assert.equal(await deadline(l4p.exited, 10_000, "binary exits on SIGTERM"), 0);
   } finally {

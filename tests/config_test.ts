@@ -6,6 +6,12 @@ import { test } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, formatProblem, parseConfig, parseConfigInSteps } from "../src/config/load.ts";
 import { schemaText } from "../scripts/schema.ts";
+import {
+  OFF_THREAD_BYTES,
+  readDocument,
+  readDocumentOffThread,
+  ReadError,
+} from "../src/config/readers.ts";
 import { routerOrder } from "../src/tcp/router_order.ts";
 import { describeConfig } from "../src/graph/describe.ts";
 import { deadline, docExample, guidePages, ROOT, runL4p } from "./_helpers.ts";
@@ -512,8 +518,8 @@ test("a reload's check pauses between its steps, gives what parseConfig gives, a
     pauses++;
     return Promise.resolve();
   });
-  // Reading, shaping, the schema, what spans the file, the rules, the model.
-  assert.equal(pauses, 6);
+  // Reading, shaping, the schema, the references, parsing the rules, their ties, TLS, the model.
+  assert.equal(pauses, 8);
   assert.deepEqual(stepped.config, parseConfig(text, "f.yaml").config);
   const bad = text.replace("10.0.0.1:443", "10.0.0.1");
   await assert.rejects(
@@ -664,4 +670,69 @@ test("check's summary names weighted services; a service no router reaches is no
   assert.deepEqual(notes.map(formatProblem), [
     "l4p.yaml:20:5: tcp.services.idle: no tcp router uses this service",
   ]);
+});
+
+/** A YAML configuration of `n` passthrough routers, past the size read off the main thread. */
+function largeYaml(n: number): string {
+  const lines = ["entryPoints:", '  web: { address: "127.0.0.1:0" }', "tcp:", "  routers:"];
+  for (let i = 0; i < n; i++) {
+    lines.push(`    r${i}: { rule: "HostSNI(\`c${i}.example\`)", service: s, priority: ${i + 1} }`);
+  }
+  lines.push("  services:", '    s: { loadBalancer: { servers: [{ address: "127.0.0.1:1" }] } }');
+  return lines.join("\n") + "\n";
+}
+
+test("a large YAML file is read on a worker thread, to the same tree and the same located errors", async () => {
+  const text = largeYaml(8_000);
+  assert.ok(text.length > OFF_THREAD_BYTES, `${text.length} bytes`);
+  let onThread = false;
+  const off = await readDocumentOffThread(text, "big.yaml", (r) => onThread = r.worker);
+  assert.ok(onThread, "read on a worker thread");
+  assert.deepEqual(off.data, readDocument(text, "big.yaml").data);
+  const last = text.split("\n")[8003];
+  assert.deepEqual(off.locate(["tcp", "routers", "r7999", "service"]), {
+    line: 8004,
+    column: last.indexOf("s, priority") + 1,
+  });
+  // A key given twice: js-yaml refuses it on the worker, the main thread says where.
+  const twice = text.replace("    r5: ", "    r4: ");
+  const sync = (() => {
+    try {
+      readDocument(twice, "big.yaml");
+    } catch (error) {
+      return error as ReadError;
+    }
+  })();
+  await assert.rejects(readDocumentOffThread(twice, "big.yaml"), (error: unknown) => {
+    assert.ok(error instanceof ReadError);
+    assert.deepEqual(error.position, sync!.position);
+    assert.equal(error.detail, sync!.detail);
+    return true;
+  });
+  // What JSON cannot carry (.inf) is read on the main thread, the same as ever.
+  const inf = text + "x: .inf\n";
+  let again = false;
+  const read = await readDocumentOffThread(inf, "big.yaml", () => again = true);
+  assert.equal(again, false);
+  assert.equal(read.data.x, Infinity);
+});
+
+test("a reload of a large file in steps gives the configuration a whole read gives", async () => {
+  const text = largeYaml(8_000);
+  const whole = parseConfig(text, "big.yaml", {}).config;
+  const inSteps = await parseConfigInSteps(text, "big.yaml", {}, [], () => Promise.resolve());
+  assert.equal(Object.keys(inSteps.config.tcp.routers).length, 8_000);
+  assert.deepEqual(inSteps.config.tcp.routers.r7999, whole.tcp.routers.r7999);
+  const broken = text.replace("service: s, priority: 7000 }", "service: t, priority: 7000 }");
+  await assert.rejects(
+    parseConfigInSteps(broken, "big.yaml", {}, [], () => Promise.resolve()),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /^big\.yaml:7004:\d+: tcp\.routers\.r6999\.service: tcp service "t"/,
+      );
+      return true;
+    },
+  );
 });

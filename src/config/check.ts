@@ -301,7 +301,7 @@ export function* crossCheck(file: ParsedFile, error: Report, note: Report): Gene
   }
   // The rules are most of the work with many routers: a step of their own.
   yield;
-  checkRules(file, epOf("tcp"), error, note);
+  yield* checkRules(file, epOf("tcp"), error, note);
   const admin = file.metrics;
   if (admin && !admin.token && !admin.tokenFile && !isLoopback(admin.address.hostname)) {
     note(
@@ -403,12 +403,12 @@ export function checkTls(file: ParsedFile, error: Report, options: LoadOptions):
  * accepted, ordered by name as traefik orders them somehow, and noted; rules beyond traefik v3's
  * syntax are noted.
  */
-function checkRules(
+function* checkRules(
   file: ParsedFile,
   tcpEntryPoints: string[],
   error: Report,
   note: Report,
-): void {
+): Generator<void> {
   const parsed = new Map<string, Rule>();
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
     try {
@@ -427,6 +427,8 @@ function checkRules(
       error(["tcp", "routers", name, "rule"], `bad rule: ${e.message}`);
     }
   }
+  // Parsing the rules, then finding the ties: a step each.
+  yield;
   const byEntryPoint = new Map<string, string[]>();
   for (const [name, router] of Object.entries(file.tcp?.routers ?? {})) {
     if (!parsed.has(name)) continue;

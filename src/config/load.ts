@@ -16,7 +16,14 @@ import {
 } from "./check.ts";
 import { itemOf, mergeParts, removeAt } from "./merge.ts";
 import { toModel } from "./to_model.ts";
-import { type Document, type Path, readDocument, ReadError } from "./readers.ts";
+import {
+  type Document,
+  type OffThreadRead,
+  type Path,
+  readDocument,
+  readDocumentOffThread,
+  ReadError,
+} from "./readers.ts";
 import { type ConfigPart, formatPath, problemIn } from "./parts.ts";
 import {
   ConfigError,
@@ -93,7 +100,8 @@ export function parseConfig(
 /**
  * {@link parseConfig}, letting the event loop run (`pause`) between its steps (reading, checking
  * the shapes, checking across sections, building the model): a reload of a large configuration
- * (2 000 routers and services: 25–50 ms) then holds the loop for one step at a time.
+ * (2 000 routers and services: 25–50 ms) then holds the loop for one step at a time. A large
+ * YAML text is read on a worker thread (`observe` hears how).
  */
 export async function parseConfigInSteps(
   text: string,
@@ -101,13 +109,27 @@ export async function parseConfigInSteps(
   options: LoadOptions,
   parts: readonly ConfigPart[],
   pause: () => Promise<void>,
+  observe?: (read: OffThreadRead) => void,
 ): Promise<LoadedConfig> {
-  const steps = parseSteps(text, file, options, parts);
+  let doc: Document;
+  try {
+    doc = await readDocumentOffThread(text, file, observe);
+  } catch (error) {
+    throw readFailure(error, file);
+  }
+  await pause();
+  const steps = parseSteps(text, file, options, parts, doc);
   for (;;) {
     const step = steps.next();
     if (step.done) return step.value;
     await pause();
   }
+}
+
+/** A text that does not read, as the configuration's one problem. */
+function readFailure(error: unknown, file: string): unknown {
+  if (!(error instanceof ReadError)) return error;
+  return new ConfigError([{ file, ...error.position, path: "", message: error.detail }]);
 }
 
 /** The work of {@link parseConfig}, as steps: each `yield` is a place where it may pause. */
@@ -116,16 +138,20 @@ function* parseSteps(
   file: string,
   options: LoadOptions,
   parts: readonly ConfigPart[],
+  read?: Document,
 ): Generator<void, LoadedConfig> {
   let doc: Document;
-  try {
-    doc = readDocument(text, file);
-  } catch (error) {
-    if (!(error instanceof ReadError)) throw error;
-    throw new ConfigError([{ file, ...error.position, path: "", message: error.detail }]);
+  if (read === undefined) {
+    try {
+      doc = readDocument(text, file);
+    } catch (error) {
+      throw readFailure(error, file);
+    }
+    // Reading a large document is the longest step: what follows is one of its own.
+    yield;
+  } else {
+    doc = read;
   }
-  // Reading a large document is the longest step: what follows is one of its own.
-  yield;
   const data = doc.data;
   // traefik's shape to l4p's: what is mapped or set aside is said, at the key that says it.
   const notes: ConfigProblem[] = [];
@@ -204,6 +230,7 @@ function* parseSteps(
       const error: Report = (path, message) => report(path, problem(path, message));
       const note: Report = (path, message) => roundNotes.push(problem(path, message));
       yield* crossCheck(result.data, error, note);
+      yield;
       checkTls(result.data, error, options);
       checkRuntime(result.data, error, options);
       material = readTlsFiles(result.data, dirname(file), error, note);

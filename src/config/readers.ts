@@ -5,6 +5,8 @@
  */
 import { CORE_SCHEMA, load as loadYaml } from "js-yaml";
 import { parse as parseToml, TomlError } from "smol-toml";
+import { URL as NodeURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 
 /** A key path: names and list indices. */
@@ -46,6 +48,94 @@ export function readDocument(text: string, file: string): Document {
   return formatOf(file) === "toml" ? readToml(text, file) : readYaml(text, file);
 }
 
+/** How a large text was read: on a worker thread, or here after the worker failed (`error`). */
+export interface OffThreadRead {
+  file: string;
+  worker: boolean;
+  ms: number;
+  error?: string;
+}
+
+/** From this size on, {@link readDocumentOffThread} reads YAML on a worker thread. */
+export const OFF_THREAD_BYTES = 512 * 1024;
+
+/**
+ * {@link readDocument}, with a large YAML text read on a worker thread: reading 10 MB (100 000
+ * routers) takes js-yaml about half a second, which on the main thread is half a second in which
+ * no connection is accepted. The main thread then only takes the tree in (JSON.parse, about a
+ * tenth of that). Positions are still found on the main thread, and only when a problem needs
+ * one. Where a worker cannot start or the text holds what JSON cannot carry (`.inf`, `.nan`),
+ * the text is read here as {@link readDocument} reads it.
+ */
+export async function readDocumentOffThread(
+  text: string,
+  file: string,
+  observe: (read: OffThreadRead) => void = () => {},
+): Promise<Document> {
+  if (
+    formatOf(file) !== "yaml" || text.length < OFF_THREAD_BYTES || /\.(?:inf|nan)\b/i.test(text)
+  ) {
+    return readDocument(text, file);
+  }
+  const started = Date.now();
+  let json: string | null | undefined;
+  try {
+    json = await onWorker(text);
+  } catch (error) {
+    observe({ file, worker: false, ms: Date.now() - started, error: (error as Error).message });
+    return readDocument(text, file);
+  }
+  observe({ file, worker: true, ms: Date.now() - started });
+  // null: js-yaml refused it; `yaml` says where.
+  return readYaml(text, file, json === null ? null : JSON.parse(json));
+}
+
+/**
+ * Where the worker's module is: beside this one in the sources and in the npm package's bundle
+ * (JavaScript there); in a Bun-compiled binary, under the path it was built from
+ * (scripts/build.ts makes it an entrypoint). The first that answers is used from then on.
+ */
+const WORKER_MODULES: (() => string | NodeURL)[] = [
+  () =>
+    new NodeURL(
+      import.meta.url.endsWith(".js") ? "./yaml_worker.js" : "./yaml_worker.ts",
+      import.meta.url,
+    ),
+  () => "./src/config/yaml_worker.ts",
+];
+let workerModule: number | undefined;
+
+/** The worker's answer for `text`: the tree as JSON, or null when js-yaml refused the text. */
+async function onWorker(text: string): Promise<string | null> {
+  let failure: unknown;
+  for (const [i, where] of WORKER_MODULES.entries()) {
+    if (workerModule !== undefined && workerModule !== i) continue;
+    try {
+      const json = await workerRead(where(), text);
+      workerModule = i;
+      return json;
+    } catch (error) {
+      failure = error;
+    }
+  }
+  throw failure;
+}
+
+function workerRead(module: string | NodeURL, text: string): Promise<string | null> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(module);
+    const done = (settle: () => void) => {
+      worker.removeAllListeners();
+      void worker.terminate();
+      settle();
+    };
+    worker.once("message", (m: { json: string | null }) => done(() => resolve(m.json)));
+    worker.once("error", (e) => done(() => reject(e)));
+    worker.once("exit", () => done(() => reject(new Error("the YAML worker ended"))));
+    worker.postMessage(text);
+  });
+}
+
 function asTree(value: unknown): Record<string, unknown> {
   return value && typeof value === "object" && !Array.isArray(value)
     ? value as Record<string, unknown>
@@ -58,7 +148,7 @@ function asTree(value: unknown): Record<string, unknown> {
  * every node's position, for located problems. The second runs only when there is something to
  * locate.
  */
-function readYaml(text: string, file: string): Document {
+function readYaml(text: string, file: string, read?: unknown): Document {
   const lineCounter = new LineCounter();
   let doc: ReturnType<typeof parseDocument> | undefined;
   const located = () =>
@@ -69,7 +159,9 @@ function readYaml(text: string, file: string): Document {
   };
   let data: Record<string, unknown>;
   try {
-    data = asTree(loadYaml(text, { schema: CORE_SCHEMA }));
+    // `read`: the tree read elsewhere (null: refused there), else js-yaml reads it now.
+    if (read === null) throw new Error("refused");
+    data = asTree(read !== undefined ? read : loadYaml(text, { schema: CORE_SCHEMA }));
   } catch {
     // js-yaml refuses some texts the YAML spec allows (an empty one): `yaml` decides.
     const first = located().errors[0];

@@ -9,7 +9,13 @@ import { type FSWatcher, readdirSync, readFileSync, statSync, watch } from "node
 import { basename, dirname, join, resolve } from "node:path";
 import process from "node:process";
 import type { ConfigPart } from "../config/parts.ts";
-import { type Document, readDocument, ReadError } from "../config/readers.ts";
+import {
+  type Document,
+  type OffThreadRead,
+  readDocument,
+  readDocumentOffThread,
+  ReadError,
+} from "../config/readers.ts";
 
 /** What `providers.file` says, its paths resolved. */
 export interface FileProviderSpec {
@@ -73,13 +79,50 @@ export function providerFiles(spec: FileProviderSpec): string[] {
  * sections are already its own, as in traefik's fixtures that name themselves.
  */
 export function readFileParts(spec: FileProviderSpec, self: string): ConfigPart[] {
+  return fileTexts(spec, self).map((t) =>
+    "text" in t ? partOf(t.file, () => readDocument(t.text, t.file)) : t
+  );
+}
+
+/** {@link readFileParts}, a large YAML file read on a worker thread (see readers.ts). */
+export async function readFilePartsOffThread(
+  spec: FileProviderSpec,
+  self: string,
+  observe?: (read: OffThreadRead) => void,
+): Promise<ConfigPart[]> {
   const parts: ConfigPart[] = [];
+  for (const t of fileTexts(spec, self)) {
+    if (!("text" in t)) {
+      parts.push(t);
+      continue;
+    }
+    let document: Document | ReadError;
+    try {
+      document = await readDocumentOffThread(t.text, t.file, observe);
+    } catch (error) {
+      if (!(error instanceof ReadError)) throw error;
+      document = error;
+    }
+    parts.push(partOf(t.file, () => {
+      if (document instanceof ReadError) throw document;
+      return document;
+    }));
+  }
+  return parts;
+}
+
+/** The text of each file the spec names (templates rendered), or its part when it does not read. */
+function fileTexts(
+  spec: FileProviderSpec,
+  self: string,
+): ({ file: string; text: string } | ConfigPart)[] {
+  const out: ({ file: string; text: string } | ConfigPart)[] = [];
   if (spec.directory) {
     try {
       statSync(spec.directory);
     } catch (error) {
       const code = (error as { code?: string }).code ?? String(error);
-      parts.push(unreadable(spec.directory, code === "ENOENT" ? "no such folder" : code));
+      out.push(unreadable(spec.directory, code === "ENOENT" ? "no such folder" : code));
     }
   }
   for (const file of providerFiles(spec)) {
@@ -89,31 +132,36 @@ export function readFileParts(spec: FileProviderSpec, self: string): ConfigPart[
       text = readFileSync(file, "utf8");
     } catch (error) {
       const code = (error as { code?: string }).code ?? String(error);
-      parts.push(unreadable(file, code === "ENOENT" ? "no such file" : code));
+      out.push(unreadable(file, code === "ENOENT" ? "no such file" : code));
       continue;
     }
     const rendered = renderTemplates(text);
     if (typeof rendered !== "string") {
-      parts.push({
+      out.push({
         provider: "file",
         tree: {},
         unreadable: { file, ...rendered.position, path: "", message: rendered.message },
       });
       continue;
     }
-    try {
-      const document = readDocument(rendered, file);
-      parts.push({ provider: "file", tree: document.data, document });
-    } catch (error) {
-      if (!(error instanceof ReadError)) throw error;
-      parts.push({
-        provider: "file",
-        tree: {},
-        unreadable: { file, ...error.position, path: "", message: error.detail },
-      });
-    }
+    out.push({ file, text: rendered });
   }
-  return parts;
+  return out;
+}
+
+/** The part `read` makes of `file`, or the part that says where it does not read. */
+function partOf(file: string, read: () => Document): ConfigPart {
+  try {
+    const document = read();
+    return { provider: "file", tree: document.data, document };
+  } catch (error) {
+    if (!(error instanceof ReadError)) throw error;
+    return {
+      provider: "file",
+      tree: {},
+      unreadable: { file, ...error.position, path: "", message: error.detail },
+    };
+  }
 }
 
 /**
@@ -204,6 +252,16 @@ export function filePartsOf(
 ): { spec: FileProviderSpec | undefined; parts: ConfigPart[] } {
   const spec = fileSpecOf(text, file);
   return { spec, parts: spec ? readFileParts(spec, file) : [] };
+}
+
+/** {@link filePartsOf}, large YAML files read on a worker thread. */
+export async function filePartsOffThread(
+  text: string,
+  file: string,
+  observe?: (read: OffThreadRead) => void,
+): Promise<{ spec: FileProviderSpec | undefined; parts: ConfigPart[] }> {
+  const spec = fileSpecOf(text, file);
+  return { spec, parts: spec ? await readFilePartsOffThread(spec, file, observe) : [] };
 }
 
 /** `providers.file` of static configuration `text`; undefined when none or it does not read. */

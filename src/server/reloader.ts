@@ -7,13 +7,14 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import { ConfigError, parseConfigInSteps } from "../config/load.ts";
+import type { OffThreadRead } from "../config/readers.ts";
 import type { Config } from "../config/model.ts";
 import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
 import type { ConfigPart } from "../config/parts.ts";
 import type { StorePart } from "../providers/kv.ts";
 import { breather } from "../providers/source.ts";
-import { filePartsOf, FileProviderWatcher, fileSpecOf } from "../providers/file.ts";
+import { filePartsOffThread, FileProviderWatcher, fileSpecOf } from "../providers/file.ts";
 
 /** What a configuration is made of: the file's text, and the parts of its providers. */
 export interface ConfigInputs {
@@ -40,6 +41,17 @@ export class ConfigReloader {
   readonly #hookWatchers = new Map<string, FSWatcher>();
   #queue: Promise<boolean> = Promise.resolve(true);
   #lastText: string | undefined;
+  /** Large files read on a worker thread, for the reload's log line. */
+  #offThread: OffThreadRead[] = [];
+  readonly #observe = (read: OffThreadRead) => {
+    this.#offThread.push(read);
+    if (read.error) {
+      this.logger.warn("cannot read a large file on a worker thread; read on the main thread", {
+        file: read.file,
+        error: read.error,
+      });
+    }
+  };
 
   constructor(
     readonly server: L4pServer,
@@ -97,12 +109,16 @@ export class ConfigReloader {
    * group's first process); queued like a reload.
    */
   put(inputs: ConfigInputs, why: string): Promise<boolean> {
-    this.#queue = this.#queue.then(() => this.#apply(inputs, why, Date.now()));
+    this.#queue = this.#queue.then(() => {
+      this.#offThread = [];
+      return this.#apply(inputs, why, Date.now());
+    });
     return this.#queue;
   }
 
   async #reload(why: string): Promise<boolean> {
     const started = Date.now();
+    this.#offThread = [];
     let text: string;
     try {
       text = await readFile(this.file, "utf8");
@@ -110,7 +126,7 @@ export class ConfigReloader {
       return this.#failed(why, `cannot read: ${(error as Error).message}`, []);
     }
     if (text === this.#lastText && why === "file changed") return true;
-    const files = filePartsOf(text, this.file);
+    const files = await filePartsOffThread(text, this.file, this.#observe);
     const parts = [...files.parts, ...this.hooks.parts?.() ?? []];
     await breather(); // reading the file provider's files, then the check: one step each
     if (!await this.#apply({ text, parts }, why, started)) return false;
@@ -123,6 +139,7 @@ export class ConfigReloader {
 
   async #apply({ text, parts }: ConfigInputs, why: string, started: number): Promise<boolean> {
     const stats = this.server.reloads;
+
     try {
       // In steps: a large configuration would hold the event loop for tens of ms in one piece.
       const { config } = await parseConfigInSteps(
@@ -131,6 +148,7 @@ export class ConfigReloader {
         { ...this.server.env.runtime.capabilities, isolate: true },
         parts,
         breather,
+        this.#observe,
       );
       // Parsing and applying each hold the event loop; connections waiting get served between.
       await breather();
@@ -140,10 +158,12 @@ export class ConfigReloader {
       stats.lastSuccessAt = Date.now();
       stats.lastError = "";
       this.hooks.onApplied?.(config, { text, parts });
+      const onWorker = this.#offThread.filter((r) => r.worker);
       this.logger.info("configuration reloaded", {
         file: this.file,
         why,
         durationMs: Date.now() - started,
+        readOnWorkerMs: onWorker.length ? Math.max(...onWorker.map((r) => r.ms)) : undefined,
       });
       return true;
     } catch (error) {

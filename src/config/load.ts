@@ -171,7 +171,10 @@ function* parseSteps(
     fromTraefikDynamic(part.tree, (path, message) => notes.push(problemIn(part, path, message)));
     readable.push(part);
   }
+  // Shaping a store's 100 000 routers, merging them and matching their keys: a step each.
+  if (readable.length) yield;
   const merged = mergeParts(data, readable);
+  if (readable.length) yield;
   canonicalKeys(data, schemaOnce());
   /** Indices removed from lists (left-out certificates), so later problems find their place. */
   const removed = new Map<string, number[]>();

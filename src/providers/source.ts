@@ -8,6 +8,7 @@
 import { setTimeout as timeout } from "node:timers";
 import type { Logger } from "../log/logger.ts";
 import { kvToTreeInSlices, type StorePart } from "./kv.ts";
+import { breather } from "./slices.ts";
 import type { KvStore } from "./store.ts";
 
 /** Writes within this much of each other are read once. */
@@ -186,15 +187,6 @@ export class StoreSource {
       });
     });
   }
-}
-
-/**
- * Lets the event loop serve what is waiting before going on: a couple of ms, so that a request
- * in flight through l4p (a read, a write to the backend, its answer back: several turns of the
- * loop) gets through, not just one turn's worth of it.
- */
-export function breather(): Promise<void> {
-  return new Promise((resolve) => timeout(resolve, 2));
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -10,6 +10,7 @@ import type { ConnectionOptions } from "node:tls";
 import type { ProvidersConfig, StoreTls } from "../config/model.ts";
 import { DockerStore } from "./docker.ts";
 import { HttpStore } from "./http.ts";
+import { sortInSlices } from "./slices.ts";
 
 /** A key/value store holding configuration under a root key. */
 export interface KvStore {
@@ -208,16 +209,20 @@ export class RedisStore implements KvStore {
   }
 
   async list(): Promise<{ pairs: [string, string][]; revision: string }> {
-    const keys = await this.#keys();
-    keys.sort();
+    // In slices, as the values come: with 300 000 keys, a sort or a hash of them all in one
+    // piece would hold the event loop for hundreds of ms.
+    const keys = await sortInSlices(await this.#keys());
     const client = await this.#redis();
     const pairs: [string, string][] = [];
+    const hash = createHash("sha256");
     for (let i = 0; i < keys.length; i += 500) {
       const values = await client.mget(...keys.slice(i, i + 500));
-      values.forEach((v, j) => v !== null && pairs.push([keys[i + j], v]));
+      const batch: [string, string][] = [];
+      values.forEach((v, j) => v !== null && batch.push([keys[i + j], v]));
+      hash.update(JSON.stringify(batch));
+      pairs.push(...batch);
     }
-    const revision = createHash("sha256").update(JSON.stringify(pairs)).digest("hex").slice(0, 12);
-    return { pairs, revision };
+    return { pairs, revision: hash.digest("hex").slice(0, 12) };
   }
 
   /**

@@ -13,7 +13,7 @@ import type { Logger } from "../log/logger.ts";
 import type { L4pServer } from "./server.ts";
 import type { ConfigPart } from "../config/parts.ts";
 import type { StorePart } from "../providers/kv.ts";
-import { breather } from "../providers/source.ts";
+import { breather } from "../providers/slices.ts";
 import { filePartsOffThread, FileProviderWatcher, fileSpecOf } from "../providers/file.ts";
 
 /** What a configuration is made of: the file's text, and the parts of its providers. */

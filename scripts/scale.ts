@@ -5,9 +5,12 @@
  * a reload of a one-line change takes, and the longest a client waited for a connection to be
  * answered while that reload ran (the event loop's longest pause, as a client sees it).
  *
- *   deno run -A scripts/scale.ts [ROUTERS] [--only deno|bun]
+ *   deno run -A scripts/scale.ts [ROUTERS] [--only deno|bun] [--store redis]
  *
- * Default 100 000 routers. Loopback only; a backend of its own answers every connection.
+ * Default 100 000 routers. Loopback only; a backend of its own answers every connection. With
+ * `--store redis` the routers and services live in a Redis of its own (written by `l4p kv put`),
+ * the file holds only the entrypoint and the provider, and the change is one key set in Redis:
+ * how long until it is in force, and the longest wait of a connection meanwhile.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -21,6 +24,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 const args = process.argv.slice(2);
 const N = Number(args.find((a) => /^\d+$/.test(a)) ?? 100_000);
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const store = args.includes("--store") ? args[args.indexOf("--store") + 1] : undefined;
+if (store !== undefined && store !== "redis") throw new Error("--store takes redis");
 const dir = mkdtempSync(`${tmpdir()}/l4p-scale-`);
 
 const backend = net.createServer((s) => {
@@ -69,6 +74,27 @@ function roundTrip(port: number, hello: Uint8Array): Promise<number> {
   });
 }
 
+/** A redis-server of its own on a free loopback port, without persistence. */
+async function startRedis(): Promise<{ port: number; url: string; stop: () => void }> {
+  const port = await freePort();
+  const child = spawn("redis-server", [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ], { stdio: "ignore" });
+  for (let i = 0; i < 100; i++) {
+    const r = spawnSync("redis-cli", ["-p", String(port), "PING"], { encoding: "utf8" });
+    if (r.stdout.trim() === "PONG") break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, url: `redis://127.0.0.1:${port}`, stop: () => child.kill("SIGKILL") };
+}
+
 const rssOf = (pid: number) => {
   const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
   return m ? Number(m[1]) * 1024 : 0;
@@ -84,6 +110,7 @@ for (const runtime of ["bun", "deno"] as const) {
   const file = `${dir}/l4p-${runtime}.yaml`;
   writeFileSync(file, config(port, 0));
   const sizeMb = (readFileSync(file).length / 1e6).toFixed(1);
+  const redis = store ? await startRedis() : undefined;
 
   let t0 = performance.now();
   const check = spawnSync(bin, [...cli, "check", file], {
@@ -92,6 +119,24 @@ for (const runtime of ["bun", "deno"] as const) {
   });
   const checkS = ((performance.now() - t0) / 1000).toFixed(1);
   if (check.status !== 0) throw new Error(`check failed: ${check.stderr.slice(0, 500)}`);
+
+  let putS = "";
+  if (redis) {
+    // The routers and services go to the store; the file keeps the entrypoint and names it.
+    t0 = performance.now();
+    const put = spawnSync(bin, [...cli, "kv", "put", file, "--redis", redis.url], {
+      encoding: "utf8",
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    if (put.status !== 0) throw new Error(`kv put failed: ${put.stderr.slice(0, 500)}`);
+    putS = ((performance.now() - t0) / 1000).toFixed(1);
+    writeFileSync(
+      file,
+      `entryPoints:\n  web: { address: "127.0.0.1:${port}" }\n` +
+        `providers:\n  redis: { endpoints: ["127.0.0.1:${redis.port}"] }\n` +
+        `  providersThrottleDuration: 100ms\n`,
+    );
+  }
 
   t0 = performance.now();
   const l4p = spawn(bin, [...cli, "run", "-c", file], { stdio: ["ignore", "ignore", "pipe"] });
@@ -112,12 +157,28 @@ for (const runtime of ["bun", "deno"] as const) {
   await new Promise((r) => setTimeout(r, 1000));
   const before = longest;
   longest = 0;
-  writeFileSync(file, config(port, 1));
+  const changed = performance.now();
+  if (redis) {
+    spawnSync("redis-cli", ["-p", String(redis.port), "SET", "l4p/tcp/routers/r0/service", "s1"]);
+  } else {
+    writeFileSync(file, config(port, 1));
+  }
   while (!/configuration reloaded/.test(log)) await new Promise((r) => setTimeout(r, 20));
+  const inForceMs = performance.now() - changed;
   await new Promise((r) => setTimeout(r, 500));
   connecting = false;
   await client;
   const reloadMs = log.match(/configuration reloaded .*durationMs=(\d+)/)?.[1];
+  if (redis) {
+    console.log(
+      `${runtime} (Redis): kv put ${putS} s; listening after ${listenS} s; RSS ${mb(rss)}; ` +
+        `one key changed: in force after ${inForceMs.toFixed(0)} ms (reload ${reloadMs} ms); ` +
+        `longest connection meanwhile ${longest.toFixed(0)} ms (before: ${before.toFixed(1)} ms)`,
+    );
+    l4p.kill("SIGKILL");
+    redis.stop();
+    continue;
+  }
   console.log(
     `${runtime}: YAML ${sizeMb} MB; check ${checkS} s; listening after ${listenS} s; RSS ${
       mb(rss)

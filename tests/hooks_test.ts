@@ -395,3 +395,64 @@ udp:
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("hooks on UDP: a refused client is not asked again while it keeps sending, only once quiet", async () => {
+  const a = await udpPeer((peer, data, from) => void peer.send(`a:${data}`, from));
+  const [port, admin] = [await freePort(), await freePort()];
+  const dir = folder({
+    "session.ts": `export default (s: { first: Uint8Array }) =>
+  new TextDecoder().decode(s.first) === "refuse" ? { refuse: "asked to" } : undefined;
+`,
+    "l4p.yaml": `entryPoints:
+  u: { address: "127.0.0.1:${port}/udp", udp: { timeout: 4s } }
+metrics: { address: "127.0.0.1:${admin}" }
+udp:
+  routers:
+    all: { service: a, middlewares: [pick] }
+  middlewares:
+    pick: { hook: { file: ./session.ts } }
+  services:
+    a: { loadBalancer: { servers: [{ address: "127.0.0.1:${a.port}" }] } }
+`,
+  });
+  const l4p = runL4p(["run", "-c", `${dir}/l4p.yaml`]);
+  const refused = await udpPeer();
+  const other = await udpPeer();
+  const metric = async (re: RegExp) => {
+    const text = await (await fetch(`http://127.0.0.1:${admin}/metrics`)).text();
+    return Number(text.match(re)?.[1] ?? 0);
+  };
+  const refusals = () =>
+    metric(/^l4p_udp_hook_calls_total\{router="all",middleware="pick",result="refuse"\} (\d+)$/m);
+  const dropped = () =>
+    metric(/^l4p_udp_entrypoint_dropped_datagrams_total\{entrypoint="u"\} (\d+)$/m);
+  const until = async (check: () => Promise<boolean>, what: string) => {
+    for (const end = Date.now() + 15_000; !await check();) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await l4p.waitForLine(/listening entryPoint=u/, 30_000);
+    await refused.send("refuse", port);
+    await until(async () => await refusals() === 1, "the hook refuses");
+    const before = await dropped();
+    for (let i = 0; i < 5; i++) await refused.send("refuse", port);
+    await until(async () => await dropped() >= before + 5, "five datagrams dropped");
+    assert.equal(await refusals(), 1, "not asked again while the client keeps sending");
+    // Another client is not affected.
+    await other.send("hello", port);
+    assert.equal((await other.next(5000)).data.toString(), "a:hello");
+    // Quiet for longer than the entrypoint's timeout: the next datagram asks again.
+    await new Promise((r) => setTimeout(r, 5000));
+    await refused.send("refuse", port);
+    await until(async () => await refusals() === 2, "asked again after quiet");
+  } finally {
+    refused.close();
+    other.close();
+    l4p.kill("SIGKILL");
+    await l4p.exited;
+    a.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

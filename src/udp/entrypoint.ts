@@ -67,6 +67,14 @@ export class UdpEntryPoint {
   readonly #table: SessionTable<Session>;
   /** New clients waiting for the rest of their ClientHello (bounded, and by helloTimeout). */
   readonly #undecided = new Map<string, Undecided>();
+  /**
+   * Clients a routing hook refused, by key, to when their last datagram came (oldest first): as
+   * long as a session would last (until quiet for `timeout`) their datagrams are dropped without
+   * asking the hook again, so a client sending on cannot make it run per datagram. Bounded by
+   * `maxSessions`; forgotten when the router changes (a reload may decide otherwise).
+   */
+  readonly #refused = new Map<string, number>();
+  #refusedBy: UdpRouter | undefined;
   #options: UdpEntryPointOptions;
   #tickMs: number;
   #tick = 0;
@@ -160,6 +168,7 @@ export class UdpEntryPoint {
     this.#socket?.close();
     this.#socket = undefined;
     this.#undecided.clear();
+    this.#refused.clear();
     for (const s of [...this.#table.values()]) {
       this.#table.delete(s.key);
       this.#end(s, "closed");
@@ -178,6 +187,9 @@ export class UdpEntryPoint {
     }
     if (!session) {
       const router = this.router;
+      if (this.#refused.size > 0 && this.#stillRefused(key)) {
+        return this.env.tracker.dropped(this.name);
+      }
       if (router?.needsHello || router?.hasHooks) return this.#waitForHello(key, from, data);
       session = this.#open(key, from, this.router?.pick(from.hostname));
       if (!session) return;
@@ -263,6 +275,7 @@ export class UdpEntryPoint {
         if (this.#undecided.get(key) !== u) return; // closed meanwhile
         if ("refuse" in outcome) {
           this.#undecided.delete(key);
+          this.#refuse(key, router);
           this.env.tracker.dropped(this.name, u.datagrams.length);
           if (this.env.logger.enabled("debug")) {
             this.env.logger.debug("UDP session refused by a hook", {
@@ -276,6 +289,43 @@ export class UdpEntryPoint {
         const service = outcome.service && router.services(outcome.service);
         this.#start(key, u, service ? { router: route.router, service } : route);
       });
+  }
+
+  /** Remembers that the hooks of `router` refused client `key`. */
+  #refuse(key: string, router: UdpRouter): void {
+    if (this.#refusedBy !== router) {
+      this.#refused.clear();
+      this.#refusedBy = router;
+    }
+    this.#refused.delete(key);
+    if (this.#refused.size >= this.#options.maxSessions) {
+      this.#refused.delete(this.#refused.keys().next().value!);
+    }
+    this.#refused.set(key, Date.now());
+  }
+
+  /** Whether client `key` is still refused; if so, its quiet time starts again. */
+  #stillRefused(key: string): boolean {
+    const at = this.#refused.get(key);
+    if (at === undefined) return false;
+    this.#refused.delete(key);
+    if (this.#refusedBy !== this.router) {
+      this.#refused.clear();
+      return false;
+    }
+    const now = Date.now();
+    if (now - at >= this.#options.timeout) return false;
+    this.#refused.set(key, now);
+    return true;
+  }
+
+  /** Forgets refused clients quiet for `timeout` (the oldest come first). */
+  #forgetQuietRefusals(): void {
+    const since = Date.now() - this.#options.timeout;
+    for (const [key, at] of this.#refused) {
+      if (at > since) break;
+      this.#refused.delete(key);
+    }
   }
 
   /** Opens the session of `u` on `route`, and its waiting datagrams go, in order. */
@@ -397,6 +447,7 @@ export class UdpEntryPoint {
       if (u.since <= late && !u.asking) this.#decide(key, u, undefined);
     }
     for (const s of this.#table.expire(this.#tick - TICKS_PER_TIMEOUT)) this.#end(s, "expired");
+    if (this.#refused.size > 0) this.#forgetQuietRefusals();
   }
 
   #end(session: Session, reason: "expired" | "evicted" | "closed" | "server down"): void {

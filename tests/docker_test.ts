@@ -89,6 +89,28 @@ test("labels to configuration: traefik's defaults for services, servers and rout
   assert.deepEqual(problems, [
     "container noport: service noport: no port (set traefik.<tcp|udp>.services.noport.loadbalancer.server.port); its labels are left out",
   ]);
+  // allowEmptyServices: a container whose health check is starting or failing is served too,
+  // as traefik does; a stopped one still is not.
+  const health = (status: string, name: string) =>
+    running({
+      Names: [`/${name}`],
+      Status: status,
+      Labels: { [`traefik.tcp.routers.${name}.rule`]: "HostSNI(`*`)" },
+      Ports: [{ PrivatePort: 7 }],
+    });
+  const all = containersToTree([
+    health("Up 2 seconds (health: starting)", "starting"),
+    health("Up 1 minute (unhealthy)", "sick"),
+    { ...health("Exited (0)", "stopped"), State: "exited" },
+  ], { exposedByDefault: true, allowEmptyServices: true });
+  assert.deepEqual(Object.keys((all.tree.tcp as { routers: object }).routers), [
+    "sick",
+    "starting",
+  ]);
+  const healthyOnly = containersToTree([health("Up 1 minute (unhealthy)", "sick")], {
+    exposedByDefault: true,
+  });
+  assert.deepEqual(healthyOnly.tree, {});
   // exposedByDefault false: only traefik.enable=true.
   const only = containersToTree([
     running({

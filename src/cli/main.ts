@@ -712,6 +712,7 @@ async function checkWithDocker(
   const store = new DockerStore({
     exposedByDefault: true,
     useBindPortIP: false,
+    allowEmptyServices: false,
     ...d,
     endpoint: endpoint || d?.endpoint || "unix:///var/run/docker.sock",
     watch: false,

@@ -121,6 +121,8 @@ export interface ProvidersConfig {
     constraints?: string;
     /** Reach containers at their published host IP and port. */
     useBindPortIP: boolean;
+    /** Serve containers whatever their Docker health check says. */
+    allowEmptyServices: boolean;
     /** TLS to a remote engine (tcp://host:2376). */
     tls?: StoreTls;
   };

@@ -607,6 +607,10 @@ export const fileSchema = z.strictObject({
         description:
           "reach containers at their published host IP and port rather than their own; default false",
       }),
+      allowEmptyServices: z.boolean().optional().meta({
+        description:
+          "serve containers whose Docker health check is starting or unhealthy too (traefik's name); default false",
+      }),
       tls: storeTls.optional().meta({
         description: "TLS to a remote engine (tcp://host:2376): its CA, a client certificate",
       }),

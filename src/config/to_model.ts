@@ -136,6 +136,7 @@ export function toModel(file: ParsedFile, tls: TlsMaterial, base: string): Confi
       network: pv.docker.network,
       constraints: pv.docker.constraints,
       useBindPortIP: pv.docker.useBindPortIP ?? false,
+      allowEmptyServices: pv.docker.allowEmptyServices ?? false,
       tls: tls.stores.docker,
     };
   }

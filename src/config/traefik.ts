@@ -157,6 +157,7 @@ const DOCKER_KEYS = [
   "network",
   "constraints",
   "useBindPortIP",
+  "allowEmptyServices",
   "tls",
 ];
 

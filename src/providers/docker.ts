@@ -53,6 +53,7 @@ export function containersToTree(
   containers: readonly DockerContainer[],
   options: Pick<DockerOptions, "exposedByDefault" | "network" | "constraints"> & {
     useBindPortIP?: boolean;
+    allowEmptyServices?: boolean;
   },
 ): { tree: Tree; problems: string[] } {
   const keep = options.constraints ? parseConstraint(options.constraints) : () => true;
@@ -69,8 +70,10 @@ export function containersToTree(
     }
     if (!keep(labels)) continue;
     if (c.State && c.State !== "running") continue;
-    // traefik leaves out a container whose health check has not said healthy.
-    if (/\((unhealthy|health: starting)\)/.test(c.Status ?? "")) continue;
+    // traefik leaves out a container whose health check has not said healthy, unless
+    // allowEmptyServices: then it is served whatever its health (l4p's own checks decide).
+    const unhealthy = /\((unhealthy|health: starting)\)/.test(c.Status ?? "");
+    if (unhealthy && !options.allowEmptyServices) continue;
     let conf: Tree;
     try {
       conf = decodeLabels(labels);

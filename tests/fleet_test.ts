@@ -681,6 +681,7 @@ providers:
   const l4p = runL4p(["run", "-c", `${dir}/box.yaml`]);
   try {
     await l4p.waitForLine(/listening entryPoint=web/, 30_000);
+    await l4p.waitForLine(/admin listening/, 30_000);
     await eventually(async () => await ask(port) === "A", 10_000, "served from the control plane");
     // Unchanged: the control plane answers 304, and nothing is applied again.
     await waitFor(() => notModified >= 3, 10_000, "304 answers");

@@ -98,6 +98,7 @@ test("hooks: a TypeScript function routes, refuses or lets go on; what fails ref
   const open: Socket[] = [];
   try {
     await l4p.waitForLine(/listening entryPoint=web/, 30_000);
+    await l4p.waitForLine(/admin listening/, 30_000);
     const ask = async (host: string) => {
       const r = await first(web, httpTo(host));
       open.push(r.socket);
@@ -358,6 +359,7 @@ udp:
   const clients: UdpPeer[] = [];
   try {
     await l4p.waitForLine(/listening entryPoint=u/, 30_000);
+    await l4p.waitForLine(/admin listening/, 30_000);
     const ask = async (first: string, then?: string) => {
       const c = await udpPeer();
       clients.push(c);
@@ -434,6 +436,7 @@ udp:
   };
   try {
     await l4p.waitForLine(/listening entryPoint=u/, 30_000);
+    await l4p.waitForLine(/admin listening/, 30_000);
     await refused.send("refuse", port);
     await until(async () => await refusals() === 1, "the hook refuses");
     const before = await dropped();

@@ -286,8 +286,9 @@ export function runL4p(
           const check = () => {
             const m = err.match(re) ?? out.match(re);
             if (m) resolve(m);
-            else if (child.exitCode !== null) {
-              reject(new Error(`l4p exited (${child.exitCode}) before ${re}:\n${err}${out}`));
+            else if (child.exitCode !== null || child.signalCode !== null) {
+              const how = child.signalCode ?? child.exitCode;
+              reject(new Error(`l4p exited (${how}) before ${re}:\n${err}${out}`));
             }
           };
           waiters.push(check);

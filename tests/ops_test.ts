@@ -411,3 +411,29 @@ accessLog: {}
     udpEcho.close();
   }
 });
+
+test("a SIGHUP as soon as l4p listens is a reload, never the end of the process", async () => {
+  const dir = mkdtempSync(`${tmpdir()}/l4p-hup-`);
+  const [web, admin] = [await freePort(), await freePort()];
+  writeFileSync(
+    `${dir}/l4p.yaml`,
+    `entryPoints:\n  web: { address: "127.0.0.1:${web}" }\n` +
+      `metrics: { address: "127.0.0.1:${admin}" }\n` +
+      `tcp:\n  routers:\n    r: { rule: "HostSNI(\`*\`)", service: s }\n` +
+      `  services:\n    s: { loadBalancer: { servers: [{ address: "127.0.0.1:1" }] } }\n`,
+  );
+  const l4p = runL4p(["run", "-c", `${dir}/l4p.yaml`]);
+  try {
+    // The admin listener opens after the entrypoints: the signal comes while l4p is still
+    // starting (as systemd's reload may, right after the start).
+    await l4p.waitForLine(/listening entryPoint=web/, 30_000);
+    l4p.kill("SIGHUP");
+    await l4p.waitForLine(/configuration reloaded .*why=SIGHUP/, 30_000);
+    assert.equal(l4p.child.exitCode, null, "still running");
+    l4p.kill("SIGTERM");
+    assert.equal(await deadline(l4p.exited, 15_000, "l4p stops"), 0);
+  } finally {
+    l4p.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -152,9 +152,14 @@ export async function run(options: RunOptions): Promise<number> {
       });
     };
   });
+  // SIGHUP too, from the start: its default action would end the process, and a reload asked
+  // for before l4p can reload (systemd's, right after the start) is done once it can.
+  let hupEarly = false;
+  let onHup: () => void = () => void (hupEarly = true);
   const handlers: [string, () => void][] = [
     ["SIGINT", () => onSignal("SIGINT")],
     ["SIGTERM", () => onSignal("SIGTERM")],
+    ["SIGHUP", () => onHup()],
   ];
   for (const [s, h] of handlers) process.on(s, h);
   // A safety net, not a way of working: a bug on one connection's path must not take every
@@ -273,15 +278,14 @@ export async function run(options: RunOptions): Promise<number> {
     }
   }
   // SIGHUP reloads the file; a worker's first process reloads for it; with no file (l4p tcp)
-  // there is nothing to reload. Never the default action, which would end the process.
-  const onHup = reloader && !member ? () => void reloader!.reload("SIGHUP") : () =>
+  // there is nothing to reload.
+  onHup = reloader && !member ? () => void reloader!.reload("SIGHUP") : () =>
     logger.info(
       member
         ? "SIGHUP: the first process reloads for the group"
         : "SIGHUP: no configuration file to reload",
     );
-  process.on("SIGHUP", onHup);
-  handlers.push(["SIGHUP", onHup]);
+  if (hupEarly) onHup();
   reportFdLimit(logger, config, options.maxConnections);
   if (options.banner) (options.out ?? ((t) => process.stdout.write(t)))(options.banner(server));
   const code = await done;

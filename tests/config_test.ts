@@ -518,8 +518,9 @@ test("a reload's check pauses between its steps, gives what parseConfig gives, a
     pauses++;
     return Promise.resolve();
   });
-  // Reading, shaping, the schema, the references, parsing the rules, their ties, TLS, the model.
-  assert.equal(pauses, 8);
+  // Reading, shaping, the schema, the references, parsing the rules, their names, their ties,
+  // TLS, the model.
+  assert.equal(pauses, 9);
   assert.deepEqual(stepped.config, parseConfig(text, "f.yaml").config);
   const bad = text.replace("10.0.0.1:443", "10.0.0.1");
   await assert.rejects(

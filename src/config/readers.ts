@@ -72,19 +72,17 @@ export async function readDocumentOffThread(
   file: string,
   observe: (read: OffThreadRead) => void = () => {},
 ): Promise<Document> {
-  if (
-    formatOf(file) !== "yaml" || text.length < OFF_THREAD_BYTES || /\.(?:inf|nan)\b/i.test(text)
-  ) {
-    return readDocument(text, file);
-  }
+  if (formatOf(file) !== "yaml" || text.length < OFF_THREAD_BYTES) return readDocument(text, file);
   const started = Date.now();
-  let json: string | null | undefined;
+  let json: string | null | "here";
   try {
     json = await onWorker(text);
   } catch (error) {
     observe({ file, worker: false, ms: Date.now() - started, error: (error as Error).message });
     return readDocument(text, file);
   }
+  // What JSON cannot carry (.inf, .nan): read here, as ever.
+  if (json === "here") return readDocument(text, file);
   observe({ file, worker: true, ms: Date.now() - started });
   // null: js-yaml refused it; `yaml` says where.
   return readYaml(text, file, json === null ? null : JSON.parse(json));
@@ -105,8 +103,11 @@ const WORKER_MODULES: (() => string | NodeURL)[] = [
 ];
 let workerModule: number | undefined;
 
-/** The worker's answer for `text`: the tree as JSON, or null when js-yaml refused the text. */
-async function onWorker(text: string): Promise<string | null> {
+/**
+ * The worker's answer for `text`: the tree as JSON, null when js-yaml refused the text, or
+ * "here" when it holds what JSON cannot carry.
+ */
+async function onWorker(text: string): Promise<string | null | "here"> {
   let failure: unknown;
   for (const [i, where] of WORKER_MODULES.entries()) {
     if (workerModule !== undefined && workerModule !== i) continue;
@@ -121,7 +122,7 @@ async function onWorker(text: string): Promise<string | null> {
   throw failure;
 }
 
-function workerRead(module: string | NodeURL, text: string): Promise<string | null> {
+function workerRead(module: string | NodeURL, text: string): Promise<string | null | "here"> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(module);
     const done = (settle: () => void) => {
@@ -129,7 +130,10 @@ function workerRead(module: string | NodeURL, text: string): Promise<string | nu
       void worker.terminate();
       settle();
     };
-    worker.once("message", (m: { json: string | null }) => done(() => resolve(m.json)));
+    worker.once(
+      "message",
+      (m: { json: string | null; here?: boolean }) => done(() => resolve(m.here ? "here" : m.json)),
+    );
     worker.once("error", (e) => done(() => reject(e)));
     worker.once("exit", () => done(() => reject(new Error("the YAML worker ended"))));
     worker.postMessage(text);

@@ -14,6 +14,18 @@ export function breather(): Promise<void> {
   return new Promise((resolve) => timeout(resolve, 2));
 }
 
+/** Runs `steps` to its end, `pause` between steps; resolves to what it returns. */
+export async function inSteps<T>(
+  steps: Generator<void, T>,
+  pause: () => Promise<void> = breather,
+): Promise<T> {
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    await pause();
+  }
+}
+
 /**
  * `items` sorted as `Array.prototype.sort` sorts strings (by UTF-16 code units), in slices:
  * runs of `slice` sorted one by one, then merged, `pause` between each piece of work. 300 000

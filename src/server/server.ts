@@ -1,7 +1,8 @@
 /** Builds the data path from a {@link Config} and runs it. */
 import { formatAddr } from "../config/address.ts";
 import type { Config, EntryPointConfig } from "../config/model.ts";
-import { acceptOptions, buildGraph, KeptState } from "../graph/build.ts";
+import { acceptOptions, buildGraphInSteps, KeptState } from "../graph/build.ts";
+import { inSteps } from "../providers/slices.ts";
 import { describeRoutes } from "../graph/describe.ts";
 import type { EntryPointSlots, SharedState } from "../graph/shared.ts";
 import type { HealthChecker } from "../health/checker.ts";
@@ -145,14 +146,15 @@ export class L4pServer {
   async apply(config: Config): Promise<void> {
     // Hooks load first (a hook that does not load refuses the configuration: nothing changes).
     const hooks = await this.#hooks.load(config, this.#configFile);
-    const graph = buildGraph(config, {
+    // In steps: a build of many routers would hold the event loop in one piece.
+    const graph = await inSteps(buildGraphInSteps(config, {
       hooks,
       random: this.#random,
       kept: this.#kept,
       logger: this.env.logger,
       obtained: this.acme.certificates,
       shared: this.#shared,
-    });
+    }));
     const routers = graph.tcp;
     const udpRoutes = graph.udp;
     // Running entrypoints by what they listen on: a new entrypoint with the same settings

@@ -95,8 +95,9 @@ async function startRedis(): Promise<{ port: number; url: string; stop: () => vo
   return { port, url: `redis://127.0.0.1:${port}`, stop: () => child.kill("SIGKILL") };
 }
 
-const rssOf = (pid: number) => {
-  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+/** A process's resident size now (VmRSS), or the most it has had (VmHWM), in bytes. */
+const rssOf = (pid: number, which: "VmRSS" | "VmHWM" = "VmRSS") => {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${which}:\\s+(\\d+) kB`));
   return m ? Number(m[1]) * 1024 : 0;
 };
 const mb = (b: number) => `${(b / 1048576).toFixed(0)} MB`;
@@ -169,9 +170,11 @@ for (const runtime of ["bun", "deno"] as const) {
   connecting = false;
   await client;
   const reloadMs = log.match(/configuration reloaded .*durationMs=(\d+)/)?.[1];
+  const peak = rssOf(l4p.pid!, "VmHWM");
   if (redis) {
     console.log(
-      `${runtime} (Redis): kv put ${putS} s; listening after ${listenS} s; RSS ${mb(rss)}; ` +
+      `${runtime} (Redis): kv put ${putS} s; listening after ${listenS} s; RSS ${mb(rss)} ` +
+        `(peak ${mb(peak)}); ` +
         `one key changed: in force after ${inForceMs.toFixed(0)} ms (reload ${reloadMs} ms); ` +
         `longest connection meanwhile ${longest.toFixed(0)} ms (before: ${before.toFixed(1)} ms)`,
     );
@@ -182,11 +185,11 @@ for (const runtime of ["bun", "deno"] as const) {
   console.log(
     `${runtime}: YAML ${sizeMb} MB; check ${checkS} s; listening after ${listenS} s; RSS ${
       mb(rss)
-    } (${
-      (rss / N / 1024).toFixed(1)
-    } KB a router); reload ${reloadMs} ms; longest connection during it ${
-      longest.toFixed(0)
-    } ms (before: ${before.toFixed(1)} ms)`,
+    } (${(rss / N / 1024).toFixed(1)} KB a router; peak ${
+      mb(peak)
+    }); reload ${reloadMs} ms; longest connection during it ${longest.toFixed(0)} ms (before: ${
+      before.toFixed(1)
+    } ms)`,
   );
   l4p.kill("SIGKILL");
 }

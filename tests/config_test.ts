@@ -737,3 +737,33 @@ test("a reload of a large file in steps gives the configuration a whole read giv
     },
   );
 });
+
+test("over 20 000 routers, the schema checks them in slices, with the same verdict and places", () => {
+  const lines = ["entryPoints:", '  web: { address: "127.0.0.1:0" }', "tcp:", "  routers:"];
+  for (let i = 0; i < 20_050; i++) {
+    lines.push(`    r${i}: {rule: "HostSNI(\`a${i}\`)", service: s}`);
+  }
+  lines.push("  services:", '    s: { loadBalancer: { servers: [{ address: "127.0.0.1:1" }] } }');
+  const text = lines.join("\n") + "\n";
+  const { config } = parseConfig(text, "big.yaml", {});
+  assert.equal(Object.keys(config.tcp.routers).length, 20_050);
+  assert.equal(config.tcp.routers.r20049.rule, "HostSNI(`a20049`)");
+  // One mistake in the first slice, one in the second: both found, each at its place.
+  const bad = text.replace("r14: {", 'r14: {priority: "high", ')
+    .replace("r20048: {", "r20048: {prio: 2, ");
+  assert.throws(() => parseConfig(bad, "big.yaml", {}), (error: unknown) => {
+    assert.ok(error instanceof ConfigError);
+    const said = error.message.split("\n");
+    assert.match(said[0], /^big\.yaml:19:\d+: tcp\.routers\.r14\.priority: expected number/);
+    assert.match(said[1], /^big\.yaml:20053:\d+: tcp\.routers\.r20048\.prio: unknown key/);
+    assert.equal(said.length, 2, error.message);
+    return true;
+  });
+  // A name given twice is found in linear time too (yaml's own check of unique keys compares
+  // each key with every one before it: minutes for 100 000 routers).
+  assert.throws(
+    () => parseConfig(text.replace("    r7: ", "    r6: "), "big.yaml", {}),
+    (e: unknown) =>
+      e instanceof ConfigError && /^big\.yaml:12:5: YAML: Map keys must be unique/.test(e.message),
+  );
+});

@@ -4,6 +4,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { z } from "zod";
 import type { Config } from "./model.ts";
 import {
   checkRuntime,
@@ -35,7 +36,7 @@ import {
 
 export { ConfigError, type ConfigProblem, didYouMean, formatProblem };
 export type { LoadOptions };
-import { fileSchema } from "./schema.ts";
+import { fileSchema, largeSections } from "./schema.ts";
 import { canonicalKeys, fromTraefikDynamic, fromTraefikStatic } from "./traefik.ts";
 import { readTlsFiles, type TlsMaterial } from "./tls_files.ts";
 
@@ -124,6 +125,64 @@ export async function parseConfigInSteps(
     if (step.done) return step.value;
     await pause();
   }
+}
+
+/** Items of a large section checked between two pauses. */
+const SHAPE_SLICE = 20_000;
+
+/**
+ * The schema's verdict on `data`, a large section (tcp or udp routers or services, over
+ * {@link SHAPE_SLICE} items) checked a slice at a time: 100 000 routers at once hold the event
+ * loop for about 200 ms. The same verdict as one `fileSchema.safeParse`, problems at the same
+ * paths.
+ */
+function* shapesOf(
+  data: Record<string, unknown>,
+): Generator<void, ReturnType<typeof fileSchema.safeParse>> {
+  const isTree = (v: unknown): v is Record<string, unknown> =>
+    !!v && typeof v === "object" && !Array.isArray(v);
+  const large: [
+    Record<string, unknown>,
+    "tcp" | "udp",
+    "routers" | "services",
+    Record<string, unknown>,
+  ][] = [];
+  for (const section of ["tcp", "udp"] as const) {
+    const s = data[section];
+    if (!isTree(s)) continue;
+    for (const kind of ["routers", "services"] as const) {
+      const items = s[kind];
+      if (isTree(items) && Object.keys(items).length > SHAPE_SLICE) {
+        large.push([s, section, kind, items]);
+        s[kind] = {};
+      }
+    }
+  }
+  let whole: ReturnType<typeof fileSchema.safeParse>;
+  try {
+    whole = fileSchema.safeParse(data, { reportInput: true });
+  } finally {
+    for (const [s, , kind, items] of large) s[kind] = items;
+  }
+  if (large.length === 0) return whole;
+  const issues = whole.success ? [] : [...whole.error.issues];
+  for (const [, section, kind, items] of large) {
+    const checked: Record<string, unknown> = {};
+    const entries = Object.entries(items);
+    for (let i = 0; i < entries.length; i += SHAPE_SLICE) {
+      yield;
+      const slice = Object.fromEntries(entries.slice(i, i + SHAPE_SLICE));
+      const r = largeSections[section][kind].safeParse(slice, { reportInput: true });
+      if (r.success) Object.assign(checked, r.data);
+      else {issues.push(
+          ...r.error.issues.map((issue) => ({ ...issue, path: [section, kind, ...issue.path] })),
+        );}
+    }
+    if (whole.success) (whole.data[section] as Record<string, unknown>)[kind] = checked;
+  }
+  return issues.length
+    ? { success: false, error: new z.ZodError(issues) } as ReturnType<typeof fileSchema.safeParse>
+    : whole;
 }
 
 /** A text that does not read, as the configuration's one problem. */
@@ -220,7 +279,7 @@ function* parseSteps(
       problems.push(p);
       paths.push(path);
     };
-    const result = fileSchema.safeParse(data, { reportInput: true });
+    const result = yield* shapesOf(data);
     let material: TlsMaterial | undefined;
     const roundNotes: ConfigProblem[] = [];
     yield;

@@ -156,7 +156,9 @@ function readYaml(text: string, file: string, read?: unknown): Document {
   const lineCounter = new LineCounter();
   let doc: ReturnType<typeof parseDocument> | undefined;
   const located = () =>
-    doc ??= parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+    // uniqueKeys off: `yaml` checks each key against every key before it in its map, which is
+    // quadratic (100 000 routers: minutes); duplicates are found below, in linear time.
+    doc ??= parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const at = (offset: number): Position => {
     const { line, col } = lineCounter.linePos(offset);
     return { line, column: col };
@@ -169,6 +171,10 @@ function readYaml(text: string, file: string, read?: unknown): Document {
   } catch {
     // js-yaml refuses some texts the YAML spec allows (an empty one): `yaml` decides.
     const first = located().errors[0];
+    const twice = duplicateKey(located().contents as Node | null);
+    if (twice !== undefined && (!first || twice < first.pos[0])) {
+      throw new ReadError(file, at(twice), "YAML: Map keys must be unique");
+    }
     if (first) throw new ReadError(file, at(first.pos[0]), `YAML: ${first.message.split("\n")[0]}`);
     data = asTree(located().toJS());
   }
@@ -178,6 +184,30 @@ function readYaml(text: string, file: string, read?: unknown): Document {
     data,
     locate: (path, key) => at(locateYaml(located().contents as Node | null, path, key)),
   };
+}
+
+/** The offset of the first key given twice in one mapping, if any (in linear time). */
+function duplicateKey(root: Node | null): number | undefined {
+  let found: number | undefined;
+  const todo: unknown[] = [root];
+  while (todo.length) {
+    const node = todo.pop();
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        if (isScalar(pair.key)) {
+          const key = String(pair.key.value);
+          const at = pair.key.range?.[0];
+          if (seen.has(key) && at !== undefined && (found === undefined || at < found)) found = at;
+          seen.add(key);
+        }
+        todo.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      todo.push(...node.items);
+    }
+  }
+  return found;
 }
 
 /** The offset of the YAML node at `path` (or of its key `key`), else of its nearest ancestor. */

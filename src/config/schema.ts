@@ -501,18 +501,27 @@ const udpRouter = z.strictObject({
 
 const record = <T extends z.ZodType>(value: T) => z.record(z.string(), value);
 
+/**
+ * The sections that may hold tens of thousands of items (a hosting provider's routers), each a
+ * record of its items: a large one is checked in slices (src/config/load.ts).
+ */
+export const largeSections = {
+  tcp: { routers: record(tcpRouter), services: record(tcpService) },
+  udp: { routers: record(udpRouter), services: record(udpService) },
+};
+
 /** The whole file. */
 export const fileSchema = z.strictObject({
   entryPoints: record(entryPoint).optional(),
   tcp: z.strictObject({
-    routers: record(tcpRouter).optional(),
-    services: record(tcpService).optional(),
+    routers: largeSections.tcp.routers.optional(),
+    services: largeSections.tcp.services.optional(),
     serversTransports: record(serversTransport).optional(),
     middlewares: record(tcpMiddleware).optional(),
   }).optional(),
   udp: z.strictObject({
-    routers: record(udpRouter).optional(),
-    services: record(udpService).optional(),
+    routers: largeSections.udp.routers.optional(),
+    services: largeSections.udp.services.optional(),
     middlewares: record(udpMiddleware).optional(),
   }).optional(),
   tls: tlsSection.optional(),

@@ -690,12 +690,15 @@ test("a large YAML file is read on a worker thread, to the same tree and the sam
   const off = await readDocumentOffThread(text, "big.yaml", (r) => onThread = r.worker);
   assert.ok(onThread, "read on a worker thread");
   assert.deepEqual(off.data, readDocument(text, "big.yaml").data);
+  // Places are found on the worker too: locate answers stand-ins, places() the real ones.
   const last = text.split("\n")[8003];
-  assert.deepEqual(off.locate(["tcp", "routers", "r7999", "service"]), {
-    line: 8004,
-    column: last.indexOf("s, priority") + 1,
-  });
-  // A key given twice: js-yaml refuses it on the worker, the main thread says where.
+  assert.deepEqual(off.locate(["tcp", "routers", "r7999", "service"]), { line: -1, column: 0 });
+  assert.deepEqual(off.locate(["tcp", "routers", "r1"]), { line: -2, column: 0 });
+  assert.deepEqual(await off.places!(), [
+    { line: 8004, column: last.indexOf("s, priority") + 1 },
+    readDocument(text, "big.yaml").locate(["tcp", "routers", "r1"]),
+  ]);
+  // A key given twice: js-yaml refuses it on the worker, which says where.
   const twice = text.replace("    r5: ", "    r4: ");
   const sync = (() => {
     try {
@@ -765,5 +768,44 @@ test("over 20 000 routers, the schema checks them in slices, with the same verdi
     () => parseConfig(text.replace("    r7: ", "    r6: "), "big.yaml", {}),
     (e: unknown) =>
       e instanceof ConfigError && /^big\.yaml:12:5: YAML: Map keys must be unique/.test(e.message),
+  );
+});
+
+test("a large file's problems, read on a worker, are said at the places a whole read gives", async () => {
+  // An unused service (a note), a router whose service is not defined (left out when serving),
+  // and a wrong type: each located on the worker, then as parseConfig locates them.
+  const text = largeYaml(8_000)
+    .replace(
+      '    r10: { rule: "HostSNI(`c10.example`)", service: s,',
+      '    r10: { rule: "HostSNI(`c10.example`)", service: nope,',
+    )
+    .replace("priority: 7000 }", 'priority: "high" }') +
+    '    unused: { loadBalancer: { servers: [{ address: "127.0.0.1:2" }] } }\n';
+  const whole = (() => {
+    try {
+      parseConfig(text, "big.yaml", {});
+    } catch (error) {
+      return (error as ConfigError).message;
+    }
+  })();
+  await assert.rejects(
+    parseConfigInSteps(text, "big.yaml", {}, [], () => Promise.resolve()),
+    (error: unknown) => error instanceof ConfigError && error.message === whole,
+  );
+  assert.match(whole!, /^big\.yaml:15:\d+: tcp\.routers\.r10\.service: tcp service "nope"/m);
+  // Serving (isolate): the same places on what is left out and on the notes.
+  const served = parseConfig(text, "big.yaml", { isolate: true });
+  const stepped = await parseConfigInSteps(
+    text,
+    "big.yaml",
+    { isolate: true },
+    [],
+    () => Promise.resolve(),
+  );
+  assert.deepEqual(stepped.config.leftOut, served.config.leftOut);
+  assert.equal(stepped.config.leftOut.length, 2);
+  assert.deepEqual(stepped.notes.map(formatProblem), served.notes.map(formatProblem));
+  assert.ok(
+    stepped.notes.some((n) => /unused: no tcp router uses this service/.test(formatProblem(n))),
   );
 });

@@ -21,6 +21,7 @@ import {
   type Document,
   type OffThreadRead,
   type Path,
+  type Position,
   readDocument,
   readDocumentOffThread,
   ReadError,
@@ -120,11 +121,45 @@ export async function parseConfigInSteps(
   }
   await pause();
   const steps = parseSteps(text, file, options, parts, doc);
-  for (;;) {
-    const step = steps.next();
-    if (step.done) return step.value;
-    await pause();
+  let loaded: LoadedConfig | undefined;
+  let failure: unknown;
+  try {
+    for (;;) {
+      const step = steps.next();
+      if (step.done) {
+        loaded = step.value;
+        break;
+      }
+      await pause();
+    }
+  } catch (error) {
+    failure = error;
   }
+  // Documents read on a worker answered `locate` with stand-ins: the real places now.
+  const places = new Map<string, Position[]>();
+  for (const d of [doc, ...parts.map((p) => p.document)]) {
+    if (d?.places) places.set(d.file, await d.places());
+  }
+  const placed = (p: ConfigProblem) => {
+    const at = p.line < 0 ? places.get(p.file)?.[-p.line - 1] : undefined;
+    if (at) Object.assign(p, at);
+    return p;
+  };
+  if (failure !== undefined) {
+    if (failure instanceof ConfigError && places.size) {
+      throw new ConfigError(sortProblems(failure.problems.map(placed)));
+    }
+    throw failure;
+  }
+  if (places.size) {
+    loaded!.notes.forEach(placed);
+    for (const l of loaded!.leftOut) l.problems.forEach(placed);
+    loaded!.config.leftOut = loaded!.leftOut.map((l) => ({
+      item: l.item,
+      errors: l.problems.map(formatProblem),
+    }));
+  }
+  return loaded!;
 }
 
 /** Items of a large section checked between two pauses. */

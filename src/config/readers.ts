@@ -28,6 +28,11 @@ export interface Document {
    * ancestor's place when it is not. Keys match in any case, as traefik's decoder matches them.
    */
   locate(path: Path, key?: string): Position;
+  /**
+   * For a document read on a worker thread: `locate` answered stand-ins (`line` -N for the Nth
+   * place asked), and this finds the real places, in the order asked.
+   */
+  places?(): Promise<Position[]>;
 }
 
 /** Text that is not valid YAML or TOML, at a place in it. */
@@ -63,9 +68,12 @@ export const OFF_THREAD_BYTES = 512 * 1024;
  * {@link readDocument}, with a large YAML text read on a worker thread: reading 10 MB (100 000
  * routers) takes js-yaml about half a second, which on the main thread is half a second in which
  * no connection is accepted. The main thread then only takes the tree in (JSON.parse, about a
- * tenth of that). Positions are still found on the main thread, and only when a problem needs
- * one. Where a worker cannot start or the text holds what JSON cannot carry (`.inf`, `.nan`),
- * the text is read here as {@link readDocument} reads it.
+ * tenth of that). Positions are found on the worker too (`yaml` keeps them, at about 45 µs a
+ * router, seconds for 100 000): the document's `locate` answers with a stand-in (`line` -N for
+ * the Nth place asked) and {@link Document.places} then finds every place asked for at once. A
+ * text that does not read is located on the worker too. Where a worker cannot start or the text
+ * holds what JSON cannot carry (`.inf`, `.nan`), the text is read here as {@link readDocument}
+ * reads it.
  */
 export async function readDocumentOffThread(
   text: string,
@@ -74,18 +82,57 @@ export async function readDocumentOffThread(
 ): Promise<Document> {
   if (formatOf(file) !== "yaml" || text.length < OFF_THREAD_BYTES) return readDocument(text, file);
   const started = Date.now();
-  let json: string | null | "here";
+  let answer: WorkerAnswer;
   try {
-    json = await onWorker(text);
+    answer = await onWorker({ text });
   } catch (error) {
     observe({ file, worker: false, ms: Date.now() - started, error: (error as Error).message });
     return readDocument(text, file);
   }
-  // What JSON cannot carry (.inf, .nan): read here, as ever.
-  if (json === "here") return readDocument(text, file);
+  // What JSON cannot carry (.inf, .nan), or what only `yaml` reads: read here, as ever.
+  if (answer.here) return readDocument(text, file);
   observe({ file, worker: true, ms: Date.now() - started });
-  // null: js-yaml refused it; `yaml` says where.
-  return readYaml(text, file, json === null ? null : JSON.parse(json));
+  if (answer.unreadable) {
+    throw new ReadError(file, answer.unreadable.position, answer.unreadable.detail);
+  }
+  const asked: [Path, string | undefined][] = [];
+  return {
+    file,
+    format: "yaml",
+    data: asTree(JSON.parse(answer.json!)),
+    locate(path, key) {
+      asked.push([path, key]);
+      return { line: -asked.length, column: 0 };
+    },
+    async places() {
+      if (asked.length === 0) return [];
+      try {
+        return (await onWorker({ text, locate: asked })).places!;
+      } catch {
+        // No worker: found here, as readDocument would (the loop is held meanwhile).
+        const here = readDocument(text, file);
+        return asked.map(([path, key]) => here.locate(path, key));
+      }
+    },
+  };
+}
+
+/** What the YAML worker is asked: to read `text`, or to find the places `locate` names in it. */
+export interface WorkerQuestion {
+  text: string;
+  locate?: [Path, string | undefined][];
+}
+
+/** What the YAML worker answers (src/config/yaml_worker.ts). */
+export interface WorkerAnswer {
+  /** The tree, as JSON. */
+  json?: string;
+  /** The text does not read: where and why. */
+  unreadable?: { position: Position; detail: string };
+  /** The text holds what JSON cannot carry, or what only `yaml` reads: read it on the main thread. */
+  here?: boolean;
+  /** The places asked for, in order. */
+  places?: Position[];
 }
 
 /**
@@ -103,18 +150,15 @@ const WORKER_MODULES: (() => string | NodeURL)[] = [
 ];
 let workerModule: number | undefined;
 
-/**
- * The worker's answer for `text`: the tree as JSON, null when js-yaml refused the text, or
- * "here" when it holds what JSON cannot carry.
- */
-async function onWorker(text: string): Promise<string | null | "here"> {
+/** The YAML worker's answer to `question`, from a worker started for it. */
+async function onWorker(question: WorkerQuestion): Promise<WorkerAnswer> {
   let failure: unknown;
   for (const [i, where] of WORKER_MODULES.entries()) {
     if (workerModule !== undefined && workerModule !== i) continue;
     try {
-      const json = await workerRead(where(), text);
+      const answer = await ask(where(), question);
       workerModule = i;
-      return json;
+      return answer;
     } catch (error) {
       failure = error;
     }
@@ -122,7 +166,7 @@ async function onWorker(text: string): Promise<string | null | "here"> {
   throw failure;
 }
 
-function workerRead(module: string | NodeURL, text: string): Promise<string | null | "here"> {
+function ask(module: string | NodeURL, question: WorkerQuestion): Promise<WorkerAnswer> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(module);
     const done = (settle: () => void) => {
@@ -130,13 +174,10 @@ function workerRead(module: string | NodeURL, text: string): Promise<string | nu
       void worker.terminate();
       settle();
     };
-    worker.once(
-      "message",
-      (m: { json: string | null; here?: boolean }) => done(() => resolve(m.here ? "here" : m.json)),
-    );
+    worker.once("message", (answer: WorkerAnswer) => done(() => resolve(answer)));
     worker.once("error", (e) => done(() => reject(e)));
     worker.once("exit", () => done(() => reject(new Error("the YAML worker ended"))));
-    worker.postMessage(text);
+    worker.postMessage(question);
   });
 }
 
@@ -152,7 +193,7 @@ function asTree(value: unknown): Record<string, unknown> {
  * every node's position, for located problems. The second runs only when there is something to
  * locate.
  */
-function readYaml(text: string, file: string, read?: unknown): Document {
+function readYaml(text: string, file: string): Document {
   const lineCounter = new LineCounter();
   let doc: ReturnType<typeof parseDocument> | undefined;
   const located = () =>
@@ -165,9 +206,7 @@ function readYaml(text: string, file: string, read?: unknown): Document {
   };
   let data: Record<string, unknown>;
   try {
-    // `read`: the tree read elsewhere (null: refused there), else js-yaml reads it now.
-    if (read === null) throw new Error("refused");
-    data = asTree(read !== undefined ? read : loadYaml(text, { schema: CORE_SCHEMA }));
+    data = asTree(loadYaml(text, { schema: CORE_SCHEMA }));
   } catch {
     // js-yaml refuses some texts the YAML spec allows (an empty one): `yaml` decides.
     const first = located().errors[0];

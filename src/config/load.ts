@@ -208,10 +208,13 @@ function* shapesOf(
       yield;
       const slice = Object.fromEntries(entries.slice(i, i + SHAPE_SLICE));
       const r = largeSections[section][kind].safeParse(slice, { reportInput: true });
-      if (r.success) Object.assign(checked, r.data);
-      else {issues.push(
-          ...r.error.issues.map((issue) => ({ ...issue, path: [section, kind, ...issue.path] })),
-        );}
+      if (r.success) {
+        Object.assign(checked, r.data);
+      } else {
+        for (const issue of r.error.issues) {
+          issues.push({ ...issue, path: [section, kind, ...issue.path] });
+        }
+      }
     }
     if (whole.success) (whole.data[section] as Record<string, unknown>)[kind] = checked;
   }

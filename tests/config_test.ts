@@ -741,27 +741,44 @@ test("a reload of a large file in steps gives the configuration a whole read giv
   );
 });
 
-test("over 20 000 routers, the schema checks them in slices, with the same verdict and places", () => {
+test("over 20 000 routers, a reload's schema check goes in slices, with a whole check's verdict", async () => {
   const lines = ["entryPoints:", '  web: { address: "127.0.0.1:0" }', "tcp:", "  routers:"];
   for (let i = 0; i < 20_050; i++) {
     lines.push(`    r${i}: {rule: "HostSNI(\`a${i}\`)", service: s}`);
   }
   lines.push("  services:", '    s: { loadBalancer: { servers: [{ address: "127.0.0.1:1" }] } }');
   const text = lines.join("\n") + "\n";
-  const { config } = parseConfig(text, "big.yaml", {});
+  let pauses = 0;
+  const pause = () => {
+    pauses++;
+    return Promise.resolve();
+  };
+  const { config } = await parseConfigInSteps(text, "big.yaml", {}, [], pause);
   assert.equal(Object.keys(config.tcp.routers).length, 20_050);
-  assert.equal(config.tcp.routers.r20049.rule, "HostSNI(`a20049`)");
-  // One mistake in the first slice, one in the second: both found, each at its place.
+  assert.deepEqual(
+    config.tcp.routers.r20049,
+    parseConfig(text, "big.yaml").config.tcp.routers.r20049,
+  );
+  assert.ok(pauses >= 11, `${pauses} pauses`); // 9 steps, and one more per slice of routers
+  // One mistake in the first slice, one in the second: both found, each at its place, as a
+  // whole check finds them.
   const bad = text.replace("r14: {", 'r14: {priority: "high", ')
     .replace("r20048: {", "r20048: {prio: 2, ");
-  assert.throws(() => parseConfig(bad, "big.yaml", {}), (error: unknown) => {
-    assert.ok(error instanceof ConfigError);
-    const said = error.message.split("\n");
-    assert.match(said[0], /^big\.yaml:19:\d+: tcp\.routers\.r14\.priority: expected number/);
-    assert.match(said[1], /^big\.yaml:20053:\d+: tcp\.routers\.r20048\.prio: unknown key/);
-    assert.equal(said.length, 2, error.message);
-    return true;
-  });
+  const whole = (() => {
+    try {
+      parseConfig(bad, "big.yaml", {});
+    } catch (error) {
+      return (error as ConfigError).message;
+    }
+  })()!;
+  const said = whole.split("\n");
+  assert.match(said[0], /^big\.yaml:19:\d+: tcp\.routers\.r14\.priority: expected number/);
+  assert.match(said[1], /^big\.yaml:20053:\d+: tcp\.routers\.r20048\.prio: unknown key/);
+  assert.equal(said.length, 2, whole);
+  await assert.rejects(
+    parseConfigInSteps(bad, "big.yaml", {}, [], pause),
+    (error: unknown) => error instanceof ConfigError && error.message === whole,
+  );
   // A name given twice is found in linear time too (yaml's own check of unique keys compares
   // each key with every one before it: minutes for 100 000 routers).
   assert.throws(

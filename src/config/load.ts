@@ -317,7 +317,10 @@ function* parseSteps(
       problems.push(p);
       paths.push(path);
     };
-    const result = yield* shapesOf(data);
+    // A reload checks large sections in slices; `l4p check` and a start, at once.
+    const result = read === undefined
+      ? fileSchema.safeParse(data, { reportInput: true })
+      : yield* shapesOf(data);
     let material: TlsMaterial | undefined;
     const roundNotes: ConfigProblem[] = [];
     yield;

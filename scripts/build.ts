@@ -133,34 +133,20 @@ function buildDeno(out: string): boolean {
  */
 function buildNpm(outdir: string): boolean {
   rmSync(outdir, { recursive: true, force: true });
-  const js = run(tool("bun"), [
-    "build",
+  const bundle = (...args: string[]) =>
+    run(tool("bun"), ["build", ...args, "--outdir", outdir, "--target", "node", "--format", "esm"]);
+  const js = bundle(
     "mod.ts",
     "src/cli/main.ts",
-    "--outdir",
-    outdir,
-    "--target",
-    "node",
-    "--format",
-    "esm",
     "--splitting",
     // The dependencies stay imports, resolved in the user's node_modules; files imported as
     // text (the dashboard's uPlot) are inlined, since an external import would lose its
     // `with { type: "text" }`.
     ...["yaml", "zod", "acme-client"].flatMap((p) => ["--external", p]),
-  ]);
+  );
   if (!js.ok) return fail(`bun build failed:\n${js.output}`);
   // The YAML worker beside the chunks that start it (they ask for ./yaml_worker.js).
-  const worker = run(tool("bun"), [
-    "build",
-    WORKER,
-    "--outdir",
-    outdir,
-    "--target",
-    "node",
-    "--format",
-    "esm",
-  ]);
+  const worker = bundle(WORKER);
   if (!worker.ok) return fail(`bun build (the YAML worker) failed:\n${worker.output}`);
   const dts = run(tool("tsc"), [
     "mod.ts",

@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { buildHello } from "../tests/_hello.ts";
+import { redisArgs } from "./peer_args.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url).href);
 const args = process.argv.slice(2);
@@ -77,16 +78,7 @@ function roundTrip(port: number, hello: Uint8Array): Promise<number> {
 /** A redis-server of its own on a free loopback port, without persistence. */
 async function startRedis(): Promise<{ port: number; url: string; stop: () => void }> {
   const port = await freePort();
-  const child = spawn("redis-server", [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-  ], { stdio: "ignore" });
+  const child = spawn("redis-server", redisArgs(port), { stdio: "ignore" });
   for (let i = 0; i < 100; i++) {
     const r = spawnSync("redis-cli", ["-p", String(port), "PING"], { encoding: "utf8" });
     if (r.stdout.trim() === "PONG") break;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import net from "node:net";
 import { test } from "node:test";
+import { redisArgs } from "../scripts/peer_args.ts";
 import { startAdmin } from "../src/admin/admin.ts";
 import { parseConfig } from "../src/config/load.ts";
 import { renderMetrics } from "../src/metrics/prometheus.ts";
@@ -148,16 +149,7 @@ test("send/expect: PING → +PONG keeps a real redis-server up, a server answeri
   skip: !REDIS && "needs redis-server (apt-get install redis-server)",
 }, async () => {
   const redisPort = await freePort();
-  const redis = spawn(REDIS as string, [
-    "--port",
-    String(redisPort),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no",
-  ], { stdio: "ignore" });
+  const redis = spawn(REDIS as string, redisArgs(redisPort), { stdio: "ignore" });
   const impostor = await netServer((s) => {
     s.on("error", () => {});
     s.once("data", () => s.end("-ERR not redis\r\n"));

@@ -13,7 +13,6 @@ import {
   hasSeveralArguments,
   literalHosts,
   needsHttpHost,
-  parseRule,
   protocolsOf,
   type Rule,
   RuleError,
@@ -212,7 +211,7 @@ export function* crossCheck(file: ParsedFile, error: Report, note: Report): Gene
   for (const [name, router] of Object.entries(file.udp?.routers ?? {})) {
     if (router.rule !== undefined) {
       try {
-        const rule = parseRule(router.rule);
+        const rule = ruleOf(router.rule);
         const never = neverMatches(rule);
         if (never) note(["udp", "routers", name, "rule"], `this rule can never match: ${never}`);
         if (protocolsOf(rule).length || needsHttpHost(rule)) {
